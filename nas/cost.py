@@ -1,0 +1,267 @@
+"""Exact int8 cost of an `ArchSpec` on a CMSIS-NN microcontroller, before any training.
+
+These formulas are the contract with the C exporter: it emits weight arrays, activation arena and
+front-end buffers of exactly the sizes computed here.
+
+* FLASH (network): int8 weights + int32 bias per output channel + int32 multiplier and int32 shift per
+  output channel (conv, depthwise; per-tensor pair for dense, 8 B).
+* FLASH (front-end tables): float32 window, float32 mel coefficients with uint32 position/length per
+  band, and the CMSIS-DSP rfft tables for the FFT length (twiddles + bit-reversal).
+* RAM (arena): layers run in order; one arena holds the current layer's input at one end, its output at
+  the other and its CMSIS-NN scratch buffer in the gap, so arena = max over layers of
+  input + output + scratch, each rounded up to 4 bytes. The first layer reads the front-end's feature
+  buffer directly, so its input is not counted twice.
+* RAM (front-end): int16 audio frame, float32 FFT input/output, float32 mel energies, int8 features.
+* Scratch: CMSIS-NN v7 buffer sizes on the budget's core (DSP or pure C), deploy notes section 1.5.
+* MACs: per window; MAC/s multiplies by windows per second, so window overlap multiplies compute.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from nas.budget import Budget
+from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D,
+                      Layer, MaxPool2D, Shape, Softmax, conv_padding)
+
+# CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH (uint16 entries), by cfft length L.
+_BITREV_LEN = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
+
+
+def align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def scratch_bytes(layer: Layer, in_shape: Shape, dsp: bool) -> int:
+    """CMSIS-NN v7 scratch buffer of the kernel the wrapper dispatches to (deploy notes section 1.5)."""
+    h, w, c = in_shape
+    if isinstance(layer, Conv2D):
+        ph, pw = conv_padding(layer.kernel, layer.padding)
+        if layer.kernel == (1, 1) and (ph, pw) == (0, 0):
+            return 0  # arm_convolve_1x1_s8(_fast): no buffer with GCC
+        return 4 * align4(layer.kernel[0] * layer.kernel[1] * c)  # arm_convolve_s8 im2col, DSP and C alike
+    if isinstance(layer, DepthwiseConv2D):
+        ph, pw = conv_padding(layer.kernel, layer.padding)
+        if layer.kernel == (3, 3) and ph <= 1 and pw <= 1:
+            return 0  # arm_depthwise_conv_3x3_s8
+        return 2 * c * layer.kernel[0] * layer.kernel[1] if dsp else 0  # arm_depthwise_conv_s8_opt
+    if isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+        return 4 * c if dsp else 0  # arm_avgpool_s8
+    return 0  # max pool, fully connected (non-MVE) and softmax need none
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    kind: str
+    in_shape: Shape
+    out_shape: Shape
+    params: int
+    macs: int
+    weight_bytes: int
+    bias_bytes: int
+    quant_bytes: int
+    in_bytes: int
+    out_bytes: int
+    scratch_bytes: int
+    arena_bytes: int  # what this layer needs of the arena: input (if in the arena) + output + scratch
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.weight_bytes + self.bias_bytes + self.quant_bytes
+
+
+def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool) -> LayerCost:
+    h, w, c = in_shape
+    oh, ow, oc = out_shape
+    weights = bias = quant = macs = 0
+    if isinstance(layer, Conv2D):
+        weights = layer.kernel[0] * layer.kernel[1] * c * oc
+        bias, quant = oc, 8 * oc
+        macs = oh * ow * weights
+    elif isinstance(layer, DepthwiseConv2D):
+        weights = layer.kernel[0] * layer.kernel[1] * c
+        bias, quant = oc, 8 * oc
+        macs = oh * ow * weights
+    elif isinstance(layer, Dense):
+        weights = h * w * c * layer.units
+        bias, quant = layer.units, 8
+        macs = weights
+    in_bytes, out_bytes = h * w * c, oh * ow * oc
+    scratch = scratch_bytes(layer, in_shape, dsp)
+    arena = (0 if first else align4(in_bytes)) + align4(out_bytes) + align4(scratch)
+    return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=weights + bias,
+                     macs=macs, weight_bytes=weights, bias_bytes=4 * bias, quant_bytes=quant, in_bytes=in_bytes,
+                     out_bytes=out_bytes, scratch_bytes=scratch, arena_bytes=arena)
+
+
+def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
+    """FLASH of the front-end constants: window, sparse mel matrix, CMSIS-DSP rfft tables."""
+    window = 4 * fe.n_fft
+    mel = 4 * mel_nonzeros + 2 * 4 * fe.n_mels  # coefficients + uint32 filterPos and filterLengths
+    half = fe.n_fft // 2
+    rfft = 4 * 2 * half + 2 * _BITREV_LEN[half] + 4 * fe.n_fft  # cfft twiddles, bitrev, rfft twiddles
+    return window + mel + rfft
+
+
+def frontend_ram_bytes(fe: FrontEnd) -> int:
+    """Static front-end buffers: int16 audio frame, float32 FFT in/out, float32 mel, int8 window."""
+    return (align4(2 * fe.n_fft) + 4 * fe.n_fft + 4 * fe.n_fft + 4 * fe.n_mels
+            + align4(fe.frames * fe.n_mels))
+
+
+_MEL_NONZEROS: dict[tuple, int] = {}
+
+
+def mel_nonzeros(fe: FrontEnd) -> int:
+    """Non-zero weights of the sparse mel filterbank the device stores (memoised: it is per front-end)."""
+    key = (fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.f_max)
+    if key not in _MEL_NONZEROS:
+        from nas.data.frontend import mel_filter_tables
+
+        _MEL_NONZEROS[key] = int(mel_filter_tables(fe).lengths.sum())
+    return _MEL_NONZEROS[key]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Whole-model cost; `*_total` include the budget's fixed reserves, as compared with the limits."""
+
+    layers: tuple[LayerCost, ...]
+    windows_per_second: float
+    arena_bytes: int
+    frontend_ram_bytes: int
+    frontend_flash_bytes: int
+    reserve_ram_bytes: int
+    reserve_flash_bytes: int
+
+    @property
+    def params(self) -> int:
+        return sum(lc.params for lc in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(lc.macs for lc in self.layers)
+
+    @property
+    def macs_per_second(self) -> float:
+        return self.macs * self.windows_per_second
+
+    @property
+    def network_flash_bytes(self) -> int:
+        return sum(lc.flash_bytes for lc in self.layers)
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.network_flash_bytes + self.frontend_flash_bytes + self.reserve_flash_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.arena_bytes + self.frontend_ram_bytes + self.reserve_ram_bytes
+
+    def summary(self) -> dict[str, float]:
+        """Flat numbers for trial attributes, CSVs and plots."""
+        return {"params": self.params, "macs": self.macs, "macs_per_second": self.macs_per_second,
+                "windows_per_second": self.windows_per_second, "ram_bytes": self.ram_bytes,
+                "flash_bytes": self.flash_bytes, "arena_bytes": self.arena_bytes,
+                "frontend_ram_bytes": self.frontend_ram_bytes, "network_flash_bytes": self.network_flash_bytes,
+                "frontend_flash_bytes": self.frontend_flash_bytes}
+
+    def usage(self, budget: Budget) -> dict[str, float]:
+        """Share of each limit used (1.0 = exactly at the limit)."""
+        lim = budget.limits
+        return {"ram": self.ram_bytes / lim.ram_bytes, "flash": self.flash_bytes / lim.flash_bytes,
+                "macs_per_second": self.macs_per_second / lim.macs_per_second}
+
+    def violations(self, budget: Budget) -> dict[str, float]:
+        """Optuna constraint values: usage - 1, feasible when <= 0, comparable across limits."""
+        return {k: v - 1.0 for k, v in self.usage(budget).items()}
+
+    def fits(self, budget: Budget) -> bool:
+        return all(v <= 0 for v in self.violations(budget).values())
+
+
+def estimate(spec: ArchSpec, budget: Budget) -> Cost:
+    dsp = budget.target.dsp
+    names = spec.layer_names()
+    layers = tuple(layer_cost(name, layer, i_s, o_s, dsp, first=(i == 0))
+                   for i, (name, layer, (i_s, o_s)) in enumerate(zip(names, spec.layers, spec.layer_shapes())))
+    fe = spec.frontend
+    return Cost(layers=layers, windows_per_second=fe.windows_per_second,
+                arena_bytes=max(lc.arena_bytes for lc in layers),
+                frontend_ram_bytes=frontend_ram_bytes(fe),
+                frontend_flash_bytes=frontend_table_bytes(fe, mel_nonzeros(fe)),
+                reserve_ram_bytes=budget.reserves.ram_bytes, reserve_flash_bytes=budget.reserves.flash_bytes)
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+def _shape(s: Shape) -> str:
+    return "x".join(map(str, s))
+
+
+def _describe(layer: Layer) -> str:
+    if isinstance(layer, (Conv2D, DepthwiseConv2D)):
+        k = f"{layer.kernel[0]}x{layer.kernel[1]}"
+        s = f"/{layer.stride[0]}x{layer.stride[1]}" if layer.stride != (1, 1) else ""
+        p = " valid" if layer.padding == "valid" else ""
+        return f"{layer.TYPE} {k}{s}{p}"
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        return f"{layer.TYPE} {layer.pool[0]}x{layer.pool[1]}"
+    return layer.TYPE
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1024:.1f} kB"
+
+
+def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
+    cost = cost or estimate(spec, budget)
+    fe = spec.frontend
+    rows = [("layer", "type", "in", "out", "params", "MACs", "FLASH B", "scratch B", "RAM B")]
+    for layer, lc in zip(spec.layers, cost.layers):
+        rows.append((lc.name, _describe(layer), _shape(lc.in_shape), _shape(lc.out_shape), f"{lc.params:,}",
+                     f"{lc.macs:,}", f"{lc.flash_bytes:,}", f"{lc.scratch_bytes:,}", f"{lc.arena_bytes:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"{spec.name} on {budget.name}",
+             f"front-end: {fe.sample_rate} Hz, FFT {fe.n_fft}/hop {fe.hop_length}, {fe.n_mels} mels, "
+             f"{fe.frames} frames per window ({fe.window_seconds:.2f} s), overlap {fe.overlap:.0%} "
+             f"-> {cost.windows_per_second:.2f} windows/s", ""]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(r)))
+        if i == 0:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    lines += ["",
+              f"params {cost.params:,}   MACs/window {cost.macs:,}   MAC/s {cost.macs_per_second:,.0f}",
+              f"FLASH {cost.flash_bytes:,} B = network {cost.network_flash_bytes:,} + front-end tables "
+              f"{cost.frontend_flash_bytes:,} + reserves {cost.reserve_flash_bytes:,}",
+              f"RAM   {cost.ram_bytes:,} B = arena {cost.arena_bytes:,} + front-end buffers "
+              f"{cost.frontend_ram_bytes:,} + reserves {cost.reserve_ram_bytes:,}", ""]
+    lim = budget.limits
+    checks = [("RAM", cost.ram_bytes, lim.ram_bytes, _kb), ("FLASH", cost.flash_bytes, lim.flash_bytes, _kb),
+              ("MAC/s", cost.macs_per_second, lim.macs_per_second, lambda n: f"{n / 1e6:.2f} M")]
+    for label, used, limit, fmt in checks:
+        verdict = "ok" if used <= limit else f"OVER by {fmt(used - limit)} ({used / limit - 1:+.0%})"
+        lines.append(f"{label:<6}{fmt(used):>12} of {fmt(limit):>10}  {used / limit:6.1%}  {verdict}")
+    lines.append("fits the budget" if cost.fits(budget) else "does NOT fit the budget")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nas.cost",
+                                     description="Per-layer int8 cost of an architecture against a budget. "
+                                                 "Exit 0 if it fits, 1 if not.")
+    parser.add_argument("--budget", required=True, help="budget YAML, e.g. budgets/stm32l476.yaml")
+    parser.add_argument("--arch", required=True, help="architecture spec YAML, e.g. specs/thesis/stride-ds-24.yaml")
+    args = parser.parse_args(argv)
+    budget = Budget.load(args.budget)
+    spec = ArchSpec.load(args.arch)
+    cost = estimate(spec, budget)
+    print(report(spec, budget, cost))
+    return 0 if cost.fits(budget) else 1
+
+
+if __name__ == "__main__":
+    from nas.errors import run_cli
+
+    run_cli(main)
