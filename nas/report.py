@@ -91,8 +91,11 @@ def summarise(study: optuna.Study, budget: Budget, out: Path) -> str:
     atomic_write_text(out / "trials.csv", df.to_csv(index=False))
     counts = df.state.value_counts().to_dict() if len(df) else {}
     rejected = int((df.feasible == False).sum()) if len(df) else 0  # noqa: E712 (pandas)
-    lines = [f"{len(df)} trials: {counts.get('COMPLETE', 0)} trained, {rejected} rejected before training, "
-             f"{counts.get('PRUNED', 0) - rejected} stopped early, {counts.get('FAIL', 0)} failed"]
+    lines = [f"{sum(counts.get(s, 0) for s in ('COMPLETE', 'PRUNED', 'FAIL'))} finished trials: "
+             f"{counts.get('COMPLETE', 0)} trained, {rejected} rejected before training, "
+             f"{counts.get('PRUNED', 0) - rejected} stopped early, {counts.get('FAIL', 0)} failed"
+             + (f" ({counts['WAITING']} queued, {counts.get('RUNNING', 0)} running)"
+                if counts.get("WAITING") or counts.get("RUNNING") else "")]
     front = pareto_front(study)
     if front:
         atomic_write_bytes(out / "pareto.png", plot_pareto(df, budget))

@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from nas.budget import Budget
 from nas.errors import UserError, run_cli
 from nas.space import InvalidArchitecture, SearchSpace
 from nas.spec import ArchSpec
+from nas.storage import open_storage
 from nas.train import StopTraining, TrainConfig, train
 from nas.trialdata import TrialData
 
@@ -36,6 +38,9 @@ DEMO = "demo"
 STUDIES = Path("studies")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
 
 def study_dir(study: str) -> Path:
     return STUDIES / study
@@ -43,17 +48,6 @@ def study_dir(study: str) -> Path:
 
 def default_storage(study: str) -> str:
     return str(study_dir(study) / "journal.log")
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage | str:
-    """A journal file for paths (safe for several local processes), an RDB/Redis URL otherwise."""
-    if "://" in url:
-        return url
-    path = Path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
 def load_study(study: str, storage: str, seed: int | None) -> optuna.Study:
@@ -308,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
           + (f", {closed} stale running trial(s) closed" if closed else "")
           + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     objective = Objective(space, budget, TrialData(root, split, args.cache), TrainConfig(epochs=epochs, seed=args.seed),
                           checkpoints=out / "checkpoints")
     if done < trials:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from nas import config
 from nas.config import bounded
+from nas.data.frontend import empty_mel_bands
 from nas.spec import (ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer, MaxPool2D,
                       Softmax)
 
@@ -144,10 +145,15 @@ class SearchSpace:
         try:
             fe = FrontEnd(sample_rate=p.sample_rate, n_fft=p.n_fft, hop_length=max(1, int(p.n_fft * p.hop_ratio)),
                           n_mels=p.n_mels, frames=p.frames, overlap=p.overlap, fmin=self.frontend.fmin, fmax=fmax)
-            return ArchSpec(name=name, frontend=fe, layers=tuple(_network(p, self.network.dropout, self.num_classes)),
+            spec = ArchSpec(name=name, frontend=fe, layers=tuple(_network(p, self.network.dropout, self.num_classes)),
                             num_classes=self.num_classes)
         except ValueError as exc:
             raise InvalidArchitecture(str(exc)) from None
+        empty = empty_mel_bands(fe)
+        if empty:
+            raise InvalidArchitecture(f"{p.n_mels} mel bands over a {p.n_fft}-point FFT leave band(s) "
+                                      f"{empty[:5]} without any FFT bin")
+        return spec
 
     def reference_params(self) -> dict[str, dict[str, Any]]:
         """References as Optuna parameter dicts (pool dropped where it is not a parameter)."""

@@ -1,0 +1,1 @@
+"""Export of trained candidates: int8 quantisation, ONNX, and C calling CMSIS-NN + CMSIS-DSP."""

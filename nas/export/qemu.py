@@ -1,0 +1,303 @@
+"""Build and run bare-metal Cortex-M4 programs under QEMU (mps2-an386) and measure them.
+
+Why: exported models must be checked on the real instruction set (DSP/SIMD code paths) and their
+cost measured deterministically without hardware.  QEMU's ``mps2-an386`` is a Cortex-M4F board;
+under ``-icount shift=0`` its SysTick counts exactly one tick per 40 retired instructions, which
+the harness in ``csrc/qemu_m4`` turns into an instruction counter (shared deploy.md section 7).
+
+Typical use (what the code generator does)::
+
+    tc = find_toolchain()                      # None when arm-none-eabi-gcc/qemu are missing
+    elf = build_elf([*portable_kernel_sources(), Path("model.c"), Path("main.c")],
+                    [PORTABLE_DIR, Path("gen")], Path("build"), defines=["NDEBUG"],
+                    flash_size=1024 * 1024, ram_size=96 * 1024)
+    text, code = run_elf(elf, input_bytes=features.tobytes())
+    tags = parse_tagged(text)                  # {"insn": {"model": 1234560}, "hex": {...}}
+    sizes = elf_sizes(elf)                     # {"text":…, "rodata":…, "data":…, "bss":…}
+
+The program includes ``qemu_harness.h``, defines ``int main(void)`` (its return value becomes the
+exit code), reads its input with ``qh_read_input`` and prints with ``qh_report_int`` /
+``qh_report_hex`` (lines ``@<tag> <name> <value>``) and ``qh_insn_count()``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+__all__ = [
+    "CSRC_DIR",
+    "HARNESS_DIR",
+    "PORTABLE_DIR",
+    "LINKER_SCRIPT",
+    "M4_CFLAGS",
+    "QEMU_MACHINE",
+    "INSN_PER_TICK",
+    "FAULT_EXIT_CODE",
+    "INPUT_FILE",
+    "Toolchain",
+    "BuildError",
+    "QemuError",
+    "find_toolchain",
+    "toolchain_problem",
+    "harness_sources",
+    "portable_kernel_sources",
+    "cmsis_nn_sources",
+    "build_elf",
+    "qemu_command",
+    "run_elf",
+    "elf_sizes",
+    "parse_tagged",
+]
+
+CSRC_DIR = Path(__file__).resolve().parent / "csrc"
+HARNESS_DIR = CSRC_DIR / "qemu_m4"
+PORTABLE_DIR = CSRC_DIR / "cmsisnn_portable"
+LINKER_SCRIPT = HARNESS_DIR / "mps2_an386.ld"
+
+M4_CFLAGS: tuple[str, ...] = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+QEMU_MACHINE = "mps2-an386"
+INSN_PER_TICK = 40  # SysTick on the 25 MHz core clock, 1 instruction per ns under -icount shift=0
+FAULT_EXIT_CODE = 86  # QH_FAULT_EXIT_CODE in qemu_harness.h
+INPUT_FILE = "qh_input.bin"  # QH_INPUT_FILE in qemu_harness.h
+
+
+class BuildError(RuntimeError):
+    """Compiling or linking failed; the message holds the command and compiler output."""
+
+
+class QemuError(RuntimeError):
+    """QEMU could not run the program or it ran past the timeout."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Paths of the cross tools; ``size`` is optional (elf_sizes parses the ELF itself)."""
+
+    gcc: str
+    qemu: str
+    size: str | None = None
+
+
+@lru_cache(maxsize=1)
+def _probe() -> tuple[Toolchain | None, str | None]:
+    gcc = shutil.which("arm-none-eabi-gcc")
+    qemu = shutil.which("qemu-system-arm")
+    if gcc is None:
+        return None, "arm-none-eabi-gcc not found on PATH (install gcc-arm-none-eabi)"
+    if qemu is None:
+        return None, "qemu-system-arm not found on PATH (install qemu-system-arm)"
+    with tempfile.TemporaryDirectory(prefix="qh_probe_") as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text("#include <string.h>\nint probe(char *d, const char *s) { return (int)strlen(strcpy(d, s)); }\n")
+        res = subprocess.run([gcc, *M4_CFLAGS, "-c", str(src), "-o", str(Path(tmp) / "probe.o")],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            last = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "unknown error"
+            return None, f"arm-none-eabi-gcc cannot compile against newlib (install libnewlib-arm-none-eabi): {last}"
+    res = subprocess.run([qemu, "-machine", "help"], capture_output=True, text=True)
+    if QEMU_MACHINE not in res.stdout:
+        return None, f"{qemu} has no {QEMU_MACHINE} machine"
+    return Toolchain(gcc=gcc, qemu=qemu, size=shutil.which("arm-none-eabi-size")), None
+
+
+def find_toolchain() -> Toolchain | None:
+    """The cross compiler (with newlib) and QEMU with mps2-an386, or None if any is missing."""
+    return _probe()[0]
+
+
+def toolchain_problem() -> str | None:
+    """Why :func:`find_toolchain` returns None (a one-line reason for skips), else None."""
+    return _probe()[1]
+
+
+def _require(toolchain: Toolchain | None) -> Toolchain:
+    tc = toolchain or find_toolchain()
+    if tc is None:
+        raise BuildError(toolchain_problem() or "no ARM toolchain")
+    return tc
+
+
+def harness_sources() -> list[Path]:
+    """C files of the harness (startup + semihosting/SysTick runtime); the program adds main()."""
+    return [HARNESS_DIR / "startup.c", HARNESS_DIR / "harness.c"]
+
+
+def portable_kernel_sources() -> list[Path]:
+    """C files of the portable CMSIS-NN subset (headers in PORTABLE_DIR)."""
+    return sorted(PORTABLE_DIR.glob("*.c"))
+
+
+def cmsis_nn_sources(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """(sources, include_dirs) of a real CMSIS-NN checkout: ``Source/**/*.c`` and ``Include``."""
+    root = Path(root)
+    inc = root / "Include"
+    if not (inc / "arm_nnfunctions.h").is_file():
+        raise BuildError(f"{root} is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h)")
+    return sorted((root / "Source").rglob("*.c")), [inc]
+
+
+def _define_flags(defines: Iterable[str] | Mapping[str, object]) -> list[str]:
+    if isinstance(defines, Mapping):
+        return [f"-D{k}" if v is None else f"-D{k}={v}" for k, v in defines.items()]
+    return [f"-D{d}" for d in defines]
+
+
+def build_elf(sources: Sequence[str | os.PathLike], include_dirs: Sequence[str | os.PathLike],
+              out_dir: str | os.PathLike, defines: Iterable[str] | Mapping[str, object] = (), *,
+              name: str = "app", opt: str = "-O2", cflags: Sequence[str] = (), ldflags: Sequence[str] = (),
+              flash_size: int | None = None, ram_size: int | None = None, min_stack: int | None = None,
+              with_harness: bool = True, jobs: int | None = None, toolchain: Toolchain | None = None,
+              timeout: float = 600.0) -> Path:
+    """Compile ``sources`` (+ the harness) for Cortex-M4F and link ``out_dir/<name>.elf``.
+
+    Flags: ``M4_CFLAGS``, ``opt`` (default -O2), ``-std=c99 -ffunction-sections -fdata-sections``,
+    ``-I`` for each include dir and the harness dir, ``-D`` for ``defines`` (strings "N" / "N=V" or
+    a mapping), then ``cflags``.  Objects are compiled in parallel; linking uses newlib-nano,
+    ``--gc-sections`` and the mps2-an386 script.  ``flash_size``/``ram_size``/``min_stack`` (bytes)
+    make the link fail when the program does not fit (e.g. 1 MiB / 96 KiB for an STM32L476).
+    A map file ``<name>.map`` is written next to the ELF.  Raises :class:`BuildError`.
+    """
+    tc = _require(toolchain)
+    out = Path(out_dir)
+    obj_dir = out / f"{name}.obj"
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    srcs = [Path(s) for s in sources]
+    if with_harness:
+        srcs += harness_sources()
+    base = [tc.gcc, *M4_CFLAGS, opt, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
+    base += [f"-I{Path(d)}" for d in include_dirs] + [f"-I{HARNESS_DIR}"]
+    base += _define_flags(defines) + list(cflags)
+
+    def compile_one(item: tuple[int, Path]) -> Path:
+        idx, src = item
+        obj = obj_dir / f"{idx:04d}_{src.stem}.o"
+        cmd = base + ["-c", str(src), "-o", str(obj)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise BuildError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
+        return obj
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        objs = list(pool.map(compile_one, enumerate(srcs)))
+
+    elf = out / f"{name}.elf"
+    link = [tc.gcc, *M4_CFLAGS, opt, *map(str, objs), "-T", str(LINKER_SCRIPT), "-nostartfiles",
+            "--specs=nano.specs", "-Wl,--gc-sections", f"-Wl,-Map={out / (name + '.map')}"]
+    for sym, val in (("QH_FLASH_SIZE", flash_size), ("QH_RAM_SIZE", ram_size), ("QH_MIN_STACK", min_stack)):
+        if val is not None:
+            link.append(f"-Wl,--defsym={sym}={int(val)}")
+    link += list(ldflags) + ["-lm", "-o", str(elf)]
+    res = subprocess.run(link, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise BuildError(f"link failed: {' '.join(link)}\n{res.stderr}")
+    return elf
+
+
+def qemu_command(elf: str | os.PathLike, output_file: str | os.PathLike | None = None,
+                 toolchain: Toolchain | None = None) -> list[str]:
+    """The QEMU command line; with ``output_file`` semihosting output goes there instead of stderr."""
+    tc = _require(toolchain)
+    cmd = [tc.qemu, "-M", QEMU_MACHINE, "-nographic"]
+    semi = "enable=on,target=native"
+    if output_file is not None:
+        path = str(output_file).replace(",", ",,")
+        cmd += ["-chardev", f"file,id=qhout,path={path}"]
+        semi += ",chardev=qhout"
+    cmd += ["-semihosting-config", semi, "-icount", "shift=0", "-kernel", str(Path(elf).resolve())]
+    return cmd
+
+
+def run_elf(elf: str | os.PathLike, input_bytes: bytes | None = None, timeout: float = 60.0, *,
+            toolchain: Toolchain | None = None) -> tuple[str, int]:
+    """Run an ELF under QEMU; returns (program output text, exit code).
+
+    ``input_bytes`` is offered to the program as the host file ``qh_input.bin`` (read with
+    ``qh_read_input``).  Exit code ``FAULT_EXIT_CODE`` (86) means the core faulted (an ``@fault``
+    line says where).  Raises :class:`QemuError` on timeout or when QEMU itself fails to start.
+    """
+    tc = _require(toolchain)
+    with tempfile.TemporaryDirectory(prefix="qh_run_") as tmp:
+        work = Path(tmp)
+        if input_bytes is not None:
+            (work / INPUT_FILE).write_bytes(bytes(input_bytes))
+        out_file = work / "qh_output.txt"
+        cmd = qemu_command(elf, out_file, tc)
+        try:
+            res = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
+                                 timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            partial = out_file.read_text(errors="replace") if out_file.exists() else ""
+            raise QemuError(f"QEMU timed out after {timeout} s running {elf}; output so far:\n{partial[-2000:]}") from exc
+        text = out_file.read_text(errors="replace") if out_file.exists() else ""
+        err = res.stderr.decode(errors="replace")
+        if not text and res.returncode != 0 and "qemu-system-arm:" in err:
+            raise QemuError(f"QEMU failed (exit {res.returncode}): {err.strip()}")
+        return text, res.returncode
+
+
+def elf_sizes(elf: str | os.PathLike) -> dict[str, int]:
+    """Section-size summary of an ELF32 image from its section headers.
+
+    ``text`` = allocated executable sections, ``rodata`` = other allocated read-only sections,
+    ``data`` = initialised writable (costs flash and RAM), ``bss`` = zero-initialised writable;
+    ``flash`` = text + rodata + data, ``ram`` = data + bss (stack and heap not included).
+    """
+    raw = Path(elf).read_bytes()
+    if raw[:4] != b"\x7fELF" or raw[4] != 1:
+        raise ValueError(f"{elf} is not an ELF32 file")
+    endian = "<" if raw[5] == 1 else ">"
+    shoff, = struct.unpack_from(endian + "I", raw, 0x20)
+    shentsize, shnum = struct.unpack_from(endian + "HH", raw, 0x2E)
+    sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
+    shf_write, shf_alloc, shf_exec, sht_nobits = 0x1, 0x2, 0x4, 8
+    for i in range(shnum):
+        _name, sh_type, flags, _addr, _off, size = struct.unpack_from(endian + "IIIIII", raw, shoff + i * shentsize)
+        if not flags & shf_alloc or size == 0:
+            continue
+        if flags & shf_exec:
+            sizes["text"] += size
+        elif flags & shf_write:
+            sizes["bss" if sh_type == sht_nobits else "data"] += size
+        else:
+            sizes["rodata"] += size
+    sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
+    sizes["ram"] = sizes["data"] + sizes["bss"]
+    return sizes
+
+
+def parse_tagged(text: str) -> dict[str, dict[str, object]]:
+    """Collect ``@<tag> <name> <value>`` lines: ``{tag: {name: value}}``.
+
+    ``@hex`` values become ``bytes``, values that parse as integers become ``int``, anything else
+    stays a string (``@fault`` lines are kept whole under ``tags["fault"]["line"]``).
+    """
+    tags: dict[str, dict[str, object]] = {}
+    for line in text.splitlines():
+        if not line.startswith("@"):
+            continue
+        parts = line[1:].split(None, 2)
+        if parts and parts[0] == "fault":
+            tags.setdefault("fault", {})["line"] = line
+            continue
+        if len(parts) < 2:
+            continue
+        tag, name = parts[0], parts[1]
+        value_text = parts[2].strip() if len(parts) > 2 else ""
+        value: object
+        if tag == "hex":
+            value = bytes.fromhex(value_text)
+        else:
+            try:
+                value = int(value_text)
+            except ValueError:
+                value = value_text
+        tags.setdefault(tag, {})[name] = value
+    return tags
