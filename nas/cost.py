@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from nas.budget import Budget
 from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D,
-                      Layer, MaxPool2D, Shape, Softmax, conv_padding)
+                      Layer, MaxPool2D, Shape, conv_padding)
 
 # CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH (uint16 entries), by cfft length L.
 _BITREV_LEN = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}

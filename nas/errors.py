@@ -5,6 +5,7 @@ Everything a user can get wrong (a file, a key, a flag) raises `UserError`; the 
 """
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
@@ -14,7 +15,10 @@ class UserError(Exception):
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a CLI entry point, turning `UserError` and Ctrl-C into one line and an exit code."""
+    """Run a CLI entry point, turning `UserError`, Ctrl-C and SIGTERM into one line and an exit code.
+
+    SIGTERM is raised as KeyboardInterrupt so a `kill` ends work as cleanly as Ctrl-C does."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main(argv)
     except UserError as exc:
@@ -24,3 +28,7 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt

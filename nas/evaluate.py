@@ -43,16 +43,17 @@ def evaluate_spec(spec: ArchSpec, feats: fcache.ClipFeatures, fold: int, cfg: Tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nas.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m nas.evaluate",
+                                description="10-fold cross-validation (UrbanSound8K's predefined folds) of a study's "
+                                "Pareto models, as the thesis evaluated its models.")
     p.add_argument("--study", required=True, help="study name (as given to nas.search)")
     p.add_argument("--storage", default=None, help="Optuna storage (default studies/<study>/journal.log)")
-    p.add_argument("--data", default=DEMO, help="UrbanSound8K root, or 'demo'")
+    p.add_argument("--data", default=None, help="UrbanSound8K root, or 'demo' (default: the study's dataset)")
     p.add_argument("--trials", default=None, help="comma-separated trial numbers (default: the Pareto front)")
     p.add_argument("--folds", default=",".join(map(str, FOLDS)), help="test folds to run, e.g. 1,2,3")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 12 demo, 40 otherwise)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the study's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", default="studies/.cache/features", help="feature cache folder")
+    p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
     args = p.parse_args(argv)
     storage = args.storage or default_storage(args.study)
     if "://" not in storage and not Path(storage).is_file():
@@ -69,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     trials = [t for t in trials if "spec" in t.user_attrs]
     if not trials:
         raise UserError(f"study {args.study!r}: no trained model to evaluate")
-    epochs = args.epochs or (12 if args.data == DEMO else 40)
+    epochs = args.epochs or study.user_attrs.get("epochs", 40)
     cfg = TrainConfig(epochs=epochs, seed=args.seed)
-    root = resolve_data(args.data, args.seed)
+    root = resolve_data(args.data, args.seed) if args.data else Path(study.user_attrs.get("data") or resolve_data(DEMO, 0))
+    cache = args.cache or study.user_attrs.get("cache", "studies/.cache/features")
     out = study_dir(args.study)
     log_path = out / "evaluation.jsonl"
     done = {}
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         for fold in folds:
             if (t.number, fold) in done:
                 continue
-            feats = feats or fcache.load_features(root, spec.frontend, args.cache)
+            feats = feats or fcache.load_features(root, spec.frontend, cache)
             rec = {"trial": t.number, "model": t.user_attrs.get("reference", "") or spec.name,
                    **evaluate_spec(spec, feats, fold, cfg)}
             done[(t.number, fold)] = rec

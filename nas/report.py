@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nas.atomic import atomic_write_bytes, atomic_write_text
 from nas.budget import Budget

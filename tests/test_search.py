@@ -21,7 +21,8 @@ from optuna.trial import TrialState
 
 from nas.budget import Budget
 from nas.data import urbansound
-from nas.search import CONSTRAINTS, DIRECTIONS, OBJECTIVES, Objective, load_study
+from nas.objective import CONSTRAINTS, DIRECTIONS, OBJECTIVES, Objective
+from nas.search import load_study
 from nas.space import SearchSpace
 from nas.train import TrainConfig
 

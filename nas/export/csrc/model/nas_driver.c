@@ -1,0 +1,108 @@
+/*
+ * nas_driver.c -- runs an exported model (model.c/model.h) on a batch of int8 input windows and
+ * prints its scores, for the exporter's verification (nas.export.verify).
+ *
+ * Host build: `nas_driver <inputs.bin>` prints "@hex <i> <scores>" per window and "@done n <count>".
+ * QEMU build (-DNAS_DRIVER_QEMU, mps2-an386 harness): reads the windows from the semihosting input
+ * file and also prints "@insn <i> <instructions>" per inference and "@stack used <bytes>".
+ * NAS_DRIVER_MAX_INPUTS (default 1) sizes the input buffer: with 1 the program holds exactly the
+ * one feature window a firmware keeps, so its ELF sizes stand for a deployment.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "model.h"
+
+#ifndef NAS_DRIVER_MAX_INPUTS
+#define NAS_DRIVER_MAX_INPUTS 1
+#endif
+
+static int8_t nas_driver_inputs[NAS_DRIVER_MAX_INPUTS * NAS_MODEL_INPUT_BYTES];
+static int8_t nas_driver_scores[NAS_MODEL_NUM_CLASSES];
+
+#if defined(NAS_DRIVER_QEMU)
+#include "qemu_harness.h"
+
+static void index_name(char *dst, int32_t v)
+{
+    char tmp[12];
+    int32_t n = 0, i;
+    do
+    {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++)
+    {
+        dst[i] = tmp[n - 1 - i];
+    }
+    dst[n] = '\0';
+}
+
+int main(void)
+{
+    const int32_t got = qh_read_input(nas_driver_inputs, (uint32_t)sizeof(nas_driver_inputs));
+    int32_t count, i;
+    if (got < NAS_MODEL_INPUT_BYTES)
+    {
+        qh_puts("@error input 1\n");
+        return 2;
+    }
+    count = got / NAS_MODEL_INPUT_BYTES;
+    for (i = 0; i < count; i++)
+    {
+        char name[12];
+        uint64_t t0, t1;
+        int rc;
+        t0 = qh_insn_count();
+        rc = nas_model_invoke(nas_driver_inputs + (int32_t)NAS_MODEL_INPUT_BYTES * i, nas_driver_scores);
+        t1 = qh_insn_count();
+        index_name(name, i);
+        if (rc != NAS_MODEL_OK)
+        {
+            qh_report_int("rc", name, rc);
+            return 3;
+        }
+        qh_report_int("insn", name, (int64_t)(t1 - t0));
+        qh_report_hex(name, nas_driver_scores, NAS_MODEL_NUM_CLASSES);
+    }
+    qh_report_int("stack", "used", (int64_t)qh_stack_used());
+    qh_report_int("done", "n", count);
+    return 0;
+}
+
+#else
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    FILE *f;
+    size_t got;
+    int32_t count, i, k;
+    if (argc < 2 || (f = fopen(argv[1], "rb")) == NULL)
+    {
+        fprintf(stderr, "usage: nas_driver inputs.bin\n");
+        return 2;
+    }
+    got = fread(nas_driver_inputs, 1, sizeof(nas_driver_inputs), f);
+    fclose(f);
+    count = (int32_t)(got / NAS_MODEL_INPUT_BYTES);
+    for (i = 0; i < count; i++)
+    {
+        const int rc = nas_model_invoke(nas_driver_inputs + (int32_t)NAS_MODEL_INPUT_BYTES * i, nas_driver_scores);
+        if (rc != NAS_MODEL_OK)
+        {
+            printf("@rc %d %d\n", (int)i, rc);
+            return 3;
+        }
+        printf("@hex %d ", (int)i);
+        for (k = 0; k < NAS_MODEL_NUM_CLASSES; k++)
+        {
+            printf("%02x", (unsigned)(uint8_t)nas_driver_scores[k]);
+        }
+        printf("\n");
+    }
+    printf("@done n %d\n", (int)count);
+    return 0;
+}
+#endif

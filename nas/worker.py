@@ -1,0 +1,193 @@
+"""Running trials: claim, ask, tell — safely across threads, processes and machines.
+
+`study.optimize` counts trials per process, so N workers on one study overshoot the requested total;
+this loop instead claims each new trial under a study-wide lock (an flock beside a journal or SQLite
+file, a PostgreSQL advisory lock for a server) after counting what the study already holds. A trial
+interrupted by Ctrl-C/SIGTERM or left RUNNING by a killed process is failed without a reason and not
+counted, so a resumed run redoes that work.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.objective import Interrupted
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def counted(study: optuna.Study) -> int:
+    """Trials that count towards --trials: finished ones, running ones, and real failures."""
+    n = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+            n += 1
+        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs:
+            n += 1
+    return n
+
+
+def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
+    """Fail RUNNING trials whose worker is gone: on this host, when its process no longer exists;
+    elsewhere, when it has not reported an epoch for `stale_after` seconds."""
+    host = socket.gethostname()
+    closed = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w_host, _, w_pid = t.user_attrs.get("worker", "").rpartition(":")
+        if w_host == host and w_pid.isdigit():
+            stale = not _pid_alive(int(w_pid))
+        else:
+            last = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else 0)
+            stale = time.time() - last > stale_after
+        if stale:
+            study.tell(t.number, state=TrialState.FAIL)
+            closed += 1
+    return closed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileClaim:
+    """Study-wide claim lock for file storages: flock (released by the kernel if the holder dies)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._threads = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._threads:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the flock
+
+
+class PostgresClaim:
+    """Study-wide claim lock on a PostgreSQL server: a session advisory lock keyed by the study."""
+
+    def __init__(self, url: str, study: str):
+        import sqlalchemy
+
+        self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self._key = int.from_bytes(hashlib.sha256(f"nas-claim:{study}".encode()).digest()[:8], "big", signed=True)
+        self._threads = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        import sqlalchemy
+
+        with self._threads, self._engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+
+
+def claim_for(storage: str, study: str) -> Callable[[], contextlib.AbstractContextManager]:
+    if storage.startswith(("postgresql", "postgres://")):
+        return PostgresClaim(storage, study)
+    if storage.startswith("sqlite:///"):
+        return FileClaim(Path(storage[len("sqlite:///"):] + f".{study}.claim"))
+    if "://" in storage:  # MySQL, Redis, ...: threads are serialised; processes may overshoot by a few
+        return ThreadClaim()
+    return FileClaim(Path(storage).resolve().with_suffix(".claim"))
+
+
+class ThreadClaim:
+    def __init__(self):
+        self._threads = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._threads:
+            yield
+
+
+def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
+               stop: threading.Event | None = None) -> None:
+    """Run trials until the study holds `total` counted trials, `timeout` passes or `stop` is set.
+
+    With jobs > 1 the trials run in threads; Ctrl-C sets `stop`, running trials end at their next
+    epoch (failed, uncounted) and KeyboardInterrupt is re-raised once every thread has told its trial.
+    """
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + timeout if timeout else None
+
+    def loop() -> None:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            with claim():
+                if counted(study) >= total:
+                    return
+                trial = study.ask()
+                trial.set_user_attr("worker", WORKER)
+            _run_one(study, objective, trial)
+
+    if jobs == 1:
+        try:
+            loop()
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+        return
+    threads = [threading.Thread(target=_guarded, args=(loop, stop), name=f"trial-worker-{i}") for i in range(jobs)]
+    for t in threads:
+        t.start()
+    interrupted = False
+    while any(t.is_alive() for t in threads):
+        try:
+            for t in threads:
+                t.join(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def _guarded(loop: Callable[[], None], stop: threading.Event) -> None:
+    try:
+        loop()
+    except KeyboardInterrupt:
+        stop.set()
+    except BaseException:
+        stop.set()  # one broken worker stops the others instead of leaving them spinning
+        raise
+
+
+def _run_one(study: optuna.Study, objective, trial: optuna.Trial) -> None:
+    try:
+        values = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except (Interrupted, KeyboardInterrupt):
+        trial.set_user_attr("interrupted", True)
+        study.tell(trial, state=TrialState.FAIL)
+        raise KeyboardInterrupt from None
+    except Exception:  # the objective stored the reason; the study goes on
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, values)
