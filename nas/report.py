@@ -94,7 +94,7 @@ def summarise(study: optuna.Study, budget: Budget, out: Path) -> str:
     lines = [f"{sum(counts.get(s, 0) for s in ('COMPLETE', 'PRUNED', 'FAIL'))} finished trials: "
              f"{counts.get('COMPLETE', 0)} trained, {rejected} rejected before training, "
              f"{counts.get('PRUNED', 0) - rejected} stopped early, {counts.get('FAIL', 0)} failed"
-             + (f" ({counts['WAITING']} queued, {counts.get('RUNNING', 0)} running)"
+             + (f" ({counts.get('WAITING', 0)} queued, {counts.get('RUNNING', 0)} running)"
                 if counts.get("WAITING") or counts.get("RUNNING") else "")]
     front = pareto_front(study)
     if front:

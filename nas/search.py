@@ -30,6 +30,8 @@ from nas.worker import claim_for, close_stale_trials, counted, run_trials
 
 DEMO = "demo"
 STUDIES = Path("studies")
+DEFAULT_SPACE = "search_spaces/default.yaml"
+REPO = Path(__file__).resolve().parents[1]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Hardware-constrained architecture search: every candidate is priced "
                                 "in int8 RAM, FLASH and MAC/s before training; over-budget ones are rejected at once.")
     p.add_argument("--budget", required=True, help="hardware budget YAML (budgets/*.yaml)")
-    p.add_argument("--space", default="search_spaces/default.yaml", help="search space YAML (default: %(default)s)")
+    p.add_argument("--space", default=DEFAULT_SPACE, help="search space YAML (default: %(default)s)")
     p.add_argument("--data", default=DEMO, help="UrbanSound8K root (folder with metadata/ and audio/), or "
                    "'demo' (default) for the built-in synthetic dataset, generated under studies/demo_data")
     p.add_argument("--trials", type=int, default=None, help="finished trials the study should hold, instant "
@@ -115,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     budget = Budget.load(args.budget)
-    space = SearchSpace.load(args.space)
+    space_path = Path(args.space)
+    if args.space == DEFAULT_SPACE and not space_path.is_file() and (REPO / DEFAULT_SPACE).is_file():
+        space_path = REPO / DEFAULT_SPACE  # run from elsewhere than the checkout: its default space
+    space = SearchSpace.load(space_path)
     demo = args.data == DEMO
     trials = args.trials if args.trials is not None else (24 if demo else 200)
     epochs = args.epochs if args.epochs is not None else (12 if demo else 40)
@@ -132,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     out = study_dir(args.study)
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or default_storage(args.study)
-    study = load_study(args.study, storage, args.seed)
-    closed = close_stale_trials(study)
-    queued = enqueue_references(study, space, budget)
-    for key, value in (("budget", asdict(budget)), ("data", str(Path(root).resolve())),
-                       ("split", {"train": split.train, "val": split.val, "test": split.test}),
-                       ("cache", str(Path(args.cache).resolve())), ("epochs", epochs)):
-        if study.user_attrs.get(key) != value:
-            study.set_user_attr(key, value)
+    claim = claim_for(storage, args.study)
+    with claim():  # workers starting together: one creates the study and queues the references
+        study = load_study(args.study, storage, args.seed)
+        closed = close_stale_trials(study)
+        queued = enqueue_references(study, space, budget)
+        for key, value in (("budget", asdict(budget)), ("data", str(Path(root).resolve())),
+                           ("split", {"train": split.train, "val": split.val, "test": split.test}),
+                           ("cache", str(Path(args.cache).resolve())), ("epochs", epochs)):
+            if study.user_attrs.get(key) != value:
+                study.set_user_attr(key, value)
     done = counted(study)
     print(f"study {args.study!r} in {storage}: {done} trials"
           + (f", {closed} stale running trial(s) closed" if closed else "")
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                           checkpoints=out / "checkpoints", stop=stop)
     interrupted = False
     try:
-        run_trials(study, objective, trials, claim_for(storage, args.study), jobs=args.jobs, timeout=args.timeout,
+        run_trials(study, objective, trials, claim, jobs=args.jobs, timeout=args.timeout,
                    stop=stop)
     except KeyboardInterrupt:
         interrupted = True

@@ -6,18 +6,16 @@ folder and never committed. Skipped when gcc or the sdist is unavailable.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import _cmsisdsp
 from nas.data import frontend as F
 from nas.data import urbansound as us
 from nas.spec import FrontEnd
@@ -79,24 +77,10 @@ SOURCES = ["TransformFunctions/arm_rfft_fast_f32.c", "TransformFunctions/arm_rff
 
 
 def _sdist() -> Path:
-    ver = version("cmsisdsp")
-    env = os.environ.get("NAS_CMSISDSP_SDIST")
-    if env and Path(env).is_file():
-        return Path(env)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nas-tests"
-    path = cache / f"cmsisdsp-{ver}.tar.gz"
-    if path.is_file():
-        return path
-    cache.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run([sys.executable, "-m", "pip", "download", f"cmsisdsp=={ver}", "--no-binary", ":all:",
-                        "--no-deps", "--no-build-isolation", "-q", "-d", str(cache)],
-                       check=True, capture_output=True, timeout=180)
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cmsisdsp {ver} sdist not available: {exc}")
-    if not path.is_file():
-        pytest.skip(f"pip download did not produce {path.name}")
-    return path
+        return _cmsisdsp.sdist()
+    except _cmsisdsp.Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
