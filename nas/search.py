@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or default_storage(args.study)
     claim = claim_for(storage, args.study)
-    with claim():  # workers starting together: one creates the study and queues the references
+    with claim:  # workers starting together: one creates the study and queues the references
         study = load_study(args.study, storage, args.seed)
         closed = close_stale_trials(study)
         queued = enqueue_references(study, space, budget)

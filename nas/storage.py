@@ -7,44 +7,27 @@ run, or a parallel worker, carries on at once.
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
 from pathlib import Path
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+from nas.locks import FileLock
+
 
 class FlockLock(JournalFileOpenLock):
-    """Exclusive lock on `<journal>.flock`, shared safely by the threads of one process too.
-
-    Subclasses the public lock type the journal backend accepts; only acquire/release are used."""
+    """The journal backend's lock, as an flock on `<journal>.flock` (public lock type, only
+    acquire/release are used by the backend)."""
 
     def __init__(self, journal: str):  # noqa: super().__init__ is deliberately not called
-        self._path = journal + ".flock"
-        self._threads = threading.Lock()
-        self._fd: int | None = None
+        self._lock = FileLock(journal + ".flock")
 
     def acquire(self) -> bool:
-        self._threads.acquire()
-        try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-        self._fd = fd
+        self._lock.acquire()
         return True
 
     def release(self) -> None:
-        fd, self._fd = self._fd, None
-        try:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-        finally:
-            self._threads.release()
+        self._lock.release()
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage | str:

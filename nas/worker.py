@@ -8,19 +8,19 @@ counted, so a resumed run redoes that work.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
 
+from nas.locks import FileLock, pid_alive
 from nas.objective import Interrupted
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -45,7 +45,7 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w_host, _, w_pid = t.user_attrs.get("worker", "").rpartition(":")
         if w_host == host and w_pid.isdigit():
-            stale = not _pid_alive(int(w_pid))
+            stale = not pid_alive(int(w_pid))
         else:
             last = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else 0)
             stale = time.time() - last > stale_after
@@ -53,36 +53,6 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
             study.tell(t.number, state=TrialState.FAIL)
             closed += 1
     return closed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class FileClaim:
-    """Study-wide claim lock for file storages: flock (released by the kernel if the holder dies)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._threads = threading.Lock()
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._threads:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the flock
 
 
 class PostgresClaim:
@@ -95,36 +65,37 @@ class PostgresClaim:
         self._key = int.from_bytes(hashlib.sha256(f"nas-claim:{study}".encode()).digest()[:8], "big", signed=True)
         self._threads = threading.Lock()
 
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __enter__(self) -> "PostgresClaim":
         import sqlalchemy
 
-        with self._threads, self._engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+        self._threads.acquire()
+        try:
+            self._conn = self._engine.connect()
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import sqlalchemy
+
+        try:
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            self._conn.close()
+        finally:
+            self._threads.release()
 
 
-def claim_for(storage: str, study: str) -> Callable[[], contextlib.AbstractContextManager]:
+def claim_for(storage: str, study: str):
+    """The study-wide lock under which a worker counts trials and claims a new one."""
     if storage.startswith(("postgresql", "postgres://")):
         return PostgresClaim(storage, study)
     if storage.startswith("sqlite:///"):
-        return FileClaim(Path(storage[len("sqlite:///"):] + f".{study}.claim"))
-    if "://" in storage:  # MySQL, Redis, ...: threads are serialised; processes may overshoot by a few
-        return ThreadClaim()
-    return FileClaim(Path(storage).resolve().with_suffix(".claim"))
-
-
-class ThreadClaim:
-    def __init__(self):
-        self._threads = threading.Lock()
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._threads:
-            yield
+        return FileLock(storage[len("sqlite:///"):] + f".{study}.claim")
+    if "://" in storage:  # MySQL, Redis, ...: serialised on this host; other hosts may overshoot by a few
+        return FileLock(Path(tempfile.gettempdir()) / f"nas-{os.getuid()}-{hashlib.sha256(storage.encode()).hexdigest()[:16]}.claim")
+    return FileLock(Path(storage).resolve().with_suffix(".claim"))
 
 
 def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
@@ -139,7 +110,7 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
 
     def loop() -> None:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            with claim():
+            with claim:
                 if counted(study) >= total:
                     return
                 trial = study.ask()

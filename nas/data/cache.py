@@ -43,6 +43,7 @@ import numpy as np
 
 from nas.data import urbansound as us
 from nas.errors import UserError
+from nas.locks import FileLock, pid_alive
 from nas.spec import FrontEnd
 
 FORMAT_VERSION = 1
@@ -345,27 +346,19 @@ def _fsync(path: Path) -> None:
 
 @contextmanager
 def _lock(path: Path, progress: bool):
+    def waiting() -> None:
+        if progress:
+            print(f"waiting for another process building the feature cache ({path.stem})", file=sys.stderr)
+
     try:
-        import fcntl
-    except ImportError:                      # no flock: the atomic rename alone keeps it safe
-        yield
-        return
-    try:
-        fh = open(path, "a+")
+        lock = FileLock(path, on_wait=waiting)
+        lock.acquire()
     except OSError as exc:
-        raise UserError(f"cache folder {path.parent}: cannot write there ({exc.strerror})") from None
+        raise UserError(f"cache folder {path.parent}: cannot lock it ({exc.strerror})") from None
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                print(f"waiting for another process building the feature cache ({path.stem})", file=sys.stderr)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except OSError:                      # filesystem without flock support
-            pass
         yield
     finally:
-        fh.close()                           # releases the lock
+        lock.release()
 
 
 _HOST = "".join(ch if ch.isalnum() else "_" for ch in (os.uname().nodename if hasattr(os, "uname") else "host"))
@@ -377,7 +370,7 @@ def _clean_stale_tmp(cache_dir: Path, max_age_s: float = 24 * 3600) -> None:
     for d in cache_dir.glob(".tmp-*"):
         parts = d.name.split("-")          # .tmp-<key>-<host>-<pid>-<rand>
         try:
-            dead_here = parts[2] == _HOST and not _pid_alive(int(parts[3]))
+            dead_here = parts[2] == _HOST and not pid_alive(int(parts[3]))
             old = now - d.stat().st_mtime > max_age_s
         except (IndexError, ValueError, OSError):
             continue
@@ -385,13 +378,3 @@ def _clean_stale_tmp(cache_dir: Path, max_age_s: float = 24 * 3600) -> None:
             shutil.rmtree(d, ignore_errors=True)
     for d in cache_dir.glob(".trash-*"):
         shutil.rmtree(d, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
