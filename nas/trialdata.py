@@ -7,6 +7,7 @@ the test fold is out of reach of model selection by construction.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,17 @@ def to_clipset(features: fcache.ClipFeatures, norm: Normalisation) -> ClipSet:
 
 
 class TrialData:
-    """Per-process memo of (train, val, normalisation) by front-end feature parameters."""
+    """Per-process memo of (train, val, normalisation) by front-end feature parameters.
 
-    def __init__(self, root: str | Path, split: FoldSplit, cache_dir: str | Path, progress: bool = True):
+    Bounded (least recently used out): on UrbanSound8K one front-end's float32 tensors take ~300 MB,
+    and a search visits dozens of front-ends; reloading from the memory-mapped cache is cheap."""
+
+    def __init__(self, root: str | Path, split: FoldSplit, cache_dir: str | Path, progress: bool = True,
+                 keep: int = 4):
         self.root, self.split, self.cache_dir, self.progress = Path(root), split, Path(cache_dir), progress
-        self._memo: dict[str, tuple[ClipSet, ClipSet, Normalisation]] = {}
+        self._memo: OrderedDict[str, tuple[ClipSet, ClipSet, Normalisation]] = OrderedDict()
         self._lock = threading.Lock()
+        self.keep = keep
         self.loads = 0
 
     def get(self, fe: FrontEnd) -> tuple[ClipSet, ClipSet, Normalisation]:
@@ -52,4 +58,7 @@ class TrialData:
                 train_x = np.asarray(sel.train.x)
                 norm = Normalisation.fit(train_x, valid_frames(train_x))
                 self._memo[key] = (to_clipset(sel.train, norm), to_clipset(sel.val, norm), norm)
+                while len(self._memo) > self.keep:
+                    self._memo.popitem(last=False)
+            self._memo.move_to_end(key)
             return self._memo[key]
