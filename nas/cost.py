@@ -11,7 +11,8 @@ front-end buffers of exactly the sizes computed here.
   the other and its CMSIS-NN scratch buffer in the gap, so arena = max over layers of
   input + output + scratch, each rounded up to 4 bytes. The first layer reads the front-end's feature
   buffer directly, so its input is not counted twice.
-* RAM (front-end): int16 audio frame, float32 FFT input/output, float32 mel energies, int8 features.
+* RAM (front-end): int16 audio frame, float32 FFT input/output, float32 mel energies, int8 features,
+  4 bytes of counters.
 * Scratch: CMSIS-NN v7 buffer sizes on the budget's core (DSP or pure C), deploy notes section 1.5.
 * MACs: per window; MAC/s multiplies by windows per second, so window overlap multiplies compute.
 """
@@ -105,9 +106,10 @@ def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
 
 
 def frontend_ram_bytes(fe: FrontEnd) -> int:
-    """Static front-end buffers: int16 audio frame, float32 FFT in/out, float32 mel, int8 window."""
+    """Static front-end buffers: int16 audio frame, float32 FFT in/out, float32 mel, int8 window, and
+    two uint16 counters (warm-up pushes, frames in the window)."""
     return (align4(2 * fe.n_fft) + 4 * fe.n_fft + 4 * fe.n_fft + 4 * fe.n_mels
-            + align4(fe.frames * fe.n_mels))
+            + align4(fe.frames * fe.n_mels) + 4)
 
 
 _MEL_NONZEROS: dict[tuple, int] = {}

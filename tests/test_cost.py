@@ -101,7 +101,7 @@ def test_hand_computed_small_network():
     assert cost.arena_bytes == max(lc.arena_bytes for lc in cost.layers) == 7680
     assert cost.windows_per_second == pytest.approx(16000 / (256 * 16))
     assert cost.macs_per_second == pytest.approx(cost.macs * 16000 / (256 * 16))
-    assert frontend_ram_bytes(FE) == 2 * 512 + 4 * 512 * 2 + 4 * 40 + 32 * 40
+    assert frontend_ram_bytes(FE) == 2 * 512 + 4 * 512 * 2 + 4 * 40 + 32 * 40 + 4
     assert cost.ram_bytes == 7680 + frontend_ram_bytes(FE) + 2048
 
 

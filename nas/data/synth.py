@@ -35,7 +35,7 @@ RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000)
 RATE_WEIGHTS = (1, 1, 2, 3, 1, 1, 6, 4, 1)   # mostly 44.1/48 kHz, as in the real set
 RENDER_MAX_RATE = 32000                        # above this, render at 32 kHz and resample up
 MARKER = ".synth.json"
-VERSION = 1
+VERSION = 2
 DEFAULT_CLIPS_PER_CLASS = 40
 
 
@@ -371,7 +371,21 @@ def encode(p: ClipPlan, signal: np.ndarray) -> bytes:
 
     buf = io.BytesIO()
     sf.write(buf, signal, p.sample_rate, subtype=p.subtype, format="WAV")
-    return buf.getvalue()
+    return _zero_peak_timestamp(buf.getvalue())
+
+
+def _zero_peak_timestamp(wav: bytes) -> bytes:
+    """libsndfile stamps float WAVs' PEAK chunk with the wall-clock time; zero it so a seed gives
+    the same bytes at any time."""
+    data = bytearray(wav)
+    pos = 12
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        if data[pos:pos + 4] == b"PEAK" and size >= 8:
+            data[pos + 12:pos + 16] = b"\0\0\0\0"  # after the chunk header and the version field
+            break
+        pos += 8 + size + (size & 1)
+    return bytes(data)
 
 
 def _csv_text(plans: list[ClipPlan]) -> str:

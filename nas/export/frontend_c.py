@@ -25,8 +25,8 @@ can contract them into an FMA; the rounding is roundf's, done without libm. Fram
 Memory, exactly the contract of `nas.cost` (checked at compile time):
 - RAM: one static struct of `frontend_ram_bytes(fe)` bytes: float32 FFT input[n_fft] (windowed frame,
   then the power spectrum), float32 FFT output[n_fft], float32 mel[n_mels], int16 audio history
-  [n_fft] (the last n_fft samples), int8 window[align4(frames*n_mels)]. Besides it, 4 bytes of
-  counters (`nas_fe_state`: warm-up pushes, frames in the window). The 24-byte rfft instance lives on
+  [n_fft] (the last n_fft samples), int8 window[align4(frames*n_mels)], and two uint16 counters
+  (warm-up pushes, frames in the window). The 24-byte rfft instance lives on
   the stack: it is rebuilt per frame by the size-specific `arm_rfft_fast_init_<n_fft>_f32` (~30
   instructions), which is also what makes the linker keep only that length's tables.
 - FLASH tables: float32 window[n_fft], float32 mel coefs[nnz], uint32 mel pos/len[n_mels] (static
@@ -56,8 +56,6 @@ __all__ = [
     "HEADER_NAME",
     "SOURCE_NAME",
     "RAM_SYMBOL",
-    "STATE_SYMBOL",
-    "STATE_BYTES",
     "TABLE_SYMBOLS",
     "cmsis_dsp_sources",
     "rfft_table_symbols",
@@ -100,8 +98,6 @@ CMSIS_DSP_DEFINES: tuple[str, ...] = ("__GNUC_PYTHON__", "ARM_MATH_LOOPUNROLL")
 FRONTEND_CFLAGS: tuple[str, ...] = ("-std=c99", "-ffp-contract=off")
 
 RAM_SYMBOL = "nas_fe_ram"
-STATE_SYMBOL = "nas_fe_state"
-STATE_BYTES = 4
 TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len")
 
 # CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH, by complex FFT length L.
@@ -291,8 +287,8 @@ def render_source(fe: FrontEnd, iq: InputQuant) -> str:
         history = f"    memcpy(nas_fe_ram.audio, hop_samples, {2 * n}u);"
 
     if k0 > 1:
-        warm = (f"    if (nas_fe_state.warmup < {k0 - 1}u) {{      /* first frame needs {k0} pushes */\n"
-                f"        nas_fe_state.warmup++;\n"
+        warm = (f"    if (nas_fe_ram.warmup < {k0 - 1}u) {{      /* first frame needs {k0} pushes */\n"
+                f"        nas_fe_ram.warmup++;\n"
                 f"    }} else {{\n"
                 f"        ready = nas_fe_frame(hop_samples);\n"
                 f"    }}")
@@ -301,9 +297,9 @@ def render_source(fe: FrontEnd, iq: InputQuant) -> str:
 
     if slide < wbytes:
         slide_code = (f"        memmove(nas_fe_ram.window, nas_fe_ram.window + {slide}, {wbytes - slide}u);\n"
-                      f"        nas_fe_state.frames = {fe.frames - fe.window_hop_frames}u;")
+                      f"        nas_fe_ram.frames = {fe.frames - fe.window_hop_frames}u;")
     else:
-        slide_code = "        nas_fe_state.frames = 0u;"
+        slide_code = "        nas_fe_ram.frames = 0u;"
 
     mel_body = (
         f"    const float32_t *c = nas_fe_mel_coefs;\n"
@@ -359,15 +355,12 @@ static struct {{
     float32_t mel[{m}];          /* mel energies -> dB -> scaled */
     int16_t audio[{n}];          /* the last n_fft input samples */
     int8_t window[NAS_FE_ALIGN4({wbytes}u)];   /* frames x n_mels int8, time-major */
+    uint16_t warmup;             /* pushes seen before the first frame */
+    uint16_t frames;             /* frames in the window */
 }} nas_fe_ram;
 
 typedef char nas_fe_ram_size_check[(sizeof(nas_fe_ram) == NAS_FRONTEND_RAM_BYTES
                                     && NAS_FRONTEND_RAM_BYTES == {ram}) ? 1 : -1];
-
-static struct {{
-    uint16_t warmup;   /* pushes seen before the first frame */
-    uint16_t frames;   /* frames in the window */
-}} nas_fe_state;
 
 #ifdef NAS_FRONTEND_DB_HOOK
 /* Test hook: defined as a function name, it receives each frame's dB values before quantisation. */
@@ -377,7 +370,6 @@ void NAS_FRONTEND_DB_HOOK(const float32_t *db, uint32_t n);
 void nas_frontend_init(void)
 {{
     memset(&nas_fe_ram, 0, sizeof(nas_fe_ram));
-    memset(&nas_fe_state, 0, sizeof(nas_fe_state));
 }}
 
 const int8_t *nas_frontend_window(void)
@@ -408,10 +400,10 @@ static int nas_fe_frame(const int16_t *hop_samples)
     /* int8: (dB * gain) + offset as two separate operations, round half away from zero, saturate */
     arm_scale_f32(nas_fe_ram.mel, nas_fe_gain, nas_fe_ram.mel, {m}u);
     arm_offset_f32(nas_fe_ram.mel, nas_fe_offset, nas_fe_ram.mel, {m}u);
-    if (nas_fe_state.frames == {fe.frames}u) {{      /* the last push handed out a window: slide */
+    if (nas_fe_ram.frames == {fe.frames}u) {{      /* the last push handed out a window: slide */
 {slide_code}
     }}
-    int8_t *dst = nas_fe_ram.window + (uint32_t)nas_fe_state.frames * {m}u;
+    int8_t *dst = nas_fe_ram.window + (uint32_t)nas_fe_ram.frames * {m}u;
     for (uint32_t b = 0; b < {m}u; b++) {{
         float32_t v = nas_fe_ram.mel[b];
         int32_t q;
@@ -430,8 +422,8 @@ static int nas_fe_frame(const int16_t *hop_samples)
         }}
         dst[b] = (int8_t)q;
     }}
-    nas_fe_state.frames++;
-    return nas_fe_state.frames == {fe.frames}u;
+    nas_fe_ram.frames++;
+    return nas_fe_ram.frames == {fe.frames}u;
 }}
 
 int nas_frontend_push(const int16_t *hop_samples)

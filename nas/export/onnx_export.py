@@ -9,8 +9,10 @@
   zero point 0, biases int32 with scale s_in*s_w, every activation goes through
   QuantizeLinear/DequantizeLinear with its int8 parameters, and the output ``scores`` is the int8
   softmax (scale 1/256, zero point -128) that `nas_model_invoke` writes. ONNX Runtime requantises
-  with float scales and rounds half to even, so it agrees with the CMSIS-NN integer path to within
-  about one LSB per layer, not bit for bit (shared deploy.md section 2.5).
+  with float scales and rounds half to even, so each layer agrees with the CMSIS-NN integer path to
+  within one LSB, not bit for bit (shared deploy.md section 2.5); `layerwise_int8_diff` measures
+  that. End to end the +-1 differences propagate, and the softmax magnifies a 1-LSB logit change by
+  up to about 64 * logit scale LSB, so whole-model scores differ by more on confident windows.
 
 Dense layers flatten NHWC (Transpose to NHWC, then Flatten), exactly as the torch builder and
 CMSIS-NN do, so the weight matrices need no column permutation.
@@ -149,16 +151,31 @@ def _dq_weights(g: _Graph, q: QLayer) -> tuple[str, str]:
             g.node("DequantizeLinear", [bq, b_s, b_z], f"{q.name}_b", **kw))
 
 
-def int8_model(qm: QuantizedModel) -> onnx.ModelProto:
-    """QDQ int8 model with the QuantizedModel's parameters (see the module docstring)."""
+def _is_flat(spec, index: int) -> bool:
+    """Whether layer `index`'s input is already 2-D [N, K] in the ONNX graph (it follows a dense)."""
+    return index > 0 and isinstance(spec.layers[index - 1], Dense)
+
+
+def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> onnx.ModelProto:
+    """QDQ int8 model with the QuantizedModel's parameters (see the module docstring).
+
+    `first`/`last` cut out layers [first, last) (default: all), for layer-by-layer comparisons: the
+    input ``features`` is then layer `first`'s dequantized input (NCHW, or [N, K] after a dense
+    layer) and the output ``scores`` layer `last - 1`'s int8 output (NCHW or [N, K])."""
     spec = qm.spec
+    last = len(qm.layers) if last is None else last
+    if not 0 <= first < last <= len(qm.layers):
+        raise ValueError(f"layer range [{first}, {last}) outside 0..{len(qm.layers)}")
     g = _Graph()
-    _, x = _qdq(g, INPUT, qm.input_scale, qm.input_zero_point, "input")
-    flat = False
-    for q, layer in zip(qm.layers, spec.layers):
+    q0 = qm.layers[first]
+    _, x = _qdq(g, INPUT, q0.in_scale, q0.in_zero_point, "input")
+    flat = _is_flat(spec, first)
+    for i in range(first, last):
+        q, layer = qm.layers[i], spec.layers[i]
+        final = INT8_OUTPUT if i == last - 1 else None
         if isinstance(layer, Softmax):
             y = g.node("Softmax", [x], q.name, axis=-1)
-            _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=INT8_OUTPUT)
+            _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
             continue
         if isinstance(layer, (Conv2D, DepthwiseConv2D)):
             w, b = _dq_weights(g, q)
@@ -176,11 +193,24 @@ def int8_model(qm: QuantizedModel) -> onnx.ModelProto:
             raise TypeError(f"no ONNX export for {layer!r}")
         if q.relu:
             y = g.node("Relu", [y], q.name)
-        _, x = _qdq(g, y, q.out_scale, q.out_zero_point, q.name)
-    out = helper.make_tensor_value_info(INT8_OUTPUT, TensorProto.INT8, ["N", spec.num_classes])
-    return g.model(_input(spec), out, f"{spec.name}_int8",
-                   f"{spec.name}: int8 QDQ network (CMSIS-NN parameters); input normalised log-mel, "
-                   f"output int8 softmax scores (scale 1/256, zero point -128)")
+        _, x = _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
+    fe = spec.frontend
+    if first == 0:
+        inp = _input(spec)
+    elif _is_flat(spec, first):
+        inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", int(np.prod(q0.in_shape))])
+    else:
+        h, w_, c = q0.in_shape
+        inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", c, h, w_])
+    ql = qm.layers[last - 1]
+    out_shape = ["N", spec.num_classes] if last == len(qm.layers) else (
+        ["N", ql.out_shape[2]] if isinstance(spec.layers[last - 1], Dense)
+        else ["N", ql.out_shape[2], ql.out_shape[0], ql.out_shape[1]])
+    out = helper.make_tensor_value_info(INT8_OUTPUT, TensorProto.INT8, out_shape)
+    whole = first == 0 and last == len(qm.layers)
+    return g.model(inp, out, f"{spec.name}_int8" if whole else f"{spec.name}_int8_layers_{first}_{last}",
+                   f"{spec.name}: int8 QDQ network (CMSIS-NN parameters); input normalised log-mel "
+                   f"[N, 1, {fe.frames}, {fe.n_mels}], output int8 softmax scores (scale 1/256, zero point -128)")
 
 
 def save(model: onnx.ModelProto, path: str | Path) -> Path:
@@ -220,3 +250,26 @@ def run_int8(sess, qm: QuantizedModel, x_int8: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected int8 [N, frames, mels], got {x.dtype} {x.shape}")
     xf = ((x.astype(np.float32) - np.float32(qm.input_zero_point)) * np.float32(qm.input_scale))[:, None]
     return sess.run([INT8_OUTPUT], {INPUT: xf})[0]
+
+
+def layerwise_int8_diff(qm: QuantizedModel, x_int8: np.ndarray) -> list[int]:
+    """Max |ONNX Runtime - integer reference| (LSB) of every layer, each layer fed the reference's
+    own int8 input (so differences do not propagate): ORT's float requantisation against CMSIS-NN's
+    fixed point."""
+    from nas.export.quantize import run_layer
+
+    x = np.asarray(x_int8, dtype=np.int8)
+    a = x.reshape(-1, *qm.input_shape, 1)
+    spec = qm.spec
+    out = []
+    for i, q in enumerate(qm.layers):
+        y = run_layer(q, a)
+        sess = session(int8_model(qm, i, i + 1))
+        af = (a.astype(np.float32) - np.float32(q.in_zero_point)) * np.float32(q.in_scale)
+        feed = af.reshape(len(a), -1) if _is_flat(spec, i) else af.transpose(0, 3, 1, 2)
+        got = sess.run([INT8_OUTPUT], {INPUT: np.ascontiguousarray(feed)})[0]
+        if got.ndim == 4:
+            got = got.transpose(0, 2, 3, 1)
+        out.append(int(np.abs(got.reshape(y.shape).astype(np.int32) - y.astype(np.int32)).max()))
+        a = y
+    return out

@@ -1,0 +1,354 @@
+"""Build, run and measure an exported model folder: host gcc and Cortex-M4 under QEMU.
+
+* `build_host` / `run_host`: the generated model.c + CMSIS-NN kernels (the folder's portable copy or
+  a real checkout) + `csrc/model/nas_driver.c`, compiled with ``-std=c99 -O2 -Wall -Wextra -Werror``
+  by the host C compiler; returns int8 scores for a batch of int8 windows.
+* `build_m4` / `run_m4`: the same for Cortex-M4F (``qemu.M4_CFLAGS``, -O2) with the QEMU harness;
+  also per-inference instruction counts (``-icount shift=0``) and the stack high-water mark.
+* `measure_m4`: the deployment-like ELF (room for exactly one feature window), its section sizes,
+  the sizes of the model's own symbols (``nas_model_arena``, ``nas_w_*``) read with
+  ``arm-none-eabi-nm``, and the comparison with the cost model.
+* `measure_pipeline`: with a CMSIS-DSP tree, the whole deployment (generated front-end + model,
+  audio in, scores out) on the Cortex-M4: model outputs bit-exact with `run_int8` on the windows the
+  C front-end produced, and ELF FLASH/RAM (+ stack) against the cost model's totals.
+
+Host objects of a real CMSIS-NN checkout (113 files) are cached by content hash under
+``$TMPDIR/nas_export_objcache``, so it is compiled once per compiler, flags and source.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nas import cost as costmodel
+from nas.budget import Budget
+from nas.export import qemu
+from nas.export.codegen import ARENA_SYMBOL, MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
+
+DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
+STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
+HOST_OPT = "-O2"
+OBJ_CACHE = Path(tempfile.gettempdir()) / "nas_export_objcache"
+
+
+class VerifyError(RuntimeError):
+    """A build or a run of the exported C failed; the message holds the compiler/program output."""
+
+
+def host_compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "") or "gcc") or shutil.which("cc")
+
+
+def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) -> tuple[list[Path], list[Path], bool]:
+    """(sources, include dirs, strict) of the CMSIS-NN kernels: the folder's portable copy, or a
+    real checkout (compiled with warnings but without -Werror: not our code)."""
+    if nn_path:
+        srcs, incs = qemu.cmsis_nn_sources(nn_path)
+        return srcs, incs, False
+    port = Path(model_dir) / PORTABLE_SUBDIR
+    if not port.is_dir():
+        port = qemu.PORTABLE_DIR
+    return sorted(port.glob("*.c")), [port], True
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()[:24]
+
+
+def _compile(cc: str, flags: Sequence[str], src: Path, obj: Path) -> None:
+    cmd = [cc, *flags, "-c", str(src), "-o", str(obj)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or (res.stderr.strip() and "-Werror" in flags):
+        raise VerifyError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
+
+
+def _cached_objects(cc: str, flags: Sequence[str], srcs: Sequence[Path], headers: Sequence[Path]) -> list[Path]:
+    """Compile library sources once per (compiler, flags, source, headers) content."""
+    OBJ_CACHE.mkdir(parents=True, exist_ok=True)
+    ver = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.encode()
+    common = _digest(ver, " ".join(flags).encode(), *[h.read_bytes() for h in sorted(headers)])
+
+    def one(src: Path) -> Path:
+        obj = OBJ_CACHE / f"{src.stem}-{_digest(common.encode(), src.read_bytes())}.o"
+        if not obj.exists():
+            tmp = obj.with_suffix(f".{os.getpid()}.tmp.o")
+            _compile(cc, flags, src, tmp)
+            os.replace(tmp, obj)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(one, srcs))
+
+
+def build_host(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
+               max_inputs: int = 256) -> Path:
+    """Host executable of the model + kernels + batch driver; model.c and the driver (and the
+    portable kernels) must compile without a single warning."""
+    cc = host_compiler()
+    if cc is None:
+        raise VerifyError("no host C compiler (gcc/cc) on PATH")
+    model_dir, work = Path(model_dir), Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    srcs, incs, strict = kernel_library(model_dir, nn_path)
+    inc_flags = [f"-I{d}" for d in incs]
+    lib_flags = [*STRICT[:3], *(STRICT[3:] if strict else ()), HOST_OPT, *inc_flags]
+    if nn_path:     # a real CMSIS-NN: ~100 files, compiled once per compiler/flags/content
+        headers = [h for d in incs for h in Path(d).rglob("*.h")]
+        lib_objs = _cached_objects(cc, lib_flags, srcs, headers)
+    else:           # the folder's portable kernels: a few files, compiled here
+        lib_objs = [work / f"nn_{src.stem}.o" for src in srcs]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(lambda so: _compile(cc, lib_flags, *so), zip(srcs, lib_objs)))
+    own_flags = [*STRICT, HOST_OPT, f"-I{model_dir}", *inc_flags, f"-DNAS_DRIVER_MAX_INPUTS={max_inputs}"]
+    own = [(model_dir / MODEL_C, work / "model.o"), (DRIVER_C, work / "nas_driver.o")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda so: _compile(cc, own_flags, *so), own))
+    exe = work / "nas_driver"
+    cmd = [cc, *[str(o) for _, o in own], *map(str, lib_objs), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise VerifyError(f"link failed: {' '.join(cmd)}\n{res.stderr}")
+    return exe
+
+
+def _parse_scores(text: str, n: int, classes: int) -> np.ndarray:
+    tags = qemu.parse_tagged(text)
+    hexes = tags.get("hex", {})
+    if "rc" in tags:
+        raise VerifyError(f"nas_model_invoke failed: {tags['rc']}")
+    missing = [i for i in range(n) if str(i) not in hexes]
+    if missing:
+        raise VerifyError(f"no scores for {len(missing)} of {n} windows; output tail:\n{text[-1500:]}")
+    out = np.frombuffer(b"".join(hexes[str(i)] for i in range(n)), dtype=np.int8)
+    return out.reshape(n, classes).copy()
+
+
+def run_host(exe: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: float = 120.0) -> np.ndarray:
+    x = np.ascontiguousarray(np.asarray(x_int8, dtype=np.int8))
+    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
+        f.write(x.tobytes())
+        path = f.name
+    try:
+        res = subprocess.run([str(exe), path], capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(path)
+    if res.returncode != 0:
+        raise VerifyError(f"{exe} exited {res.returncode}: {res.stdout[-800:]} {res.stderr[-800:]}")
+    return _parse_scores(res.stdout, x.shape[0], classes)
+
+
+def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
+             max_inputs: int = 1, name: str = "model", opt: str = "-O2") -> Path:
+    """Cortex-M4F ELF of the model + kernels + driver + QEMU harness (qemu.build_elf)."""
+    model_dir = Path(model_dir)
+    srcs, incs, strict = kernel_library(model_dir, nn_path)
+    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else [])]
+    try:
+        return qemu.build_elf([model_dir / MODEL_C, DRIVER_C, *srcs], [model_dir, *incs], Path(work),
+                              defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": max_inputs},
+                              name=name, opt=opt, cflags=cflags)
+    except qemu.BuildError as exc:
+        raise VerifyError(str(exc)) from None
+
+
+@dataclass
+class M4Run:
+    scores: np.ndarray        # int8 [N, classes]
+    insn: np.ndarray          # instructions per inference [N]
+    stack_bytes: int          # qh_stack_used() after the run (whole program, deepest)
+
+
+def run_m4(elf: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: float = 300.0) -> M4Run:
+    x = np.ascontiguousarray(np.asarray(x_int8, dtype=np.int8))
+    try:
+        text, code = qemu.run_elf(elf, x.tobytes(), timeout=timeout)
+    except qemu.QemuError as exc:
+        raise VerifyError(str(exc)) from None
+    if code != 0:
+        raise VerifyError(f"QEMU run exited {code}; output tail:\n{text[-1500:]}")
+    tags = qemu.parse_tagged(text)
+    if "warn" in tags:
+        raise VerifyError(f"harness warning: {tags['warn']}")
+    n = x.shape[0]
+    scores = _parse_scores(text, n, classes)
+    insn = np.array([int(tags["insn"][str(i)]) for i in range(n)], dtype=np.int64)
+    return M4Run(scores=scores, insn=insn, stack_bytes=int(tags["stack"]["used"]))
+
+
+def elf_symbols(elf: str | os.PathLike, nm: str | None = None) -> dict[str, int]:
+    """{symbol: size in bytes} of the defined, sized symbols (arm-none-eabi-nm -S)."""
+    nm = nm or shutil.which("arm-none-eabi-nm") or shutil.which("nm")
+    if nm is None:
+        raise VerifyError("no nm on PATH")
+    res = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise VerifyError(f"{nm} failed: {res.stderr}")
+    sizes: dict[str, int] = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            sizes[parts[3]] = sizes.get(parts[3], 0) + int(parts[1], 16)
+    return sizes
+
+
+def driver_audio(n_samples: int) -> np.ndarray:
+    """The pseudo-random int16 audio the pipeline driver pushes (same LCG as nas_driver.c)."""
+    out = np.empty(n_samples, dtype=np.int16)
+    state = 0x2545F491
+    for i in range(n_samples):
+        state = (state * 1664525 + 1013904223) & 0xFFFFFFFF
+        top = state >> 16
+        top = top - 65536 if top >= 32768 else top
+        out[i] = int(top / 4)          # C division truncates toward zero
+    return out
+
+
+def model_ram_estimate(cost: costmodel.Cost, budget: Budget, spec) -> int:
+    """What the deployment-like ELF may use: arena + the feature window (part of the front-end's
+    buffers) + the runtime reserve (stack, kernel glue)."""
+    fe = spec.frontend
+    return cost.arena_bytes + costmodel.align4(fe.frames * fe.n_mels) + budget.reserves.runtime.ram_bytes
+
+
+def model_flash_estimate(cost: costmodel.Cost, budget: Budget) -> int:
+    """Network constants + the runtime reserve (CMSIS-NN kernel code, glue)."""
+    return cost.network_flash_bytes + budget.reserves.runtime.flash_bytes
+
+
+def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget, spec,
+               x_one: np.ndarray, nn_path: str | os.PathLike | None = None) -> dict:
+    """Deployment-like Cortex-M4 ELF: sizes, symbols, one inference under QEMU, vs the cost model."""
+    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware")
+    run = run_m4(elf, np.asarray(x_one, np.int8).reshape(1, -1), spec.num_classes)
+    sizes = qemu.elf_sizes(elf)
+    syms = elf_symbols(elf)
+    arena = syms.get(ARENA_SYMBOL, 0)
+    net_const = sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX))
+    ram_measured = sizes["ram"] + run.stack_bytes
+    ram_est, flash_est = model_ram_estimate(cost, budget, spec), model_flash_estimate(cost, budget)
+    insn = int(run.insn[0])
+    return {
+        "toolchain": "arm-none-eabi-gcc " + " ".join(qemu.M4_CFLAGS) + " -O2, " + qemu.QEMU_MACHINE + " -icount shift=0",
+        "kernels": f"CMSIS-NN at {nn_path}" if nn_path else "portable CMSIS-NN kernels",
+        "elf_sections": sizes,
+        "arena_symbol_bytes": arena, "arena_cost_model_bytes": cost.arena_bytes,
+        "arena_matches_cost_model": arena == cost.arena_bytes,
+        "network_const_bytes": net_const, "network_flash_cost_model_bytes": cost.network_flash_bytes,
+        "network_const_matches_cost_model": net_const == cost.network_flash_bytes,
+        "stack_bytes": run.stack_bytes,
+        "flash_bytes": sizes["flash"], "flash_estimate_bytes": flash_est,
+        "flash_vs_estimate": sizes["flash"] / flash_est,
+        "ram_bytes_with_stack": ram_measured, "ram_estimate_bytes": ram_est,
+        "ram_vs_estimate": ram_measured / ram_est,
+        "ram_within_estimate": ram_measured <= ram_est,
+        "flash_vs_cost_model_total": sizes["flash"] / cost.flash_bytes,
+        "ram_vs_cost_model_total": ram_measured / cost.ram_bytes,
+        "instructions_per_inference": insn,
+        "macs": cost.macs,
+        "instructions_per_mac": insn / cost.macs if cost.macs else None,
+        "scores": run.scores[0].tolist(),
+        "_elf": str(elf),
+    }
+
+
+def pipeline_pushes(spec) -> int:
+    """Hops that give the pipeline driver two windows."""
+    from nas.export import frontend_c as fc
+
+    fe = spec.frontend
+    return fc.warmup_pushes(fe) - 1 + fe.frames + fe.window_hop_frames
+
+
+def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp_root: str | os.PathLike,
+                      pushes: int, nn_path: str | os.PathLike | None = None) -> Path:
+    """Cortex-M4F ELF of front-end (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
+    from nas.export import frontend_c as fc
+
+    model_dir = Path(model_dir)
+    if not (model_dir / fc.SOURCE_NAME).is_file():
+        raise VerifyError(f"{model_dir} has no {fc.SOURCE_NAME}")
+    try:
+        dsp_srcs, dsp_incs = fc.cmsis_dsp_sources(dsp_root)
+    except FileNotFoundError as exc:
+        raise VerifyError(str(exc)) from None
+    srcs, incs, strict = kernel_library(model_dir, nn_path)
+    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *fc.FRONTEND_CFLAGS[1:]]
+    defines = {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_FRONTEND": None, "NAS_DRIVER_PUSHES": pushes,
+               **{d: None for d in fc.CMSIS_DSP_DEFINES}}
+    try:
+        return qemu.build_elf([model_dir / MODEL_C, model_dir / fc.SOURCE_NAME, DRIVER_C, *srcs, *dsp_srcs],
+                              [model_dir, *incs, *dsp_incs], Path(work), defines=defines, name="pipeline",
+                              cflags=cflags)
+    except qemu.BuildError as exc:
+        raise VerifyError(str(exc)) from None
+
+
+def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget,
+                     qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None) -> dict:
+    """Front-end + model on the Cortex-M4 under QEMU, against `run_int8` and the cost model totals."""
+    from nas.export import frontend_c as fc
+    from nas.export.quantize import run_int8
+
+    spec = qm.spec
+    fe = spec.frontend
+    pushes = pipeline_pushes(spec)
+    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path)
+    try:
+        text, code = qemu.run_elf(elf, None, timeout=300.0)
+    except qemu.QemuError as exc:
+        raise VerifyError(str(exc)) from None
+    if code != 0:
+        raise VerifyError(f"QEMU pipeline run exited {code}; output tail:\n{text[-1500:]}")
+    tags = qemu.parse_tagged(text)
+    if "warn" in tags:
+        raise VerifyError(f"harness warning: {tags['warn']}")
+    n = int(tags["done"]["n"])
+    if n < 1:
+        raise VerifyError("the pipeline produced no window")
+    scores = _parse_scores(text, n, spec.num_classes)
+    windows = np.stack([np.frombuffer(tags["hex"][f"f{i}"], np.int8).reshape(fe.frames, fe.n_mels)
+                        for i in range(n)])
+    expected = run_int8(qm, windows)
+    reference_windows = fc.frontend_reference(driver_audio(pushes * fe.hop_length), fe, qm.input_quant)[:n]
+    same_feature = float((reference_windows == windows).mean()) if len(reference_windows) == n else None
+    insn = np.array([int(tags["insn"][str(i)]) for i in range(n)], dtype=np.int64)
+    stack = int(tags["stack"]["used"])
+    sizes = qemu.elf_sizes(elf)
+    syms = elf_symbols(elf)
+    fe_ram = syms.get(fc.RAM_SYMBOL, 0)
+    fe_tables = sum(syms.get(k, 0) for k in (*fc.TABLE_SYMBOLS, *fc.rfft_table_symbols(fe.n_fft)))
+    ram = sizes["ram"] + stack
+    audio = syms.get("nas_driver_hop", 0)     # the application's capture buffer, outside the cost model
+    frames = int(tags["fe"]["frames"])
+    return {
+        "windows": n,
+        "model_bit_exact_on_c_frontend_windows": bool((scores == expected).all()),
+        "features_equal_to_python_frontend": same_feature,
+        "elf_sections": sizes,
+        "frontend_ram_symbol_bytes": fe_ram, "frontend_ram_cost_model_bytes": cost.frontend_ram_bytes,
+        "frontend_table_symbol_bytes": fe_tables, "frontend_flash_cost_model_bytes": cost.frontend_flash_bytes,
+        "arena_symbol_bytes": syms.get(ARENA_SYMBOL, 0),
+        "network_const_bytes": sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX)),
+        "stack_bytes": stack,
+        "flash_bytes": sizes["flash"], "flash_cost_model_total_bytes": cost.flash_bytes,
+        "flash_vs_cost_model_total": sizes["flash"] / cost.flash_bytes,
+        "ram_bytes_with_stack": ram, "audio_hop_buffer_bytes": audio,
+        "ram_bytes_without_audio_buffer": ram - audio, "ram_cost_model_total_bytes": cost.ram_bytes,
+        "ram_vs_cost_model_total": (ram - audio) / cost.ram_bytes,
+        "ram_within_cost_model_total": ram - audio <= cost.ram_bytes,
+        "model_instructions_per_inference": int(np.median(insn)),
+        "frontend_instructions_per_frame_max": int(tags["fe"]["frame_max"]),
+        "frontend_instructions_per_frame_mean": (int(tags["fe"]["frame_total"]) / frames) if frames else None,
+    }
