@@ -211,8 +211,9 @@ def test_onnx_float_equals_torch_and_int8_within_one_lsb_of_reference(model, tmp
           f"{100 * (got.argmax(1) == ref.argmax(1)).mean():.1f} %")
     # each layer, fed the reference's int8 input, is within one LSB (float vs fixed-point requantisation)
     assert max(layerwise) <= 1
-    # end to end the differences propagate (softmax magnifies logit LSBs) but stay small
-    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9
+    # chained, the logits stay within a step or two; the softmax magnifies logit steps on the scores
+    assert onnx_export.logits_int8_diff(qm, x).max() <= 2
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95
 
 
 def test_onnx_int8_uses_the_quantized_model_parameters(model):
@@ -220,10 +221,15 @@ def test_onnx_int8_uses_the_quantized_model_parameters(model):
     m = onnx_export.int8_model(qm)
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
     qnodes = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
-    # input, then one per layer
+    # input, then one per layer; max pools pool the int8 tensor itself (same parameters in and out)
     got = [(float(inits[n.input[1]]), int(inits[n.input[2]])) for n in qnodes]
-    want = [(qm.input_scale, qm.input_zero_point)] + [(q.out_scale, q.out_zero_point) for q in qm.layers]
+    want = [(qm.input_scale, qm.input_zero_point)] + [(q.out_scale, q.out_zero_point) for q in qm.layers
+                                                      if q.kind != "max_pool2d"]
     assert got == want
+    pools = [n for n in m.graph.node if n.op_type == "MaxPool"]
+    assert len(pools) == sum(q.kind == "max_pool2d" for q in qm.layers)
+    producers = {o: n for n in m.graph.node for o in n.output}
+    assert all(producers[p.input[0]].op_type in ("QuantizeLinear", "MaxPool") for p in pools)  # int8 in
     per_channel = [n for n in m.graph.node if n.op_type == "DequantizeLinear"
                    and any(a.name == "axis" for a in n.attribute) and "weight" in n.input[0]]
     assert len(per_channel) == sum(q.kind in ("conv2d", "depthwise_conv2d") for q in qm.layers)

@@ -36,7 +36,7 @@ RATE_WEIGHTS = (1, 1, 2, 3, 1, 1, 6, 4, 1)   # mostly 44.1/48 kHz, as in the rea
 RENDER_MAX_RATE = 32000                        # above this, render at 32 kHz and resample up
 MARKER = ".synth.json"
 VERSION = 2
-DEFAULT_CLIPS_PER_CLASS = 40
+DEFAULT_CLIPS_PER_CLASS = 80
 
 
 @dataclass(frozen=True)

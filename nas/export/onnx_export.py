@@ -77,9 +77,9 @@ def _flatten_nhwc(g: _Graph, x: str, base: str) -> str:
     return g.node("Flatten", [t], base, axis=1)
 
 
-def _pool(g: _Graph, layer, x: str, base: str) -> str:
+def _pool(g: _Graph, layer, x: str, base: str, out: str | None = None) -> str:
     if isinstance(layer, MaxPool2D):
-        return g.node("MaxPool", [x], base, kernel_shape=list(layer.pool), strides=list(layer.strides))
+        return g.node("MaxPool", [x], base, out=out, kernel_shape=list(layer.pool), strides=list(layer.strides))
     if isinstance(layer, AvgPool2D):
         return g.node("AveragePool", [x], base, kernel_shape=list(layer.pool), strides=list(layer.strides))
     return g.node("GlobalAveragePool", [x], base)
@@ -168,11 +168,18 @@ def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> o
         raise ValueError(f"layer range [{first}, {last}) outside 0..{len(qm.layers)}")
     g = _Graph()
     q0 = qm.layers[first]
-    _, x = _qdq(g, INPUT, q0.in_scale, q0.in_zero_point, "input")
+    xq, x = _qdq(g, INPUT, q0.in_scale, q0.in_zero_point, "input")
     flat = _is_flat(spec, first)
     for i in range(first, last):
         q, layer = qm.layers[i], spec.layers[i]
         final = INT8_OUTPUT if i == last - 1 else None
+        if isinstance(layer, MaxPool2D):
+            # Max commutes with quantisation: pool the int8 tensor itself, as CMSIS-NN does.
+            xq = _pool(g, layer, xq, q.name, out=final)
+            s = g.const(f"{q.name}_scale", np.array(q.out_scale, dtype=np.float32))
+            z = g.const(f"{q.name}_zero_point", np.array(q.out_zero_point, dtype=np.int8))
+            x = g.node("DequantizeLinear", [xq, s, z], f"{q.name}_dq")
+            continue
         if isinstance(layer, Softmax):
             y = g.node("Softmax", [x], q.name, axis=-1)
             _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
@@ -182,7 +189,7 @@ def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> o
             pt, pl = q.padding
             y = g.node("Conv", [x, w, b], q.name, kernel_shape=list(q.kernel), strides=list(q.stride),
                        pads=[pt, pl, pt, pl], group=q.in_shape[2] if isinstance(layer, DepthwiseConv2D) else 1)
-        elif isinstance(layer, (MaxPool2D, AvgPool2D, GlobalAvgPool2D)):
+        elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
             y = _pool(g, layer, x, q.name)
         elif isinstance(layer, Dense):
             w, b = _dq_weights(g, q)
@@ -193,7 +200,7 @@ def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> o
             raise TypeError(f"no ONNX export for {layer!r}")
         if q.relu:
             y = g.node("Relu", [y], q.name)
-        _, x = _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
+        xq, x = _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
     fe = spec.frontend
     if first == 0:
         inp = _input(spec)
@@ -221,7 +228,11 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- running
 
-def session(model: onnx.ModelProto | str | Path, optimize: bool = True):
+def session(model: onnx.ModelProto | str | Path, optimize: bool = True, qdq_fusion: bool = False):
+    """An ONNX Runtime session on one thread. QDQ fusion is off by default, so the int8 model runs
+    with the ONNX QDQ semantics (float op between exact Quantize/DequantizeLinear): ORT's fused int8
+    kernels on x86 CPUs without VNNI multiply u8 x s8 pairs into saturating int16 sums (vpmaddubsw),
+    which on this project's layers moved scores by up to 250 LSB (measured on AVX2 without VNNI)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -230,6 +241,8 @@ def session(model: onnx.ModelProto | str | Path, optimize: bool = True):
     opts.log_severity_level = 3
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not qdq_fusion:
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")
     src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
@@ -250,6 +263,21 @@ def run_int8(sess, qm: QuantizedModel, x_int8: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected int8 [N, frames, mels], got {x.dtype} {x.shape}")
     xf = ((x.astype(np.float32) - np.float32(qm.input_zero_point)) * np.float32(qm.input_scale))[:, None]
     return sess.run([INT8_OUTPUT], {INPUT: xf})[0]
+
+
+def logits_int8_diff(qm: QuantizedModel, x_int8: np.ndarray) -> np.ndarray:
+    """|ONNX Runtime - integer reference| (LSB) of the int8 logits (the input of the softmax), with the
+    whole network chained: how far per-layer rounding differences drift before the softmax."""
+    from nas.export.quantize import run_layer
+
+    x = np.asarray(x_int8, dtype=np.int8)
+    a = x.reshape(-1, *qm.input_shape, 1)
+    for q in qm.layers[:-1]:
+        a = run_layer(q, a)
+    q0 = qm.layers[0]
+    xf = ((x.astype(np.float32) - np.float32(q0.in_zero_point)) * np.float32(q0.in_scale))[:, None]
+    got = session(int8_model(qm, 0, len(qm.layers) - 1)).run([INT8_OUTPUT], {INPUT: np.ascontiguousarray(xf)})[0]
+    return np.abs(got.reshape(a.shape).astype(np.int32) - a.astype(np.int32)).reshape(len(x), -1)
 
 
 def layerwise_int8_diff(qm: QuantizedModel, x_int8: np.ndarray) -> list[int]:

@@ -22,8 +22,9 @@ def _measured(report: dict) -> str:
     if ox:
         lines.append(f"- model.onnx vs torch: max |p - p_torch| = {ox['float_max_abs_diff']:.2e}; model_int8.onnx "
                      f"(ONNX Runtime) vs the CMSIS-NN integer reference on {ox['windows']} windows: at most "
-                     f"{max(ox['int8_layerwise_max_lsb'])} LSB per layer (each layer fed the reference's input); "
-                     f"end to end the rounding differences propagate: max {ox['int8_end_to_end_max_lsb']} LSB, "
+                     f"{max(ox['int8_layerwise_max_lsb'])} LSB per layer (each layer fed the reference's input), "
+                     f"{ox['int8_logits_end_to_end_max_lsb']} LSB on the logits with the whole network chained; "
+                     f"the softmax magnifies logit steps: max {ox['int8_end_to_end_max_lsb']} LSB on the scores, "
                      f"{100 * ox['int8_end_to_end_share_differing']:.1f} % of scores differ, same top class on "
                      f"{100 * ox['int8_end_to_end_argmax_agreement']:.1f} % of windows")
     host = report.get("host_c") or {}
