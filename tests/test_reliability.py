@@ -230,3 +230,22 @@ def test_bad_flags_are_one_line(tmp_path, extra, message):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr
     assert not (tmp_path / "studies").exists() or not any((tmp_path / "studies").rglob("journal.log"))
+
+
+def test_killed_export_leaves_complete_folders_only_and_rerun_completes(tmp_path, demo_root):
+    out = subprocess.run(search_cmd(tmp_path, demo_root, "--trials", "3", "--epochs", "1", "--study", "ex"),
+                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    export = [sys.executable, "-m", "nas.export", "--study", "ex", "--trial", "0", "--trial", "1", "--trial", "2"]
+    proc = subprocess.Popen(export, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = tmp_path / "export" / "ex"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(root.glob(".tmp-*")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for folder in root.glob("trial_*"):  # whatever is visible is whole
+        assert (folder / "report.json").is_file() and (folder / "model.c").is_file()
+    rerun = subprocess.run(export, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert sorted(p.name for p in root.iterdir()) == ["trial_0", "trial_1", "trial_2"]  # leftovers cleaned

@@ -36,6 +36,7 @@ from nas.budget import Budget
 from nas.errors import UserError, run_cli
 from nas.export import codegen, onnx_export, quantize as Q, verify
 from nas.export.readme import readme
+from nas.locks import pid_alive
 from nas.model import fold_batchnorm
 from nas.report import pareto_front
 from nas.storage import open_storage
@@ -129,14 +130,8 @@ def _clean_stale(out_dir: Path) -> None:
             t_host, pid = "-".join(parts[2:-2]), int(parts[-2])
         except (ValueError, IndexError):
             continue
-        if t_host != host:
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if t_host == host and not pid_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 # --------------------------------------------------------------------------- one trial
