@@ -16,12 +16,7 @@ def run() -> list[tuple[str, float, str]]:
     budget = Budget.load(ROOT / "budgets/stm32l476.yaml")
     space = SearchSpace.load(ROOT / "search_spaces/default.yaml")
     rng = random.Random(0)
-    points = []
-    while len(points) < 500:
-        params = {k: rng.choice(v) for k, v in space.choices().items()}
-        if params["downsampling"] != "maxpool":
-            params.pop("pool")
-        points.append(params)
+    points = [space.sample(rng) for _ in range(500)]
     specs = []
     for p in points:
         try:

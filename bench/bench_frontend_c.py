@@ -12,25 +12,13 @@ cmsisdsp sdist, see tests/_cmsisdsp.py); returns [] when any is missing.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
+import _testlib
+
 CLOCK_HZ = 80e6
 CYCLES_PER_INSN = 1.3   # assumption, not measured
-
-
-def _helpers():
-    name = "_nas_tests_cmsisdsp"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _ROOT / "tests" / "_cmsisdsp.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _audio(sample_rate: int, seconds: float = 2.0):
@@ -43,7 +31,7 @@ def _audio(sample_rate: int, seconds: float = 2.0):
 
 
 def run() -> list[tuple[str, float, str]]:
-    cd = _helpers()
+    cd = _testlib.load("_cmsisdsp")
     from nas.export.inputq import InputQuant
     from nas.spec import FrontEnd
 

@@ -10,23 +10,10 @@ qemu-system-arm is missing.  Counts are instructions, not cycles (resolution 40 
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
+import _testlib
 
-
-def _cbuild():
-    name = "_nas_tests_cbuild"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _ROOT / "tests" / "_cbuild.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _layers(cb, rng):
@@ -44,7 +31,7 @@ def _layers(cb, rng):
 def run() -> list[tuple[str, float, str]]:
     import numpy as np
 
-    cb = _cbuild()
+    cb = _testlib.load("_cbuild")
     if cb.qemu.find_toolchain() is None:
         return []
     cases = _layers(cb, np.random.default_rng(2024))

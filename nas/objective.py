@@ -117,6 +117,8 @@ class Objective:
             raise optuna.TrialPruned(str(stop)) from None
         trial.set_user_attr("train_seconds", round(result.seconds, 2))
         trial.set_user_attr("best_epoch", result.best_epoch)
+        if result.stopped:
+            trial.set_user_attr("early_stop", result.stopped)
         trial.set_user_attr("train_windows_per_second", round(result.windows_per_second, 1))
         trial.set_user_attr("input_norm", [norm.mean, norm.std])
         self._save_checkpoint(trial.number, spec, result.state_dict, norm)

@@ -138,6 +138,14 @@ class SearchSpace:
             params[key] = trial.suggest_categorical(key, list(choices))
         return params
 
+    def sample(self, rng: Any) -> dict[str, Any]:
+        """A uniformly random point (any object with `choice`, e.g. random.Random), for random
+        baselines, tests and benchmarks; the same form as `suggest` returns."""
+        params = {key: rng.choice(choices) for key, choices in self.choices().items()}
+        if params["downsampling"] != "maxpool":
+            params.pop("pool")
+        return params
+
     def build(self, params: dict[str, Any], name: str = "candidate") -> ArchSpec:
         """Deterministic network for `params`; InvalidArchitecture if the combination has none."""
         p = Params(**params)

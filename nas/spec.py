@@ -139,7 +139,6 @@ class Softmax:
 
 
 Layer = Union[Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dense, Softmax]
-LAYER_TYPES = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dense, Softmax)
 SPATIAL = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
 
 

@@ -25,11 +25,8 @@ def random_specs(n: int, seed: int = 0) -> list[ArchSpec]:
     rng = random.Random(seed)
     specs: list[ArchSpec] = []
     while len(specs) < n:
-        params = {k: rng.choice(v) for k, v in SPACE.choices().items()}
-        if params["downsampling"] != "maxpool":
-            params.pop("pool")
         try:
-            specs.append(SPACE.build(params, f"random{len(specs)}"))
+            specs.append(SPACE.build(SPACE.sample(rng), f"random{len(specs)}"))
         except InvalidArchitecture:
             continue
     return specs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -289,14 +290,11 @@ def test_host_c_against_real_cmsis_nn(model, tmp_path):
 
 def random_space_specs(n: int, seed: int) -> list[ArchSpec]:
     space = SearchSpace.load(ROOT / "search_spaces" / "default.yaml")
-    rng = np.random.default_rng(seed)
+    rng = random.Random(seed)
     specs = []
     while len(specs) < n:
-        params = {k: v[int(rng.integers(len(v)))] for k, v in space.choices().items()}
-        if params["downsampling"] != "maxpool":
-            params.pop("pool")
         try:
-            specs.append(space.build(params, f"random{len(specs)}"))
+            specs.append(space.build(space.sample(rng), f"random{len(specs)}"))
         except InvalidArchitecture:
             continue
     return specs

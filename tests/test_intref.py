@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import _cbuild  # noqa: F401  (puts the repository root on sys.path)
 from nas.export import intref
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import _cbuild  # noqa: F401  (puts the repository root on sys.path)
 from nas.export import qemu
 
 PROGRAM = r"""

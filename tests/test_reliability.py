@@ -159,8 +159,8 @@ def test_killed_cache_build_leaves_nothing_corrupt(tmp_path, copy_dataset):
     cache_dir = tmp_path / "cache"
     fe = FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40)
     code = ("import sys; from nas.data.cache import load_features; from nas.spec import FrontEnd; "
-            f"load_features(sys.argv[1], FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40), "
-            f"sys.argv[2], workers=1)")
+            "load_features(sys.argv[1], FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40), "
+            "sys.argv[2], workers=1)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(cache_dir)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -15,7 +15,6 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import optuna
-import pytest
 import yaml
 from optuna.trial import TrialState
 
