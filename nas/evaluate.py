@@ -21,7 +21,7 @@ from nas.data.urbansound import FOLDS, cross_validation_splits
 from nas.errors import UserError, run_cli
 from nas.model import build
 from nas.report import pareto_front
-from nas.search import DEMO, default_storage, load_study, resolve_data, study_dir
+from nas.search import DEMO, open_study, resolve_data, study_dir
 from nas.spec import ArchSpec
 from nas.train import Normalisation, TrainConfig, clip_accuracy, train
 from nas.trialdata import to_clipset, valid_frames
@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
     args = p.parse_args(argv)
-    storage = args.storage or default_storage(args.study)
-    if "://" not in storage and not Path(storage).is_file():
-        raise UserError(f"--study {args.study}: no study storage at {storage} (run nas.search first)")
-    study = load_study(args.study, storage, seed=None)
+    study, _ = open_study(args.study, args.storage)
     try:
         folds = [int(f) for f in args.folds.split(",")]
         wanted = [int(n) for n in args.trials.split(",")] if args.trials else None
@@ -81,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in log_path.read_text().splitlines():
             try:
                 rec = json.loads(line)
-                done[(rec["trial"], rec["test_fold"])] = rec
+                if rec.get("epochs") == epochs and rec.get("seed") == args.seed:  # same protocol only
+                    done[(rec["trial"], rec["test_fold"])] = rec
             except (json.JSONDecodeError, KeyError):
                 continue  # a line cut by a kill mid-write
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -93,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             feats = feats or fcache.load_features(root, spec.frontend, cache)
             rec = {"trial": t.number, "model": t.user_attrs.get("reference", "") or spec.name,
+                   "epochs": epochs, "seed": args.seed,
                    **evaluate_spec(spec, feats, fold, cfg)}
             done[(t.number, fold)] = rec
             with open(log_path, "a") as fh:

@@ -20,6 +20,7 @@ import torch
 
 from nas import cost as costmodel
 from nas.budget import Budget
+from nas.data.urbansound import FoldSplit, find_root
 from nas.errors import UserError, run_cli
 from nas.objective import DIRECTIONS, OBJECTIVES, Objective
 from nas.space import SearchSpace
@@ -58,6 +59,20 @@ def load_study(study: str, storage: str, seed: int | None) -> optuna.Study:
     if not s.metric_names:
         s.set_metric_names(list(OBJECTIVES))
     return s
+
+
+def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str]:
+    """An existing study (never creates one); UserError when the storage or the study is missing."""
+    storage = storage or default_storage(name)
+    if "://" not in storage and not Path(storage).is_file():
+        raise UserError(f"--study {name}: no study storage at {storage} (run nas.search first, or pass --storage)")
+    backend = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=backend), storage
+    except KeyError:
+        names = optuna.get_all_study_names(storage=backend)
+        raise UserError(f"--study {name}: unknown study in {storage}"
+                        + (f" (it has: {', '.join(sorted(names))})" if names else " (it has no study)")) from None
 
 
 def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) -> list[str]:
@@ -127,12 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--trials", trials), ("--epochs", epochs), ("--jobs", args.jobs)):
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
-    from nas.data.urbansound import FoldSplit
-
     split = FoldSplit.for_test_fold(args.test_fold, args.val_fold)
     root = resolve_data(args.data, args.seed)
-    from nas.data.urbansound import find_root
-
     find_root(root)  # a missing dataset is one clear error before the study starts
     out = study_dir(args.study)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         closed = close_stale_trials(study)
         queued = enqueue_references(study, space, budget)
         for key, value in (("budget", asdict(budget)), ("data", str(Path(root).resolve())),
-                           ("split", {"train": split.train, "val": split.val, "test": split.test}),
+                           ("split", {"train": list(split.train), "val": list(split.val), "test": list(split.test)}),
                            ("cache", str(Path(args.cache).resolve())), ("epochs", epochs)):
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)

@@ -39,7 +39,7 @@ from nas.export.readme import readme
 from nas.locks import pid_alive
 from nas.model import fold_batchnorm
 from nas.report import pareto_front
-from nas.storage import open_storage
+from nas.search import open_study, study_dir
 from nas.train import ClipSet, clip_accuracy, eval_windows
 
 MAX_CHECK_WINDOWS = 256           # validation windows compared C vs reference and ONNX vs torch/reference
@@ -52,28 +52,6 @@ def _print(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- study access
-
-def _studies_dir() -> Path:
-    from nas.search import STUDIES
-
-    return STUDIES
-
-
-def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str]:
-    """An existing study (never creates one); UserError when the storage or the study is missing."""
-    from nas.search import default_storage
-
-    storage = storage or default_storage(name)
-    if "://" not in storage and not Path(storage).is_file():
-        raise UserError(f"--study {name}: no study storage at {storage} (run nas.search first, or pass --storage)")
-    backend = open_storage(storage)
-    try:
-        return optuna.load_study(study_name=name, storage=backend), storage
-    except KeyError:
-        names = optuna.get_all_study_names(storage=backend)
-        raise UserError(f"--study {name}: unknown study in {storage}"
-                        + (f" (it has: {', '.join(sorted(names))})" if names else " (it has no study)")) from None
-
 
 def select_trials(study: optuna.Study, numbers: Sequence[int] | None) -> list[FrozenTrial]:
     """The Pareto front (numbers None) or the given trials, each checked to be trained."""
@@ -357,7 +335,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
         raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {method!r}")
     budget, data, split, cache = _study_settings(study, budget, data, split, cache)
     selected = select_trials(study, trials)
-    ckpt_dir = Path(checkpoints) if checkpoints else _studies_dir() / study.study_name / "checkpoints"
+    ckpt_dir = Path(checkpoints) if checkpoints else study_dir(study.study_name) / "checkpoints"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
@@ -415,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     elif "://" not in storage and (Path(storage).parent / "checkpoints").is_dir():
         ckpts = Path(storage).parent / "checkpoints"
     else:
-        ckpts = _studies_dir() / args.study / "checkpoints"
+        ckpts = study_dir(args.study) / "checkpoints"
     budget = Budget.load(args.budget) if args.budget else None
     out = Path(args.out) if args.out else DEFAULT_EXPORT_ROOT / args.study
     for flag, path in (("--cmsis-nn", args.cmsis_nn), ("--cmsis-dsp", args.cmsis_dsp)):

@@ -241,24 +241,23 @@ def _layer_params(i: int, q: QLayer) -> str:
     p = f"nas_p_{q.name}"
     act = f"{{.min = {q.act_min}, .max = {q.act_max}}}"
     s = f"/* layer {i} {q.name}: {_describe(q)} */\n"
+    per_channel_quant = (f"static const cmsis_nn_per_channel_quant_params {p}_quant = {{"
+                         f".multiplier = (int32_t *){WEIGHT_SYMBOL_PREFIX}{q.name}_mult, "
+                         f".shift = (int32_t *){WEIGHT_SYMBOL_PREFIX}{q.name}_shift}};\n")
     if q.kind == Conv2D.TYPE:
         s += _dims(f"{p}_in", 1, h, w, c) + _dims(f"{p}_filter", oc, q.kernel[0], q.kernel[1], c)
         s += _dims(f"{p}_bias", 1, 1, 1, oc) + _dims(f"{p}_out", 1, oh, ow, oc)
         s += (f"static const cmsis_nn_conv_params {p}_conv = {{.input_offset = {q.input_offset}, "
               f".output_offset = {q.output_offset}, .stride = {_tile(*q.stride)}, .padding = {_tile(*q.padding)}, "
               f".dilation = {_tile(1, 1)}, .activation = {act}}};\n")
-        s += (f"static const cmsis_nn_per_channel_quant_params {p}_quant = {{"
-              f".multiplier = (int32_t *){WEIGHT_SYMBOL_PREFIX}{q.name}_mult, "
-              f".shift = (int32_t *){WEIGHT_SYMBOL_PREFIX}{q.name}_shift}};\n")
+        s += per_channel_quant
     elif q.kind == DepthwiseConv2D.TYPE:
         s += _dims(f"{p}_in", 1, h, w, c) + _dims(f"{p}_filter", 1, q.kernel[0], q.kernel[1], oc)
         s += _dims(f"{p}_bias", 1, 1, 1, oc) + _dims(f"{p}_out", 1, oh, ow, oc)
         s += (f"static const cmsis_nn_dw_conv_params {p}_conv = {{.input_offset = {q.input_offset}, "
               f".output_offset = {q.output_offset}, .ch_mult = {oc // c}, .stride = {_tile(*q.stride)}, "
               f".padding = {_tile(*q.padding)}, .dilation = {_tile(1, 1)}, .activation = {act}}};\n")
-        s += (f"static const cmsis_nn_per_channel_quant_params {p}_quant = {{"
-              f".multiplier = (int32_t *){WEIGHT_SYMBOL_PREFIX}{q.name}_mult, "
-              f".shift = (int32_t *){WEIGHT_SYMBOL_PREFIX}{q.name}_shift}};\n")
+        s += per_channel_quant
     elif q.kind == Dense.TYPE:
         k = h * w * c
         s += _dims(f"{p}_in", 1, 1, 1, k) + _dims(f"{p}_filter", k, 1, 1, oc)

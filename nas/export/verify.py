@@ -170,17 +170,23 @@ class M4Run:
     stack_bytes: int          # qh_stack_used() after the run (whole program, deepest)
 
 
-def run_m4(elf: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: float = 300.0) -> M4Run:
-    x = np.ascontiguousarray(np.asarray(x_int8, dtype=np.int8))
+def _run_qemu(elf, input_bytes: bytes | None, timeout: float, what: str) -> tuple[str, dict]:
+    """Run under QEMU; a fault, a non-zero exit or a harness warning is a VerifyError."""
     try:
-        text, code = qemu.run_elf(elf, x.tobytes(), timeout=timeout)
+        text, code = qemu.run_elf(elf, input_bytes, timeout=timeout)
     except qemu.QemuError as exc:
         raise VerifyError(str(exc)) from None
     if code != 0:
-        raise VerifyError(f"QEMU run exited {code}; output tail:\n{text[-1500:]}")
+        raise VerifyError(f"{what} exited {code}; output tail:\n{text[-1500:]}")
     tags = qemu.parse_tagged(text)
     if "warn" in tags:
         raise VerifyError(f"harness warning: {tags['warn']}")
+    return text, tags
+
+
+def run_m4(elf: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: float = 300.0) -> M4Run:
+    x = np.ascontiguousarray(np.asarray(x_int8, dtype=np.int8))
+    text, tags = _run_qemu(elf, x.tobytes(), timeout, "QEMU run")
     n = x.shape[0]
     scores = _parse_scores(text, n, classes)
     insn = np.array([int(tags["insn"][str(i)]) for i in range(n)], dtype=np.int64)
@@ -305,15 +311,7 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
     fe = spec.frontend
     pushes = pipeline_pushes(spec)
     elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path)
-    try:
-        text, code = qemu.run_elf(elf, None, timeout=300.0)
-    except qemu.QemuError as exc:
-        raise VerifyError(str(exc)) from None
-    if code != 0:
-        raise VerifyError(f"QEMU pipeline run exited {code}; output tail:\n{text[-1500:]}")
-    tags = qemu.parse_tagged(text)
-    if "warn" in tags:
-        raise VerifyError(f"harness warning: {tags['warn']}")
+    text, tags = _run_qemu(elf, None, 300.0, "QEMU pipeline run")
     n = int(tags["done"]["n"])
     if n < 1:
         raise VerifyError("the pipeline produced no window")
