@@ -21,6 +21,7 @@ from nas.data import frontend as F
 from nas.data import urbansound as us
 from nas.export import frontend_c as fc
 from nas.export.inputq import InputQuant, quantize_features
+from nas.export.render import c_float
 from nas.spec import FrontEnd
 
 IQ = InputQuant(mean=-20.0, std=20.0, scale=1.0 / 24.0, zero_point=-8)        # ~1.2 steps/dB
@@ -90,7 +91,7 @@ def test_emitted_files(tmp_path):
 
 def test_constants_round_trip():
     for v in (0.0, 1.0, 1e-6, -3.5, float(F.DB_PER_NEPER), 0.1234567, 2.0 ** -140):
-        s = fc._f32(v)
+        s = c_float(v)
         assert s.endswith("f") and np.float32(float(s[:-1])) == np.float32(v)
 
 

@@ -238,7 +238,7 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
         report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
             ["README.md", "report.json"]
         atomic_write_text(tmp / "report.json", json.dumps(_jsonable(report), indent=2) + "\n")
-        atomic_write_text(tmp / "README.md", readme(qm, cost, budget, _jsonable(report), bool(fe_files)))
+        atomic_write_text(tmp / "README.md", readme(qm, cost, budget, _jsonable(report)))
         _publish(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
