@@ -9,9 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run() -> list[tuple[str, float, str]]:
+    from nas.arch.space import InvalidArchitecture, SearchSpace
     from nas.budget import Budget
-    from nas.cost import estimate
-    from nas.space import InvalidArchitecture, SearchSpace
+    from nas.cost.analytic import estimate
 
     budget = Budget.load(ROOT / "budgets/stm32l476.yaml")
     space = SearchSpace.load(ROOT / "search_spaces/default.yaml")
@@ -42,8 +42,8 @@ def run() -> list[tuple[str, float, str]]:
 
 
 def _build_and_estimate(space, budget, params):
-    from nas.cost import estimate
-    from nas.space import InvalidArchitecture
+    from nas.arch.space import InvalidArchitecture
+    from nas.cost.analytic import estimate
 
     try:
         return estimate(space.build(params), budget)

@@ -35,11 +35,11 @@ def run() -> list[tuple[str, float, str]]:
     import numpy as np
     import torch
 
-    from nas.data import frontend as F
+    from nas.arch import frontend as F
+    from nas.arch.spec import FrontEnd
     from nas.data import urbansound as us
     from nas.data.cache import load_features
     from nas.data.synth import generate
-    from nas.spec import FrontEnd
 
     fe = FrontEnd()
     rows: list[tuple[str, float, str]] = []

@@ -23,8 +23,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 
 
 def _specs():
-    from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D,
-                          MaxPool2D, Softmax)
+    from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D,
+                               MaxPool2D, Softmax)
 
     small = ArchSpec(name="small-gap", frontend=FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40,
                                                          frames=32, overlap=0.5),
@@ -48,7 +48,7 @@ def _dsp_root():
 def _random_net(spec, seed: int):
     import torch
 
-    from nas.model import build
+    from nas.arch.net import build
 
     torch.manual_seed(seed)
     net = build(spec)
@@ -65,8 +65,8 @@ def run() -> list[tuple[str, float, str]]:
     import numpy as np
     import torch
 
-    from nas import cost as costmodel
     from nas.budget import Budget
+    from nas.cost import analytic as costmodel
     from nas.export import codegen, onnx_export, qemu, verify
     from nas.export import quantize as Q
 

@@ -13,13 +13,14 @@ def run() -> list[tuple[str, float, str]]:
     import optuna
     import yaml
 
+    from nas.arch.space import SearchSpace
     from nas.budget import Budget
     from nas.data.synth import generate
     from nas.data.urbansound import FoldSplit
-    from nas.objective import DIRECTIONS, Objective
-    from nas.space import SearchSpace
-    from nas.train import TrainConfig
-    from nas.trialdata import TrialData
+    from nas.search.objective import Objective
+    from nas.study.study import DIRECTIONS
+    from nas.train.loop import TrainConfig
+    from nas.train.trialdata import TrialData
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = SearchSpace.load(ROOT / "search_spaces/default.yaml")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas import config
-from nas.config import bounded
+from nas.core import config
+from nas.core.config import bounded
 
 _MAX_BYTES = 1 << 32  # no microcontroller has 4 GiB of anything: a larger number is a typo
 

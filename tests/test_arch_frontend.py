@@ -11,9 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.data import frontend as F
+from nas.arch import frontend as F
+from nas.arch.spec import FrontEnd
 from nas.data import urbansound as us
-from nas.spec import FrontEnd
 
 CONFIGS = [
     FrontEnd(),                                                                     # 22.05 kHz, 1024/512, 60

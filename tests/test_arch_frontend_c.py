@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import _cmsisdsp
-from nas.data import frontend as F
+from nas.arch import frontend as F
+from nas.arch.spec import FrontEnd
 from nas.data import urbansound as us
-from nas.spec import FrontEnd
 
 C_MAIN = r"""
 /* Host build of the device front-end: frames of audio -> log-mel dB, CMSIS-DSP f32. */

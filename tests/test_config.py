@@ -10,10 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nas.arch.space import SearchSpace
+from nas.arch.spec import ArchSpec
 from nas.budget import Budget
-from nas.errors import UserError
-from nas.space import SearchSpace
-from nas.spec import ArchSpec
+from nas.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = yaml.safe_load((ROOT / "budgets/stm32l476.yaml").read_text())
@@ -127,7 +127,7 @@ def test_shipped_budgets_load():
 def test_arbitrary_yaml_never_crashes_the_loaders(data):
     for cls in (Budget, SearchSpace, ArchSpec):
         try:
-            from nas import config
+            from nas.core import config
 
             config.load(cls, data, "fuzz.yaml")
         except UserError as exc:

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from nas.arch.net import build, count_parameters, fold_batchnorm
+from nas.arch.space import InvalidArchitecture, SearchSpace
+from nas.arch.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, MaxPool2D, Softmax
 from nas.budget import Budget
-from nas.cost import align4, estimate, frontend_ram_bytes, scratch_bytes
-from nas.model import build, count_parameters, fold_batchnorm
-from nas.space import InvalidArchitecture, SearchSpace
-from nas.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, MaxPool2D, Softmax
+from nas.cost.analytic import align4, estimate, frontend_ram_bytes, scratch_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = Budget.load(ROOT / "budgets/stm32l476.yaml")

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
+from nas.arch.frontend import logmel
+from nas.arch.spec import FrontEnd
+from nas.core.errors import UserError
 from nas.data import cache as C
 from nas.data import urbansound as us
-from nas.data.frontend import logmel
-from nas.errors import UserError
-from nas.spec import FrontEnd
 
 FE = FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40, frames=31)
 REPO = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ _CHILD = """
 import sys, json
 from nas.data.cache import load_features
 from nas.data import urbansound as us
-from nas.spec import FrontEnd
+from nas.arch.spec import FrontEnd
 f = load_features(sys.argv[1], FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40),
                   cache_dir=sys.argv[2], progress=False)
 print(json.dumps({"path": str(f.path), "sum": float(f.x.astype("float64").sum()), "decodes": us.decode_count()}))

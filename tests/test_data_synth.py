@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from nas.core.errors import UserError
 from nas.data import synth
 from nas.data import urbansound as us
-from nas.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

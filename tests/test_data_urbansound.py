@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from nas.core.errors import UserError
 from nas.data import synth
 from nas.data import urbansound as us
-from nas.errors import UserError
 
 HEADER = ",".join(us.COLUMNS)
 

@@ -21,17 +21,18 @@ import optuna
 import pytest
 import torch
 
-from nas import cost as costmodel
+from nas.arch.net import build, fold_batchnorm
+from nas.arch.space import InvalidArchitecture, SearchSpace
+from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
+                           Softmax)
 from nas.budget import Budget
+from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit
 from nas.export import codegen, intref, onnx_export, qemu, verify
 from nas.export import quantize as Q
-from nas.model import build, fold_batchnorm
-from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
-                      Softmax)
-from nas.space import InvalidArchitecture, SearchSpace
-from nas.train import TrainConfig, eval_windows, train
-from nas.trialdata import TrialData
+from nas.train.clips import eval_windows
+from nas.train.loop import TrainConfig, train
+from nas.train.trialdata import TrialData
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -427,7 +428,7 @@ def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
 
 def make_study(tmp: Path, net, norm, data_root: Path, cache: Path) -> tuple[str, Path]:
     """A study as nas.search leaves it: trained trial 0 (+ checkpoint), pruned trial 1."""
-    from nas.search import load_study
+    from nas.study.study import load_study
 
     name = "exp"
     storage = tmp / "studies" / name / "journal.log"
@@ -450,7 +451,7 @@ def make_study(tmp: Path, net, norm, data_root: Path, cache: Path) -> tuple[str,
 
 
 def run_export(argv: list[str]) -> int:
-    from nas.errors import run_cli
+    from nas.core.errors import run_cli
     from nas.export.__main__ import main
 
     with pytest.raises(SystemExit) as exc:

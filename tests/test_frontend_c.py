@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 import _cmsisdsp as cd
-from nas.cost import frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
-from nas.data import frontend as F
+from nas.arch import frontend as F
+from nas.arch.spec import FrontEnd
+from nas.cost.analytic import frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
 from nas.data import urbansound as us
 from nas.export import frontend_c as fc
 from nas.export.inputq import InputQuant, quantize_features
 from nas.export.render import c_float
-from nas.spec import FrontEnd
 
 IQ = InputQuant(mean=-20.0, std=20.0, scale=1.0 / 24.0, zero_point=-8)        # ~1.2 steps/dB
 IQ_FINE = InputQuant(mean=-5.0, std=12.0, scale=1.0 / 64.0, zero_point=20)    # ~5.3 steps/dB, saturates

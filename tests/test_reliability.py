@@ -19,13 +19,17 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from nas.arch.space import SearchSpace
+from nas.arch.spec import FrontEnd
 from nas.budget import Budget
 from nas.data import cache as fcache
-from nas.objective import DIRECTIONS, Objective
-from nas.space import SearchSpace
-from nas.spec import FrontEnd
-from nas.train import ClipSet, Normalisation, TrainConfig
-from nas.worker import claim_for, counted, run_trials
+from nas.search.objective import Objective
+from nas.search.worker import run_trials
+from nas.study.claim import claim_for
+from nas.study.study import DIRECTIONS
+from nas.study.trials import counted
+from nas.train.clips import ClipSet, Normalisation
+from nas.train.loop import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = ROOT / "budgets/stm32l476.yaml"
@@ -39,7 +43,7 @@ def search_cmd(cwd: Path, data: Path, *extra: str) -> list[str]:
 
 
 def load(cwd: Path, name: str, storage: str | None = None) -> optuna.Study:
-    from nas.search import load_study
+    from nas.study.study import load_study
 
     return load_study(name, storage or str(cwd / "studies" / name / "journal.log"), seed=None)
 
@@ -158,7 +162,7 @@ def test_killed_cache_build_leaves_nothing_corrupt(tmp_path, copy_dataset):
     root = copy_dataset("ds")
     cache_dir = tmp_path / "cache"
     fe = FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40)
-    code = ("import sys; from nas.data.cache import load_features; from nas.spec import FrontEnd; "
+    code = ("import sys; from nas.data.cache import load_features; from nas.arch.spec import FrontEnd; "
             "load_features(sys.argv[1], FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40), "
             "sys.argv[2], workers=1)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(cache_dir)], env=ENV,

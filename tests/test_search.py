@@ -18,12 +18,12 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from nas.arch.space import SearchSpace
 from nas.budget import Budget
 from nas.data import urbansound
-from nas.objective import CONSTRAINTS, DIRECTIONS, OBJECTIVES, Objective
-from nas.search import load_study
-from nas.space import SearchSpace
-from nas.train import TrainConfig
+from nas.search.objective import CONSTRAINTS, Objective
+from nas.study.study import DIRECTIONS, OBJECTIVES, load_study
+from nas.train.loop import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = ROOT / "budgets/stm32l476.yaml"

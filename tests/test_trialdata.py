@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas.data.frontend import LOG_FLOOR_DB
+from nas.arch.frontend import LOG_FLOOR_DB
+from nas.arch.spec import FrontEnd
 from nas.data.urbansound import FoldSplit, read_metadata
-from nas.spec import FrontEnd
-from nas.trialdata import TrialData, valid_frames
+from nas.train.trialdata import TrialData, valid_frames
 
 
 def test_valid_frames_stop_at_the_last_sound():

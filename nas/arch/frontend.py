@@ -37,7 +37,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from nas.spec import FrontEnd
+from nas.arch.spec import FrontEnd
 
 LOG_EPS = 1e-6
 """Added to the mel power before the log (on device: arm_offset_f32)."""

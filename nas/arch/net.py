@@ -12,8 +12,8 @@ import copy
 import torch
 from torch import nn
 
-from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D,
-                      Shape, Softmax, conv_padding)
+from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D,
+                           Shape, Softmax, conv_padding)
 
 
 class SpecLayer(nn.Module):

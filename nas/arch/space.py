@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nas import config
-from nas.config import bounded
-from nas.data.frontend import empty_mel_bands
-from nas.spec import (ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer, MaxPool2D,
-                      Softmax)
+from nas.arch.frontend import empty_mel_bands
+from nas.arch.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer, MaxPool2D, Softmax
+from nas.core import config
+from nas.core.config import bounded
 
 ConvType = Literal["standard", "depthwise_separable"]
 Downsampling = Literal["maxpool", "strided"]

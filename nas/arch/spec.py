@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Union
 
-from nas import config
-from nas.config import bounded
+from nas.core import config
+from nas.core.config import bounded
 
 Activation = Literal["relu", "none"]
 Padding = Literal["same", "valid"]

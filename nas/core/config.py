@@ -15,7 +15,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 
 def bounded(default: Any = dataclasses.MISSING, *, gt: float | None = None, ge: float | None = None,
@@ -53,7 +53,7 @@ def read_yaml(path: str | Path) -> Any:
 
 def write_yaml(path: str | Path, data: Any) -> None:
     """Write YAML atomically (temp file + rename) so a crash never leaves half a file."""
-    from nas.atomic import atomic_write_text
+    from nas.core.atomic import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))
 

@@ -18,15 +18,14 @@ front-end buffers of exactly the sizes computed here.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
+from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer,
+                           MaxPool2D, Shape, conv_padding)
 from nas.budget import Budget
-from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D,
-                      Layer, MaxPool2D, Shape, conv_padding)
 
 # CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH (uint16 entries), by cfft length L.
-_BITREV_LEN = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
+BITREV_TABLE_LENGTHS = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
 
 
 def align4(n: int) -> int:
@@ -101,7 +100,7 @@ def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
     window = 4 * fe.n_fft
     mel = 4 * mel_nonzeros + 2 * 4 * fe.n_mels  # coefficients + uint32 filterPos and filterLengths
     half = fe.n_fft // 2
-    rfft = 4 * 2 * half + 2 * _BITREV_LEN[half] + 4 * fe.n_fft  # cfft twiddles, bitrev, rfft twiddles
+    rfft = 4 * 2 * half + 2 * BITREV_TABLE_LENGTHS[half] + 4 * fe.n_fft  # cfft twiddles, bitrev, rfft twiddles
     return window + mel + rfft
 
 
@@ -119,7 +118,7 @@ def mel_nonzeros(fe: FrontEnd) -> int:
     """Non-zero weights of the sparse mel filterbank the device stores (memoised: it is per front-end)."""
     key = (fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.f_max)
     if key not in _MEL_NONZEROS:
-        from nas.data.frontend import mel_filter_tables
+        from nas.arch.frontend import mel_filter_tables
 
         _MEL_NONZEROS[key] = int(mel_filter_tables(fe).lengths.sum())
     return _MEL_NONZEROS[key]
@@ -247,23 +246,3 @@ def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
         lines.append(f"{label:<6}{fmt(used):>12} of {fmt(limit):>10}  {used / limit:6.1%}  {verdict}")
     lines.append("fits the budget" if cost.fits(budget) else "does NOT fit the budget")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nas.cost",
-                                     description="Per-layer int8 cost of an architecture against a budget. "
-                                                 "Exit 0 if it fits, 1 if not.")
-    parser.add_argument("--budget", required=True, help="budget YAML, e.g. budgets/stm32l476.yaml")
-    parser.add_argument("--arch", required=True, help="architecture spec YAML, e.g. specs/thesis/stride-ds-24.yaml")
-    args = parser.parse_args(argv)
-    budget = Budget.load(args.budget)
-    spec = ArchSpec.load(args.arch)
-    cost = estimate(spec, budget)
-    print(report(spec, budget, cost))
-    return 0 if cost.fits(budget) else 1
-
-
-if __name__ == "__main__":
-    from nas.errors import run_cli
-
-    run_cli(main)

@@ -41,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.arch.spec import FrontEnd
+from nas.core.errors import UserError
+from nas.core.locks import FileLock, pid_alive
 from nas.data import urbansound as us
-from nas.errors import UserError
-from nas.locks import FileLock, pid_alive
-from nas.spec import FrontEnd
 
 FORMAT_VERSION = 1
 FEATURE_DTYPE = np.float16
@@ -128,7 +128,7 @@ def windows(x, fe: FrontEnd, hop_frames: int | None = None):
 
 def feature_params(fe: FrontEnd) -> dict:
     """The FrontEnd fields that change per-frame features (frames/overlap do not)."""
-    from nas.data.frontend import LOG_EPS
+    from nas.arch.frontend import LOG_EPS
 
     return {"sample_rate": fe.sample_rate, "n_fft": fe.n_fft, "hop_length": fe.hop_length,
             "n_mels": fe.n_mels, "fmin": float(fe.fmin), "fmax": float(fe.f_max),
@@ -235,34 +235,65 @@ def _try_open(path: Path, fe: FrontEnd) -> ClipFeatures | None:
 
 def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: int | None,
            progress: bool, device: str) -> None:
-    import torch
-    from tqdm import tqdm
-
-    from nas.data.frontend import logmel, n_frames
+    from nas.arch.frontend import n_frames
 
     t0 = time.time()
     ds = us.read_metadata(root)
     clips = ds.clips
-    n_samples = us.clip_samples(fe.sample_rate)
-    t_frames = n_frames(n_samples, fe)
+    t_frames = n_frames(us.clip_samples(fe.sample_rate), fe)
     if t_frames == 0:
         raise UserError(f"front-end: n_fft {fe.n_fft} is longer than a {us.CLIP_SECONDS:g} s clip")
     tmp.mkdir(parents=True)
     feats = np.lib.format.open_memmap(tmp / "features.npy", mode="w+", dtype=FEATURE_DTYPE,
                                       shape=(len(clips), t_frames, fe.n_mels))
+    kept, report = _extract(root, clips, fe, feats, workers or min(8, os.cpu_count() or 1), progress, device)
+    feats.flush()
+    del feats
+    n = len(kept)
+    if n == 0:
+        raise UserError(f"{ds.csv_path}: none of the {len(clips)} listed audio files could be read "
+                        f"(first: {report.skipped[0][0]}: {report.skipped[0][1]})")
+    if n < len(clips):
+        _keep_rows(tmp / "features.npy", n)
+    _save(tmp / "y.npy", np.array([c.class_id for c in kept], dtype=np.int16))
+    _save(tmp / "fold.npy", np.array([c.fold for c in kept], dtype=np.int8))
+    _save(tmp / "salience.npy", np.array([c.salience for c in kept], dtype=np.int8))
+    meta = {"format": FORMAT_VERSION, "key": key, "n_clips": n, "n_frames": t_frames, "n_mels": fe.n_mels,
+            "dtype": np.dtype(FEATURE_DTYPE).name, "names": [c.name for c in kept], "classes": list(ds.classes),
+            "skipped": [list(s) for s in report.skipped], "key_inputs": body, "dataset_root": str(root),
+            "build_seconds": round(time.time() - t0, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _fsync(tmp / "features.npy")
+    with open(tmp / "meta.json", "w") as fh:
+        json.dump(meta, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if report and progress:
+        print(f"warning: {report.summary()}", file=sys.stderr)
+
+
+def _decode(clip: us.Clip, sample_rate: int):
+    """(clip, audio or None, reason it could not be read or None)."""
+    try:
+        return clip, us.load_clip(clip.path, sample_rate), None
+    except us.AudioError as exc:
+        return clip, None, str(exc)
+    except Exception as exc:      # noqa: BLE001 - one bad file must never end the build
+        return clip, None, f"unreadable: {type(exc).__name__}: {exc}"
+
+
+def _extract(root: Path, clips: list, fe: FrontEnd, feats: np.ndarray, workers: int, progress: bool,
+             device: str) -> tuple[list, us.SkipReport]:
+    """Decode `clips` in threads and write the log-mel of the readable ones, in order, into `feats`
+    (rows 0..len(kept)-1); returns (kept clips, skipped files)."""
+    import torch
+    from tqdm import tqdm
+
+    from nas.arch.frontend import logmel
+
     report = us.SkipReport()
     kept: list[us.Clip] = []
-    workers = workers or min(8, os.cpu_count() or 1)
     bar = tqdm(total=len(clips), desc="log-mel features", unit="clip", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
-
-    def decode(clip: us.Clip):
-        try:
-            return clip, us.load_clip(clip.path, fe.sample_rate), None
-        except us.AudioError as exc:
-            return clip, None, str(exc)
-        except Exception as exc:      # noqa: BLE001 - one bad file must never end the build
-            return clip, None, f"unreadable: {type(exc).__name__}: {exc}"
 
     def flush(batch: list) -> None:
         if not batch:
@@ -279,7 +310,7 @@ def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: i
         pending: deque = deque()
         it = iter(clips)
         for clip in it:                       # keep at most 2 batches of decodes in flight
-            pending.append(ex.submit(decode, clip))
+            pending.append(ex.submit(_decode, clip, fe.sample_rate))
             if len(pending) >= 2 * BATCH:
                 break
         batch: list = []
@@ -287,7 +318,7 @@ def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: i
             clip, audio, err = pending.popleft().result()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(ex.submit(decode, nxt))
+                pending.append(ex.submit(_decode, nxt, fe.sample_rate))
             if err is not None:
                 report.add(str(clip.path.relative_to(root)), err)
             else:
@@ -297,36 +328,18 @@ def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: i
             bar.update(1)
         flush(batch)
     bar.close()
-    feats.flush()
-    n = len(kept)
-    if n == 0:
-        raise UserError(f"{ds.csv_path}: none of the {len(clips)} listed audio files could be read "
-                        f"(first: {report.skipped[0][0]}: {report.skipped[0][1]})")
-    if n < len(clips):                         # rewrite without the unused rows
-        del feats
-        full = np.load(tmp / "features.npy", mmap_mode="r")
-        out = np.lib.format.open_memmap(tmp / "features.part.npy", mode="w+", dtype=FEATURE_DTYPE,
-                                        shape=(n, t_frames, fe.n_mels))
-        out[:] = full[:n]
-        out.flush()
-        del out, full
-        os.replace(tmp / "features.part.npy", tmp / "features.npy")
-    else:
-        del feats
-    _save(tmp / "y.npy", np.array([c.class_id for c in kept], dtype=np.int16))
-    _save(tmp / "fold.npy", np.array([c.fold for c in kept], dtype=np.int8))
-    _save(tmp / "salience.npy", np.array([c.salience for c in kept], dtype=np.int8))
-    meta = {"format": FORMAT_VERSION, "key": key, "n_clips": n, "n_frames": t_frames, "n_mels": fe.n_mels,
-            "dtype": np.dtype(FEATURE_DTYPE).name, "names": [c.name for c in kept], "classes": list(ds.classes),
-            "skipped": [list(s) for s in report.skipped], "key_inputs": body, "dataset_root": str(root),
-            "build_seconds": round(time.time() - t0, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _fsync(tmp / "features.npy")
-    with open(tmp / "meta.json", "w") as fh:
-        json.dump(meta, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if report and progress:
-        print(f"warning: {report.summary()}", file=sys.stderr)
+    return kept, report
+
+
+def _keep_rows(path: Path, n: int) -> None:
+    """Rewrite the features file `path` with its first `n` rows only (the clips that were read)."""
+    full = np.load(path, mmap_mode="r")
+    part = path.with_name("features.part.npy")
+    out = np.lib.format.open_memmap(part, mode="w+", dtype=FEATURE_DTYPE, shape=(n, *full.shape[1:]))
+    out[:] = full[:n]
+    out.flush()
+    del out, full
+    os.replace(part, path)
 
 
 def _save(path: Path, arr: np.ndarray) -> None:

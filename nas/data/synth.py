@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.atomic import atomic_write_text
-from nas.data.urbansound import CLASSES, CLIP_SECONDS, CSV_RELPATH, COLUMNS
-from nas.errors import UserError, run_cli
+from nas.core.atomic import atomic_write_text
+from nas.core.errors import UserError, run_cli
+from nas.data.urbansound import CLASSES, CLIP_SECONDS, COLUMNS, CSV_RELPATH
 
 ENCODINGS = ("PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "IMA_ADPCM", "MS_ADPCM")
 RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 CSV_RELPATH = Path("metadata") / "UrbanSound8K.csv"
 COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")

@@ -34,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nas import cost as costmodel
-from nas.atomic import atomic_write_text
+from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax
+from nas.core.atomic import atomic_write_text
+from nas.cost import analytic as costmodel
 from nas.export import frontend_c
 from nas.export.qemu import PORTABLE_DIR
-from nas.export.quantize import SOFTMAX_SCALE, SOFTMAX_ZERO_POINT, QLayer, QuantizedModel
+from nas.export.quantize import QLayer, QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 from nas.export.render import render
-from nas.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax
 
 MODEL_C = "model.c"
 MODEL_H = "model.h"

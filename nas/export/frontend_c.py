@@ -1,7 +1,7 @@
 """Streaming log-mel front-end in C (CMSIS-DSP f32) for the device, and its Python reference.
 
 `write_frontend(fe, iq, out_dir)` emits ``nas_frontend.h`` + ``nas_frontend.c``: the exact chain of
-`nas.data.frontend` (the one the models are trained on) followed by the int8 input quantisation of
+`nas.arch.frontend` (the one the models are trained on) followed by the int8 input quantisation of
 `nas.export.inputq`, specialised to one `FrontEnd` (all sizes are compile-time constants):
 
     C API                                             what it does
@@ -47,10 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.data import frontend as F
+from nas.arch import frontend as F
+from nas.arch.spec import FrontEnd
+from nas.cost.analytic import BITREV_TABLE_LENGTHS, frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
 from nas.export.inputq import InputQuant, quantize_features
 from nas.export.render import render
-from nas.spec import FrontEnd
 
 __all__ = [
     "CMSIS_DSP_SOURCES",
@@ -104,9 +105,6 @@ FRONTEND_CFLAGS: tuple[str, ...] = ("-std=c99", "-ffp-contract=off")
 RAM_SYMBOL = "nas_fe_ram"
 TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len")
 
-# CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH, by complex FFT length L.
-_BITREV_LEN = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
-
 
 def cmsis_dsp_sources(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     """(sources, include_dirs) of the CMSIS-DSP subset the front-end needs, from a CMSIS-DSP checkout
@@ -126,9 +124,9 @@ def cmsis_dsp_sources(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
 def rfft_table_symbols(n_fft: int) -> dict[str, int]:
     """CMSIS-DSP table symbols `arm_rfft_fast_init_<n_fft>_f32` pulls in, with their sizes in bytes."""
     half = n_fft // 2
-    if n_fft & (n_fft - 1) or half not in _BITREV_LEN:
+    if n_fft & (n_fft - 1) or half not in BITREV_TABLE_LENGTHS:
         raise ValueError(f"no CMSIS-DSP rfft_fast for n_fft={n_fft}")
-    return {f"twiddleCoef_{half}": 4 * 2 * half, f"armBitRevIndexTable{half}": 2 * _BITREV_LEN[half],
+    return {f"twiddleCoef_{half}": 4 * 2 * half, f"armBitRevIndexTable{half}": 2 * BITREV_TABLE_LENGTHS[half],
             f"twiddleCoef_rfft_{n_fft}": 4 * n_fft}
 
 
@@ -145,7 +143,7 @@ def frames_from_pushes(n_pushes: int, fe: FrontEnd) -> int:
 # --------------------------------------------------------------------------- reference
 
 def reference_db(audio_int16: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Training front-end on int16 audio: `nas.data.frontend.logmel(audio / 32768)` -> [n_frames, n_mels]
+    """Training front-end on int16 audio: `nas.arch.frontend.logmel(audio / 32768)` -> [n_frames, n_mels]
     float32 dB."""
     import torch
 
@@ -175,7 +173,7 @@ def frontend_reference(audio_int16: np.ndarray, fe: FrontEnd, iq: InputQuant) ->
 # --------------------------------------------------------------------------- C emission
 
 def _check(fe: FrontEnd, iq: InputQuant) -> None:
-    if fe.n_fft // 2 not in _BITREV_LEN:
+    if fe.n_fft // 2 not in BITREV_TABLE_LENGTHS:
         raise ValueError(f"n_fft {fe.n_fft} has no CMSIS-DSP rfft_fast")
     if fe.n_fft > 0xFFFF or warmup_pushes(fe) > 0xFFFF or fe.frames > 0xFFFF:
         raise ValueError("front-end too large for the 16-bit counters")
@@ -185,8 +183,6 @@ def _check(fe: FrontEnd, iq: InputQuant) -> None:
 
 
 def render_header(fe: FrontEnd, iq: InputQuant) -> str:
-    from nas.cost import frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
-
     _check(fe, iq)
     return render(HEADER_NAME + ".j2", fe=fe, iq=iq, ram_bytes=frontend_ram_bytes(fe),
                   table_bytes=frontend_table_bytes(fe, mel_nonzeros(fe)))
@@ -194,8 +190,6 @@ def render_header(fe: FrontEnd, iq: InputQuant) -> str:
 
 def frontend_values(fe: FrontEnd, iq: InputQuant) -> dict:
     """The numbers and tables `nas_frontend.c.j2` is filled with."""
-    from nas.cost import frontend_ram_bytes
-
     _check(fe, iq)
     t = F.mel_filter_tables(fe)
     if t.max_bin > fe.n_fft // 2:

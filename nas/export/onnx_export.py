@@ -26,10 +26,10 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from nas.atomic import atomic_write_bytes
+from nas.arch.net import Net, fold_batchnorm
+from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax, conv_padding
+from nas.core.atomic import atomic_write_bytes
 from nas.export.quantize import QLayer, QuantizedModel
-from nas.model import Net, fold_batchnorm
-from nas.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax, conv_padding
 
 OPSET = 17
 IR_VERSION = 8          # the IR version of opset 17: readable by every ONNX Runtime since 1.11
@@ -156,6 +156,23 @@ def _is_flat(spec, index: int) -> bool:
     return index > 0 and isinstance(spec.layers[index - 1], Dense)
 
 
+def _io_info(qm: QuantizedModel, first: int, last: int) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
+    """Input and output of the int8 graph of layers [first, last): NCHW, or [N, K] around dense layers."""
+    spec, q0 = qm.spec, qm.layers[first]
+    if first == 0:
+        inp = _input(spec)
+    elif _is_flat(spec, first):
+        inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", int(np.prod(q0.in_shape))])
+    else:
+        h, w_, c = q0.in_shape
+        inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", c, h, w_])
+    ql = qm.layers[last - 1]
+    out_shape = ["N", spec.num_classes] if last == len(qm.layers) else (
+        ["N", ql.out_shape[2]] if isinstance(spec.layers[last - 1], Dense)
+        else ["N", ql.out_shape[2], ql.out_shape[0], ql.out_shape[1]])
+    return inp, helper.make_tensor_value_info(INT8_OUTPUT, TensorProto.INT8, out_shape)
+
+
 def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> onnx.ModelProto:
     """QDQ int8 model with the QuantizedModel's parameters (see the module docstring).
 
@@ -202,18 +219,7 @@ def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> o
             y = g.node("Relu", [y], q.name)
         xq, x = _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
     fe = spec.frontend
-    if first == 0:
-        inp = _input(spec)
-    elif _is_flat(spec, first):
-        inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", int(np.prod(q0.in_shape))])
-    else:
-        h, w_, c = q0.in_shape
-        inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", c, h, w_])
-    ql = qm.layers[last - 1]
-    out_shape = ["N", spec.num_classes] if last == len(qm.layers) else (
-        ["N", ql.out_shape[2]] if isinstance(spec.layers[last - 1], Dense)
-        else ["N", ql.out_shape[2], ql.out_shape[0], ql.out_shape[1]])
-    out = helper.make_tensor_value_info(INT8_OUTPUT, TensorProto.INT8, out_shape)
+    inp, out = _io_info(qm, first, last)
     whole = first == 0 and last == len(qm.layers)
     return g.model(inp, out, f"{spec.name}_int8" if whole else f"{spec.name}_int8_layers_{first}_{last}",
                    f"{spec.name}: int8 QDQ network (CMSIS-NN parameters); input normalised log-mel "

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nas.arch.net import Net, build, fold_batchnorm
+from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
+                           Shape, Softmax, conv_padding)
 from nas.export import intref
 from nas.export.inputq import InputQuant
-from nas.model import Net, build, fold_batchnorm
-from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
-                      Shape, Softmax, conv_padding)
-from nas.train import ClipSet, eval_windows
+from nas.train.clips import ClipSet, eval_windows
 
 METHODS = ("minmax", "percentile")
 DEFAULT_METHOD = "percentile"

@@ -1,8 +1,8 @@
 """README.md of an exported model folder: what is in it, how to build it, how to call it, its cost."""
 from __future__ import annotations
 
-from nas import cost as costmodel
 from nas.budget import Budget
+from nas.cost import analytic as costmodel
 from nas.export.quantize import QuantizedModel
 from nas.export.render import render
 

@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from nas import cost as costmodel
 from nas.budget import Budget
+from nas.cost import analytic as costmodel
 from nas.export import qemu
 from nas.export.codegen import ARENA_SYMBOL, MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
 

@@ -17,16 +17,14 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from nas import cost as costmodel
-from nas.atomic import atomic_write_bytes
+from nas.arch.space import InvalidArchitecture, SearchSpace
+from nas.arch.spec import ArchSpec
 from nas.budget import Budget
-from nas.space import InvalidArchitecture, SearchSpace
-from nas.spec import ArchSpec
-from nas.train import StopTraining, TrainConfig, train
-from nas.trialdata import TrialData
+from nas.core.atomic import atomic_write_bytes
+from nas.cost import analytic as costmodel
+from nas.train.loop import StopTraining, TrainConfig, train
+from nas.train.trialdata import TrialData
 
-OBJECTIVES = ("val_accuracy", "macs_per_second", "ram_bytes")
-DIRECTIONS = ("maximize", "minimize", "minimize")
 CONSTRAINTS = ("ram", "flash", "macs_per_second", "valid")
 
 

@@ -8,15 +8,11 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from nas.atomic import atomic_write_bytes, atomic_write_text
 from nas.budget import Budget
+from nas.core.atomic import atomic_write_bytes, atomic_write_text
+from nas.study.trials import pareto_front
 
 COST_KEYS = ("macs_per_second", "ram_bytes", "flash_bytes", "macs", "params", "arena_bytes")
-
-
-def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first."""
-    return sorted(study.best_trials, key=lambda t: t.values[1])
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

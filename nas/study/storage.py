@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from nas.locks import FileLock
+from nas.core.locks import FileLock
 
 
 class FlockLock(JournalFileOpenLock):

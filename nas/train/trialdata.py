@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.arch.frontend import LOG_FLOOR_DB
+from nas.arch.spec import FrontEnd
 from nas.data import cache as fcache
-from nas.data.frontend import LOG_FLOOR_DB
 from nas.data.urbansound import FoldSplit
-from nas.spec import FrontEnd
-from nas.train import ClipSet, Normalisation
+from nas.train.clips import ClipSet, Normalisation
 
 
 def valid_frames(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,74 @@
+"""`python -m nas.export --study S [--trial N | --pareto]`: trained models -> deployable folders.
+
+Flags → `nas.export.pipeline.export_study`: per trial, ONNX (float, int8) and C calling CMSIS-NN and
+CMSIS-DSP, verified bit-exact on the host and measured on a Cortex-M4 where the tools exist. Exit 1
+when a check of the generated C fails.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from nas.budget import Budget
+from nas.core.errors import UserError, run_cli
+from nas.export import quantize as Q
+from nas.export.pipeline import export_study
+from nas.export.verify import VerifyError
+from nas.study.folders import checkpoint_dir
+from nas.study.study import open_study
+
+DEFAULT_EXPORT_ROOT = Path("export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", required=True, help="study name (as given to nas.search)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, action="append", metavar="N",
+                       help="export trial N (repeatable); default: the Pareto front")
+    which.add_argument("--pareto", action="store_true", help="export every model of the Pareto front (default)")
+    p.add_argument("--out", default=None, help="output folder (default export/<study>/)")
+    p.add_argument("--storage", default=None, help="Optuna storage (default studies/<study>/journal.log)")
+    p.add_argument("--calibration-windows", type=int, default=Q.DEFAULT_CALIBRATION_WINDOWS,
+                   help=f"training windows the int8 ranges are calibrated on (default {Q.DEFAULT_CALIBRATION_WINDOWS})")
+    p.add_argument("--calibration", choices=Q.METHODS, default=Q.DEFAULT_METHOD,
+                   help=f"activation ranges: full min/max or the [{100 - Q.DEFAULT_PERCENTILE:g}, "
+                        f"{Q.DEFAULT_PERCENTILE:g}] percentiles (default {Q.DEFAULT_METHOD})")
+    p.add_argument("--budget", default=None, help="budget YAML (default: the one the study was searched with)")
+    p.add_argument("--data", default=None, help="dataset root (default: the study's)")
+    p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
+    p.add_argument("--checkpoints", default=None,
+                   help="checkpoint folder (default: checkpoints/ beside the journal, else studies/<study>/checkpoints)")
+    p.add_argument("--cmsis-nn", default=os.environ.get("CMSIS_NN_PATH") or None,
+                   help="CMSIS-NN checkout to verify against (default $CMSIS_NN_PATH, else the portable kernels)")
+    p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,
+                   help="CMSIS-DSP tree: also run front-end + model on the Cortex-M4 (default $CMSIS_DSP_PATH)")
+    p.add_argument("--no-verify", action="store_true", help="do not build or run the generated C")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.calibration_windows < 1:
+        raise UserError(f"--calibration-windows: expected a positive integer, got {args.calibration_windows}")
+    study, storage = open_study(args.study, args.storage)
+    ckpts = Path(args.checkpoints) if args.checkpoints else checkpoint_dir(args.study, storage)
+    budget = Budget.load(args.budget) if args.budget else None
+    out = Path(args.out) if args.out else DEFAULT_EXPORT_ROOT / args.study
+    for flag, path in (("--cmsis-nn", args.cmsis_nn), ("--cmsis-dsp", args.cmsis_dsp)):
+        if path and not Path(path).is_dir():
+            raise UserError(f"{flag} {path}: not a folder")
+    try:
+        export_study(study, out, budget, args.data, None, args.cache, trials=args.trial,
+                     calibration_windows=args.calibration_windows, method=args.calibration, checkpoints=ckpts,
+                     build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp)
+    except VerifyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

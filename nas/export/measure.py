@@ -1,0 +1,161 @@
+"""What an export measures and records in ``report.json``: float vs int8 accuracy, ONNX Runtime against
+torch and the integer reference, and the generated C built and run on the host and on a Cortex-M4
+(QEMU). A check that cannot run (no toolchain) is recorded as skipped with its reason; a check that
+runs and fails raises `VerifyError`."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from nas.budget import Budget
+from nas.cost import analytic as costmodel
+from nas.export import onnx_export, verify
+from nas.export import quantize as Q
+from nas.train.clips import ClipSet, clip_accuracy, eval_windows
+
+Log = Callable[[str], None]
+
+
+def jsonable(obj):
+    """`obj` with numpy scalars/arrays and paths as plain JSON values; keys starting with _ dropped."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def accuracy(qm: Q.QuantizedModel, folded, val_set: ClipSet, val_folds: Sequence[int], tag: str, log: Log) -> dict:
+    """Validation accuracy per clip, float (folded net) and int8 (integer reference), and their
+    agreement per window."""
+    fe = qm.spec.frontend
+    acc: dict = {"val_folds": list(val_folds), "val_clips": len(val_set)}
+    if not len(val_set):
+        return acc
+    acc["val_float"] = clip_accuracy(folded, val_set, fe.frames, fe.window_hop_frames)
+    acc["val_int8"] = Q.int8_clip_accuracy(qm, val_set)
+    acc["delta_points"] = 100.0 * (acc["val_int8"] - acc["val_float"])
+    clips, starts = eval_windows(val_set, fe.frames, fe.window_hop_frames)
+    offsets = starts[:, None] + torch.arange(fe.frames)
+    agree = Q.window_agreement(qm, folded, val_set.x[clips[:, None], offsets].unsqueeze(1), val_set.y[clips].numpy())
+    acc.update(windows=agree["windows"], window_argmax_agreement=agree["argmax_agreement"],
+               window_mean_abs_prob_diff=agree["mean_abs_prob_diff"],
+               window_float_accuracy=agree["float_accuracy"], window_int8_accuracy=agree["int8_accuracy"])
+    log(f"{tag}: validation accuracy float {acc['val_float']:.3f}, int8 {acc['val_int8']:.3f} "
+        f"({acc['delta_points']:+.1f} points) on {len(val_set)} clips; on {agree['windows']} windows float "
+        f"{agree['float_accuracy']:.3f}, int8 {agree['int8_accuracy']:.3f}, same class {agree['argmax_agreement']:.3f}")
+    return acc
+
+
+def quantisation_summary(qm: Q.QuantizedModel) -> dict:
+    iq = qm.input_quant
+    return {**qm.calibration, "input": {"scale": qm.input_scale, "zero_point": qm.input_zero_point,
+                                        "mean_db": iq.mean, "std_db": iq.std,
+                                        "gain": float(iq.gain), "offset": float(iq.offset)},
+            "layers": [q.summary() for q in qm.layers]}
+
+
+def cost_summary(cost: costmodel.Cost) -> dict:
+    return {**cost.summary(), "flash_bytes_total": cost.flash_bytes, "ram_bytes_total": cost.ram_bytes,
+            "reserve_flash_bytes": cost.reserve_flash_bytes, "reserve_ram_bytes": cost.reserve_ram_bytes,
+            "layers": [{"name": lc.name, "kind": lc.kind, "macs": lc.macs, "flash_bytes": lc.flash_bytes,
+                        "scratch_bytes": lc.scratch_bytes, "arena_bytes": lc.arena_bytes} for lc in cost.layers]}
+
+
+def onnx_checks(folder: Path, qm: Q.QuantizedModel, folded, checks: torch.Tensor, x_int8: np.ndarray,
+                ref: np.ndarray, tag: str, log: Log) -> dict:
+    """``model.onnx`` in ONNX Runtime against torch, ``model_int8.onnx`` against the integer reference."""
+    with torch.no_grad():
+        p_torch = torch.softmax(folded(checks), dim=-1).numpy()
+    p_onnx = onnx_export.run_float(onnx_export.session(folder / "model.onnx"), checks)
+    s_onnx = onnx_export.run_int8(onnx_export.session(folder / "model_int8.onnx"), qm, x_int8)
+    d = np.abs(s_onnx.astype(np.int32) - ref.astype(np.int32))
+    layerwise = onnx_export.layerwise_int8_diff(qm, x_int8)
+    logits = onnx_export.logits_int8_diff(qm, x_int8)
+    result = {"opset": onnx_export.OPSET, "windows": int(len(checks)),
+              "float_max_abs_diff": float(np.abs(p_onnx - p_torch).max()),
+              "int8_layerwise_max_lsb": layerwise,
+              "int8_logits_end_to_end_max_lsb": int(logits.max()),
+              "int8_end_to_end_max_lsb": int(d.max()),
+              "int8_end_to_end_share_differing": float((d > 0).mean()),
+              "int8_end_to_end_argmax_agreement": float((s_onnx.argmax(1) == ref.argmax(1)).mean())}
+    log(f"{tag}: ONNX written (float vs torch max |diff| {result['float_max_abs_diff']:.1e}; "
+        f"int8 ONNX Runtime vs reference: max {max(layerwise)} LSB per layer, {int(logits.max())} LSB on the "
+        f"logits end to end, {int(d.max())} LSB on the softmax scores)")
+    return result
+
+
+def c_checks(folder: Path, qm: Q.QuantizedModel, cost: costmodel.Cost, budget: Budget, x_int8: np.ndarray,
+             ref: np.ndarray, sel: int, build_c: bool, cmsis_nn: str | None, cmsis_dsp: str | None, tag: str,
+             log: Log) -> tuple[dict, dict, dict]:
+    """The ``host_c``, ``cortex_m4`` and ``pipeline`` entries: the C of `folder` against `ref`."""
+    if not build_c:
+        reason = "--no-verify"
+        return {"skipped": reason}, {"skipped": reason}, {"skipped": reason}
+    with tempfile.TemporaryDirectory(prefix="nas_export_build_") as work:
+        work = Path(work)
+        host = _host(folder, work, qm, x_int8, ref, cmsis_nn, tag, log)
+        problem = verify.qemu.toolchain_problem()
+        if problem:
+            log(f"{tag}: Cortex-M4 measurement skipped: {problem}")
+            return host, {"skipped": problem}, {"skipped": problem}
+        m4 = _m4(folder, work, qm, cost, budget, x_int8[sel], ref[sel], cmsis_nn, tag, log)
+        return host, m4, _pipeline(folder, work, qm, cost, budget, cmsis_nn, cmsis_dsp, tag, log)
+
+
+def _host(folder: Path, work: Path, qm, x_int8, ref, cmsis_nn, tag: str, log: Log) -> dict:
+    """Host build with -Wall -Wextra -Werror, bit-exact on every check window."""
+    cc = verify.host_compiler()
+    if cc is None:
+        return {"skipped": "no host C compiler (gcc/cc)"}
+    exe = verify.build_host(folder, work / "host", cmsis_nn)
+    got = verify.run_host(exe, x_int8, qm.num_classes)
+    bad = int((got != ref).any(axis=1).sum())
+    if bad:
+        raise verify.VerifyError(f"{tag}: generated C differs from the integer reference on {bad} of "
+                                 f"{len(ref)} windows (host build)")
+    log(f"{tag}: C bit-exact with the integer reference on {len(ref)} windows (host {Path(cc).name})")
+    return {"compiler": Path(cc).name, "kernels": f"CMSIS-NN at {cmsis_nn}" if cmsis_nn else "portable",
+            "bit_exact_windows": int(len(ref))}
+
+
+def _m4(folder: Path, work: Path, qm, cost, budget, x_one, ref_one, cmsis_nn, tag: str, log: Log) -> dict:
+    """Cortex-M4 ELF under QEMU: the same scores for one window, instructions, FLASH and RAM."""
+    m4 = verify.measure_m4(folder, work / "m4", cost, budget, qm.spec, x_one, cmsis_nn)
+    if m4["scores"] != ref_one.tolist():
+        raise verify.VerifyError(f"{tag}: Cortex-M4 scores {m4['scores']} differ from the reference "
+                                 f"{ref_one.tolist()}")
+    m4["bit_exact_windows"] = 1
+    log(f"{tag}: Cortex-M4 {m4['instructions_per_inference']:,} instructions/inference "
+        f"({m4['instructions_per_mac']:.2f}/MAC), FLASH {m4['flash_bytes']:,} B, RAM {m4['ram_bytes_with_stack']:,} B "
+        f"incl. stack (arena {m4['arena_symbol_bytes']:,} B = cost model)")
+    return m4
+
+
+def _pipeline(folder: Path, work: Path, qm, cost, budget, cmsis_nn, cmsis_dsp, tag: str, log: Log) -> dict:
+    """Front-end + model from audio in on the Cortex-M4 (needs a CMSIS-DSP tree)."""
+    if not (folder / "nas_frontend.c").is_file():
+        return {"skipped": "no front-end C in the export"}
+    if not cmsis_dsp:
+        return {"skipped": "no CMSIS-DSP tree (set CMSIS_DSP_PATH or --cmsis-dsp)"}
+    pipe = verify.measure_pipeline(folder, work / "pipe", cost, budget, qm, cmsis_dsp, cmsis_nn)
+    if not pipe["model_bit_exact_on_c_frontend_windows"]:
+        raise verify.VerifyError(f"{tag}: pipeline scores differ from the reference on the C front-end's windows")
+    log(f"{tag}: front-end + model on the Cortex-M4: FLASH {pipe['flash_bytes']:,} B "
+        f"({pipe['flash_vs_cost_model_total']:.2f} x cost model), RAM {pipe['ram_bytes_without_audio_buffer']:,} B "
+        f"({pipe['ram_vs_cost_model_total']:.2f} x)")
+    return pipe

@@ -1,0 +1,50 @@
+"""`python -m nas.search --budget budgets/stm32l476.yaml`: the hardware-constrained search.
+
+Flags → `nas.search.run.search`. Every candidate is priced in int8 RAM, FLASH and MAC/s before
+training; over-budget ones are rejected at once.
+"""
+from __future__ import annotations
+
+import argparse
+
+from nas.core.errors import run_cli
+from nas.search.run import DEFAULT_SPACE, search
+from nas.study.folders import DEFAULT_CACHE, DEMO
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nas.search",
+                                description="Hardware-constrained architecture search: every candidate is priced "
+                                "in int8 RAM, FLASH and MAC/s before training; over-budget ones are rejected at once.")
+    p.add_argument("--budget", required=True, help="hardware budget YAML (budgets/*.yaml)")
+    p.add_argument("--space", default=DEFAULT_SPACE, help="search space YAML (default: %(default)s)")
+    p.add_argument("--data", default=DEMO, help="UrbanSound8K root (folder with metadata/ and audio/), or "
+                   "'demo' (default) for the built-in synthetic dataset, generated under studies/demo_data")
+    p.add_argument("--trials", type=int, default=None, help="finished trials the study should hold, instant "
+                   "rejections included (default: 24 on the demo data, 200 otherwise)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after this many seconds")
+    p.add_argument("--study", default="nas", help="study name; rerun with the same name to resume (default: %(default)s)")
+    p.add_argument("--storage", default=None, help="Optuna storage: a journal file path (default "
+                   "studies/<study>/journal.log, shareable by local processes) or a URL such as "
+                   "postgresql://user:pw@host/db for several machines")
+    p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per candidate "
+                   "(default: 12 on the demo data, 40 otherwise)")
+    p.add_argument("--jobs", type=int, default=1, help="trials run in parallel threads in this process (default: 1); "
+                   "for more processes or machines, start the same command again with the same --study/--storage")
+    p.add_argument("--val-fold", type=int, default=9, help="fold used for model selection (default: %(default)s)")
+    p.add_argument("--test-fold", type=int, default=10, help="fold held out, never read by the search (default: %(default)s)")
+    p.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache folder (default: %(default)s)")
+    p.add_argument("--export", action="store_true", help="export the Pareto front (ONNX + CMSIS-NN C) at the end")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
+                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, val_fold=a.val_fold,
+                  test_fold=a.test_fold, cache=a.cache, export=a.export)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,51 @@
+"""Creating and opening the study: three objectives, a resumable storage, one-line errors.
+
+Objectives: validation accuracy (max), MAC/s (min), RAM (min); FLASH is a constraint. Importing this
+module quiets Optuna's per-trial logging and its experimental-API warnings for every verb.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+
+from nas.core.errors import UserError
+from nas.study.folders import default_storage
+from nas.study.storage import open_storage
+
+OBJECTIVES = ("val_accuracy", "macs_per_second", "ram_bytes")
+DIRECTIONS = ("maximize", "minimize", "minimize")
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def load_study(study: str, storage: str, seed: int | None) -> optuna.Study:
+    """The study `study` in `storage`, created when absent (TPE sampler seeded with `seed`)."""
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    try:
+        s = optuna.create_study(study_name=study, storage=open_storage(storage), directions=list(DIRECTIONS),
+                                sampler=sampler, load_if_exists=True)
+    except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
+        raise UserError(f"--storage {storage}: cannot open the study ({exc})") from None
+    if list(s.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE,
+                              optuna.study.StudyDirection.MINIMIZE]:
+        raise UserError(f"study {study!r} in {storage} was not created by nas.search (other objectives)")
+    if not s.metric_names:
+        s.set_metric_names(list(OBJECTIVES))
+    return s
+
+
+def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str]:
+    """An existing study (never creates one); UserError when the storage or the study is missing."""
+    storage = storage or default_storage(name)
+    if "://" not in storage and not Path(storage).is_file():
+        raise UserError(f"--study {name}: no study storage at {storage} (run nas.search first, or pass --storage)")
+    backend = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=backend), storage
+    except KeyError:
+        names = optuna.get_all_study_names(storage=backend)
+        raise UserError(f"--study {name}: unknown study in {storage}"
+                        + (f" (it has: {', '.join(sorted(names))})" if names else " (it has no study)")) from None

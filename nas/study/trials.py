@@ -1,0 +1,52 @@
+"""Which trials of a study count, which are stale, which form the Pareto front.
+
+A trial interrupted by Ctrl-C/SIGTERM or left RUNNING by a killed process is failed without a
+reason and not counted, so a resumed run redoes that work. Each running trial records its worker
+(`host:pid`) and a heartbeat per epoch, which is how a later run tells a dead worker's trial.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.core.locks import pid_alive
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def counted(study: optuna.Study) -> int:
+    """Trials that count towards --trials: finished ones, running ones, and real failures."""
+    n = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+            n += 1
+        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs:
+            n += 1
+    return n
+
+
+def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
+    """Fail RUNNING trials whose worker is gone: on this host, when its process no longer exists;
+    elsewhere, when it has not reported an epoch for `stale_after` seconds."""
+    host = socket.gethostname()
+    closed = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w_host, _, w_pid = t.user_attrs.get("worker", "").rpartition(":")
+        if w_host == host and w_pid.isdigit():
+            stale = not pid_alive(int(w_pid))
+        else:
+            last = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else 0)
+            stale = time.time() - last > stale_after
+        if stale:
+            study.tell(t.number, state=TrialState.FAIL)
+            closed += 1
+    return closed
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first."""
+    return sorted(study.best_trials, key=lambda t: t.values[1])
