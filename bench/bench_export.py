@@ -61,6 +61,34 @@ def _random_net(spec, seed: int):
     return net.eval()
 
 
+def _m4_rows(name: str, folder: Path, cost, budget, spec, x0, ref0,
+             nn_path: str | None) -> list[tuple[str, float, str]]:
+    """Cortex-M4 (QEMU) figures of one exported model: portable kernels, and CMSIS-NN when given."""
+    from nas.export import verify
+
+    rows: list[tuple[str, float, str]] = []
+    for lib in [None] + ([nn_path] if nn_path else []):
+        suffix = ".cmsis" if lib else ""
+        m = verify.measure_m4(folder, folder / f"m4{suffix}", cost, budget, spec, x0, lib)
+        if m["scores"] != ref0.tolist():
+            raise AssertionError(f"{name}: Cortex-M4 scores differ from the integer reference")
+        rows += [(f"{name}{suffix}.insn_per_inference", m["instructions_per_inference"], "insn"),
+                 (f"{name}{suffix}.insn_per_mac", round(m["instructions_per_mac"], 3), "insn/MAC")]
+        if lib:
+            continue
+        rows += [(f"{name}.macs", cost.macs, "MAC"),
+                 (f"{name}.arena_elf_over_cost", m["arena_symbol_bytes"] / cost.arena_bytes, "ratio"),
+                 (f"{name}.weights_elf_over_cost", m["network_const_bytes"] / cost.network_flash_bytes, "ratio"),
+                 (f"{name}.elf_flash", m["flash_bytes"], "B"),
+                 (f"{name}.elf_flash_over_estimate", round(m["flash_vs_estimate"], 4), "ratio"),
+                 (f"{name}.elf_ram_with_stack", m["ram_bytes_with_stack"], "B"),
+                 (f"{name}.elf_ram_over_estimate", round(m["ram_vs_estimate"], 4), "ratio"),
+                 (f"{name}.stack", m["stack_bytes"], "B"),
+                 (f"{name}.elf_flash_over_cost_total", round(m["flash_vs_cost_model_total"], 4), "ratio"),
+                 (f"{name}.elf_ram_over_cost_total", round(m["ram_vs_cost_model_total"], 4), "ratio")]
+    return rows
+
+
 def run() -> list[tuple[str, float, str]]:
     import numpy as np
     import torch
@@ -101,26 +129,7 @@ def run() -> list[tuple[str, float, str]]:
                     raise AssertionError(f"{name}: host C differs from the integer reference")
             if not have_m4:
                 continue
-            libs = [None] + ([nn_path] if nn_path else [])
-            for lib in libs:
-                suffix = ".cmsis" if lib else ""
-                m = verify.measure_m4(folder, folder / f"m4{suffix}", cost, budget, spec, x[0], lib)
-                if m["scores"] != ref[0].tolist():
-                    raise AssertionError(f"{name}: Cortex-M4 scores differ from the integer reference")
-                out += [(f"{name}{suffix}.insn_per_inference", m["instructions_per_inference"], "insn"),
-                        (f"{name}{suffix}.insn_per_mac", round(m["instructions_per_mac"], 3), "insn/MAC")]
-                if lib:
-                    continue
-                out += [(f"{name}.macs", cost.macs, "MAC"),
-                        (f"{name}.arena_elf_over_cost", m["arena_symbol_bytes"] / cost.arena_bytes, "ratio"),
-                        (f"{name}.weights_elf_over_cost", m["network_const_bytes"] / cost.network_flash_bytes, "ratio"),
-                        (f"{name}.elf_flash", m["flash_bytes"], "B"),
-                        (f"{name}.elf_flash_over_estimate", round(m["flash_vs_estimate"], 4), "ratio"),
-                        (f"{name}.elf_ram_with_stack", m["ram_bytes_with_stack"], "B"),
-                        (f"{name}.elf_ram_over_estimate", round(m["ram_vs_estimate"], 4), "ratio"),
-                        (f"{name}.stack", m["stack_bytes"], "B"),
-                        (f"{name}.elf_flash_over_cost_total", round(m["flash_vs_cost_model_total"], 4), "ratio"),
-                        (f"{name}.elf_ram_over_cost_total", round(m["ram_vs_cost_model_total"], 4), "ratio")]
+            out += _m4_rows(name, folder, cost, budget, spec, x[0], ref[0], nn_path)
             if dsp and fe_files:
                 p = verify.measure_pipeline(folder, folder / "pipe", cost, budget, qm, dsp)
                 if not p["model_bit_exact_on_c_frontend_windows"]:
