@@ -96,7 +96,7 @@ def run() -> list[tuple[str, float, str]]:
     from nas.budget import Budget
     from nas.cost import analytic as costmodel
     from nas.export import codegen, onnx_export, qemu, verify
-    from nas.export import quantize as Q
+    from nas.quant import quantize as Q
 
     budget = Budget.load(_ROOT / "budgets" / "stm32l476.yaml")
     have_m4 = qemu.find_toolchain() is not None

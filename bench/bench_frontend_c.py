@@ -33,7 +33,7 @@ def _audio(sample_rate: int, seconds: float = 2.0):
 def run() -> list[tuple[str, float, str]]:
     cd = _testlib.load("_cmsisdsp")
     from nas.arch.spec import FrontEnd
-    from nas.export.inputq import InputQuant
+    from nas.quant.inputq import InputQuant
 
     try:
         cd.m4_toolchain()

@@ -19,7 +19,7 @@ def run() -> list[tuple[str, float, str]]:
     from nas.data.urbansound import FoldSplit
     from nas.search.objective import Objective
     from nas.study.study import DIRECTIONS
-    from nas.train.loop import TrainConfig
+    from nas.train.recipe import Recipe
     from nas.train.trialdata import TrialData
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -33,14 +33,14 @@ def run() -> list[tuple[str, float, str]]:
         tight = yaml.safe_load((ROOT / "budgets/stm32l476.yaml").read_text())
         tight["limits"]["macs_per_second"] = 1000
         (tmp / "tight.yaml").write_text(yaml.safe_dump(tight))
-        reject = Objective(space, Budget.load(tmp / "tight.yaml"), data, TrainConfig(epochs=1), tmp / "ck",
+        reject = Objective(space, Budget.load(tmp / "tight.yaml"), data, Recipe(epochs=1), tmp / "ck",
                            log=lambda *_: None)
         study = optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=0))
         study.optimize(reject, n_trials=100)
         reject_ms = statistics.median((t.datetime_complete - t.datetime_start).total_seconds() * 1e3
                                       for t in study.trials)
 
-        objective = Objective(space, budget, data, TrainConfig(epochs=6), tmp / "ck", log=lambda *_: None)
+        objective = Objective(space, budget, data, Recipe(epochs=6), tmp / "ck", log=lambda *_: None)
         study = optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=0))
         data.get(space.build(space.reference_params()["Stride-DS-24"]).frontend)  # features cached, as in a long run
         t0 = time.perf_counter()

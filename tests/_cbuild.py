@@ -1,7 +1,7 @@
 """Shared helpers for the kernel tests and bench: random int8 layers, a C layer driver, builds.
 
 A *case* is one layer invocation (conv / depthwise / FC / pools / softmax) with random shapes and
-quantisation parameters, its arrays, and the output expected from :mod:`nas.export.intref`.
+quantisation parameters, its arrays, and the output expected from :mod:`nas.quant.intref`.
 Cases are serialised into one binary blob that a small C driver (``DRIVER_C`` below) reads; the
 driver calls the CMSIS-NN API (portable kernels or a real CMSIS-NN checkout, host gcc or Cortex-M4
 under QEMU) and prints one ``@<tag> <case> <value>`` line per result.
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nas.export import intref, qemu  # noqa: E402
+from nas.export import qemu
+from nas.quant import intref  # noqa: E402
 
 HOST_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 CACHE_DIR = Path(tempfile.gettempdir()) / "nas_cbuild_cache"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import _cbuild as cb
-from nas.export import intref, qemu
+from nas.export import qemu
+from nas.quant import intref
 
 SEED = 20240611
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]

@@ -28,10 +28,12 @@ from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, 
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit
-from nas.export import codegen, intref, onnx_export, qemu, verify
-from nas.export import quantize as Q
+from nas.export import codegen, onnx_export, qemu, verify
+from nas.quant import intref
+from nas.quant import quantize as Q
 from nas.train.clips import eval_windows
-from nas.train.loop import TrainConfig, train
+from nas.train.loop import train
+from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -77,7 +79,7 @@ def trained(features):
     train_set, val_set, norm = features
     spec = small_spec()
     torch.manual_seed(0)
-    res = train(spec, train_set, val_set, TrainConfig(epochs=10, windows_per_clip=24, batch_size=64, patience=100,
+    res = train(spec, train_set, val_set, Recipe(epochs=10, windows_per_clip=24, batch_size=64, patience=100,
                                                       lr=5e-3, seed=0), norm_std=norm.std, device="cpu")
     net = build(spec)
     net.load_state_dict(res.state_dict)

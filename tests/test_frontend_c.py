@@ -21,7 +21,7 @@ from nas.arch.spec import FrontEnd
 from nas.cost.analytic import frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
 from nas.data import urbansound as us
 from nas.export import frontend_c as fc
-from nas.export.inputq import InputQuant, quantize_features
+from nas.quant.inputq import InputQuant, quantize_features
 from nas.export.render import c_float
 
 IQ = InputQuant(mean=-20.0, std=20.0, scale=1.0 / 24.0, zero_point=-8)        # ~1.2 steps/dB

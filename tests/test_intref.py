@@ -1,4 +1,4 @@
-"""nas.export.intref: exact-arithmetic properties and agreement with float math within 1 LSB."""
+"""nas.quant.intref: exact-arithmetic properties and agreement with float math within 1 LSB."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.export import intref
+from nas.quant import intref
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 

@@ -29,7 +29,7 @@ from nas.study.claim import claim_for
 from nas.study.study import DIRECTIONS
 from nas.study.trials import counted
 from nas.train.clips import ClipSet, Normalisation
-from nas.train.loop import TrainConfig
+from nas.train.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = ROOT / "budgets/stm32l476.yaml"
@@ -205,7 +205,7 @@ class FaultyData:
 ])
 def test_training_faults_end_the_trial_with_its_reason_and_the_study_goes_on(tmp_path, kind, state, attr, text):
     space = SearchSpace.load(SPACE)
-    objective = Objective(space, Budget.load(BUDGET), FaultyData(kind), TrainConfig(epochs=2), tmp_path,
+    objective = Objective(space, Budget.load(BUDGET), FaultyData(kind), Recipe(epochs=2), tmp_path,
                           log=lambda *_: None)
     study = optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=1))
     for params in list(space.reference_params().values())[:3]:

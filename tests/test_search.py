@@ -23,7 +23,7 @@ from nas.budget import Budget
 from nas.data import urbansound
 from nas.search.objective import CONSTRAINTS, Objective
 from nas.study.study import DIRECTIONS, OBJECTIVES, load_study
-from nas.train.loop import TrainConfig
+from nas.train.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = ROOT / "budgets/stm32l476.yaml"
@@ -43,7 +43,7 @@ def test_rejected_candidates_are_fast_store_reasons_and_never_touch_data(tmp_pat
     tight["reserves"]["runtime"]["ram_bytes"] = 1024
     path = tmp_path / "tight.yaml"
     path.write_text(yaml.safe_dump(tight))
-    objective = Objective(SearchSpace.load(SPACE), Budget.load(path), NoData(), TrainConfig(epochs=1),
+    objective = Objective(SearchSpace.load(SPACE), Budget.load(path), NoData(), Recipe(epochs=1),
                           checkpoints=tmp_path / "ck", log=lambda *_: None)
     decodes = urbansound.decode_count()
     study = optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=0))

@@ -25,6 +25,7 @@ from nas.core.config import bounded
 ConvType = Literal["standard", "depthwise_separable"]
 Downsampling = Literal["maxpool", "strided"]
 Head = Literal["flatten", "global_avg"]
+OTHER_SECTIONS = ("training", "search")
 
 
 class InvalidArchitecture(ValueError):
@@ -118,7 +119,12 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | Path) -> "SearchSpace":
-        return config.load(cls, config.read_yaml(path), str(path))
+        """The space of a search-space file; its `training:` and `search:` sections (how candidates
+        are trained and how training is spent) belong to nas.train.recipe and nas.search.fidelity."""
+        data = config.read_yaml(path)
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in OTHER_SECTIONS}
+        return config.load(cls, data, str(path))
 
     def choices(self) -> dict[str, tuple]:
         f, n = self.frontend, self.network

@@ -25,6 +25,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -203,9 +204,47 @@ class FoldSplit:
         train = tuple(f for f in FOLDS if f not in test_set | val_set)
         return cls(train=train, val=tuple(val_set), test=tuple(test_set))
 
+    @classmethod
+    def from_flags(cls, train: str | None, val: str, test: str, present: Iterable[int] = FOLDS) -> "FoldSplit":
+        """The split named by `--train-folds`/`--val-folds`/`--test-folds` ("1,2", "none" for no
+        test fold); without training folds, every `present` fold that is neither val nor test."""
+        val_set, test_set = parse_folds(val, "--val-folds"), parse_folds(test, "--test-folds")
+        if train is None:
+            rest = tuple(f for f in sorted(set(present)) if f not in set(val_set) | set(test_set))
+            if not rest:
+                raise UserError(f"--train-folds: no fold is left for training (dataset folds "
+                                f"{', '.join(map(str, sorted(set(present))))}; validation {val}, test {test})")
+            return cls(train=rest, val=val_set, test=test_set)
+        return cls(train=parse_folds(train, "--train-folds"), val=val_set, test=test_set)
+
+    def check_present(self, clips_per_fold: dict[int, int], where: str) -> None:
+        """Every fold of the split holds clips in the dataset `where`; one UserError naming the empty ones."""
+        have = ", ".join(str(f) for f in sorted(clips_per_fold) if clips_per_fold[f]) or "none"
+        for role, folds in (("training", self.train), ("validation", self.val), ("test", self.test)):
+            empty = [f for f in folds if not clips_per_fold.get(f)]
+            if empty:
+                raise UserError(f"{where}: {role} fold(s) {', '.join(map(str, empty))} hold no clips "
+                                f"(folds with clips: {have}); choose folds with --train-folds, --val-folds, --test-folds")
+
+    def describe(self) -> str:
+        return (f"train {','.join(map(str, self.train))} / val {','.join(map(str, self.val)) or '-'} / "
+                f"test {','.join(map(str, self.test)) or '-'}")
+
     @property
     def selection_folds(self) -> tuple[int, ...]:
         return tuple(sorted(self.train + self.val))
+
+
+def parse_folds(text: str, flag: str) -> tuple[int, ...]:
+    """"1,2,3" → (1, 2, 3); "none" or "" → (); anything else is a UserError naming the flag."""
+    text = str(text).strip().lower()
+    if text in ("", "none"):
+        return ()
+    try:
+        folds = tuple(int(part) for part in text.replace("+", ",").split(","))
+    except ValueError:
+        raise UserError(f"{flag}: expected comma-separated fold numbers 1..10 (e.g. 1,2) or none, got {text!r}") from None
+    return tuple(sorted(_fold_set(folds, flag)))
 
 
 def cross_validation_splits(n_val: int = 1) -> list[FoldSplit]:

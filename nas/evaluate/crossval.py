@@ -25,11 +25,12 @@ from nas.data.urbansound import FOLDS, cross_validation_splits
 from nas.study.folders import DEFAULT_CACHE, DEMO, resolve_data, study_dir
 from nas.study.trials import pareto_front
 from nas.train.clips import Normalisation, clip_accuracy
-from nas.train.loop import TrainConfig, train
+from nas.train.loop import train
+from nas.train.recipe import Recipe
 from nas.train.trialdata import to_clipset, valid_frames
 
 
-def evaluate_spec(spec: ArchSpec, feats: fcache.ClipFeatures, fold: int, cfg: TrainConfig) -> dict:
+def evaluate_spec(spec: ArchSpec, feats: fcache.ClipFeatures, fold: int, cfg: Recipe) -> dict:
     """Train on the 8 training folds of split `fold`, select on its validation fold, test once."""
     split = cross_validation_splits()[fold - 1]
     sel = feats.selection(split)
@@ -90,7 +91,7 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
     if not selected:
         raise UserError(f"study {study.study_name!r}: no trained model to evaluate")
     epochs = epochs or study.user_attrs.get("epochs", 40)
-    cfg = TrainConfig(epochs=epochs, seed=seed)
+    cfg = Recipe(epochs=epochs, seed=seed)
     root = resolve_data(data, seed) if data else Path(study.user_attrs.get("data") or resolve_data(DEMO, 0))
     cache = cache or study.user_attrs.get("cache", str(DEFAULT_CACHE))
     out = study_dir(study.study_name)

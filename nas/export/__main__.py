@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nas.budget import Budget
 from nas.core.errors import UserError, run_cli
-from nas.export import quantize as Q
+from nas.quant import quantize as Q
 from nas.export.pipeline import export_study
 from nas.export.verify import VerifyError
 from nas.study.folders import checkpoint_dir

@@ -39,7 +39,7 @@ from nas.core.atomic import atomic_write_text
 from nas.cost import analytic as costmodel
 from nas.export import frontend_c
 from nas.export.qemu import PORTABLE_DIR
-from nas.export.quantize import QLayer, QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
+from nas.quant.quantize import QLayer, QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 from nas.export.render import render
 
 MODEL_C = "model.c"

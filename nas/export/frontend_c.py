@@ -2,7 +2,7 @@
 
 `write_frontend(fe, iq, out_dir)` emits ``nas_frontend.h`` + ``nas_frontend.c``: the exact chain of
 `nas.arch.frontend` (the one the models are trained on) followed by the int8 input quantisation of
-`nas.export.inputq`, specialised to one `FrontEnd` (all sizes are compile-time constants):
+`nas.quant.inputq`, specialised to one `FrontEnd` (all sizes are compile-time constants):
 
     C API                                             what it does
     void nas_frontend_init(void);                     zero history, window and counters
@@ -50,7 +50,7 @@ import numpy as np
 from nas.arch import frontend as F
 from nas.arch.spec import FrontEnd
 from nas.cost.analytic import BITREV_TABLE_LENGTHS, frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
-from nas.export.inputq import InputQuant, quantize_features
+from nas.quant.inputq import InputQuant, quantize_features
 from nas.export.render import render
 
 __all__ = [

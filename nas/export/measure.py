@@ -14,7 +14,7 @@ import torch
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
 from nas.export import onnx_export, verify
-from nas.export import quantize as Q
+from nas.quant import quantize as Q
 from nas.train.clips import ClipSet, clip_accuracy, eval_windows
 
 Log = Callable[[str], None]

@@ -29,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nas.arch.net import Net, fold_batchnorm
 from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax, conv_padding
 from nas.core.atomic import atomic_write_bytes
-from nas.export.quantize import QLayer, QuantizedModel
+from nas.quant.quantize import QLayer, QuantizedModel
 
 OPSET = 17
 IR_VERSION = 8          # the IR version of opset 17: readable by every ONNX Runtime since 1.11
@@ -274,7 +274,7 @@ def run_int8(sess, qm: QuantizedModel, x_int8: np.ndarray) -> np.ndarray:
 def logits_int8_diff(qm: QuantizedModel, x_int8: np.ndarray) -> np.ndarray:
     """|ONNX Runtime - integer reference| (LSB) of the int8 logits (the input of the softmax), with the
     whole network chained: how far per-layer rounding differences drift before the softmax."""
-    from nas.export.quantize import run_layer
+    from nas.quant.quantize import run_layer
 
     x = np.asarray(x_int8, dtype=np.int8)
     a = x.reshape(-1, *qm.input_shape, 1)
@@ -290,7 +290,7 @@ def layerwise_int8_diff(qm: QuantizedModel, x_int8: np.ndarray) -> list[int]:
     """Max |ONNX Runtime - integer reference| (LSB) of every layer, each layer fed the reference's
     own int8 input (so differences do not propagate): ORT's float requantisation against CMSIS-NN's
     fixed point."""
-    from nas.export.quantize import run_layer
+    from nas.quant.quantize import run_layer
 
     x = np.asarray(x_int8, dtype=np.int8)
     a = x.reshape(-1, *qm.input_shape, 1)

@@ -1,7 +1,7 @@
 """Trained models → deployable folders, one per trial: ``<out>/trial_<n>/``.
 
 For every selected trial (default: the study's Pareto front): int8 quantisation calibrated on
-training-fold windows (`nas.export.quantize`), ``model.onnx`` and ``model_int8.onnx``
+training-fold windows (`nas.quant.quantize`), ``model.onnx`` and ``model_int8.onnx``
 (`onnx_export`), ``model.c/.h`` calling CMSIS-NN + the front-end C (`codegen`, `frontend_c`), build
 files, a README and ``report.json`` with what `measure` found: float vs int8 validation accuracy, the
 cost-model figures, the C built with host gcc bit-exact with the integer reference, and with
@@ -30,7 +30,7 @@ from nas.cost import analytic as costmodel
 from nas.data import cache as fcache
 from nas.data.urbansound import CLASSES, FoldSplit
 from nas.export import codegen, measure, onnx_export
-from nas.export import quantize as Q
+from nas.quant import quantize as Q
 from nas.export.folder import clean_stale, staged
 from nas.export.measure import Log
 from nas.export.readme import readme

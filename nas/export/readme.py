@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
-from nas.export.quantize import QuantizedModel
+from nas.quant.quantize import QuantizedModel
 from nas.export.render import render
 
 

@@ -305,7 +305,7 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
                      qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None) -> dict:
     """Front-end + model on the Cortex-M4 under QEMU, against `run_int8` and the cost model totals."""
     from nas.export import frontend_c as fc
-    from nas.export.quantize import run_int8
+    from nas.quant.quantize import run_int8
 
     spec = qm.spec
     fe = spec.frontend

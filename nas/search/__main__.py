@@ -29,11 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "postgresql://user:pw@host/db for several machines")
     p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per candidate "
-                   "(default: 12 on the demo data, 40 otherwise)")
+                   "(default: 12 on the demo data, else the space file's training.epochs)")
     p.add_argument("--jobs", type=int, default=1, help="trials run in parallel threads in this process (default: 1); "
                    "for more processes or machines, start the same command again with the same --study/--storage")
-    p.add_argument("--val-fold", type=int, default=9, help="fold used for model selection (default: %(default)s)")
-    p.add_argument("--test-fold", type=int, default=10, help="fold held out, never read by the search (default: %(default)s)")
+    p.add_argument("--train-folds", default=None, help="folds to train on, e.g. 1,2 (default: every fold of the "
+                   "dataset that is not a validation or test fold)")
+    p.add_argument("--val-fold", "--val-folds", dest="val_folds", default="9",
+                   help="fold(s) used for model selection (default: %(default)s)")
+    p.add_argument("--test-fold", "--test-folds", dest="test_folds", default="10",
+                   help="fold(s) held out, never read by the search, or 'none' (default: %(default)s)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache folder (default: %(default)s)")
     p.add_argument("--export", action="store_true", help="export the Pareto front (ONNX + CMSIS-NN C) at the end")
     return p
@@ -42,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
-                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, val_fold=a.val_fold,
-                  test_fold=a.test_fold, cache=a.cache, export=a.export)
+                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, train_folds=a.train_folds,
+                  val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export)
 
 
 if __name__ == "__main__":

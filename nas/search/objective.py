@@ -1,16 +1,18 @@
-"""One trial of the search: sample → ArchSpec → exact int8 cost → reject, or train and score.
+"""One trial of the search: sample → ArchSpec → exact int8 cost → reject, reuse, or train and score.
 
 Over any limit, the trial is pruned at once with its costs, the violated limits (as Optuna
 constraints, normalised `cost/limit - 1`, so TPE learns where the feasible region is) and the reason
-stored; no data is touched. Within budget it trains on the training folds, is selected on the
-validation fold, and may be stopped early when it cannot reach the Pareto front.
+stored; no data is touched. Parameters that a finished trial already had are not trained again: the
+trial reuses that result and says so. Within budget it trains on the training folds with the recipe,
+is judged at each rung against the trials that reached it (`nas.search.fidelity`), and, when it
+would join the front, is trained again with more seeds and scored on the mean.
 """
 from __future__ import annotations
 
 import io
+import statistics
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import optuna
@@ -22,7 +24,9 @@ from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes
 from nas.cost import analytic as costmodel
-from nas.train.loop import StopTraining, TrainConfig, train
+from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
+from nas.train.loop import StopTraining, TrainResult, train
+from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 
 CONSTRAINTS = ("ram", "flash", "macs_per_second", "valid")
@@ -46,14 +50,20 @@ def describe_violations(cost: costmodel.Cost, budget: Budget) -> str:
     return "over budget: " + "; ".join(parts)
 
 
+def trial_point(t, score: float) -> Point:
+    """A trial's (score, compute, RAM) for the fidelity rules, from its recorded costs."""
+    ua = t.user_attrs
+    return Point(t.number, score, ua.get("macs_per_second", float("inf")), ua.get("ram_bytes", float("inf")))
+
+
 class Objective:
     """One trial of the study; see the module docstring. Data is loaded lazily, only for survivors."""
 
-    def __init__(self, space: SearchSpace, budget: Budget, data: TrialData, cfg: TrainConfig,
-                 checkpoints: Path, warmup: int = 3, margin: float = 0.10, log=print,
-                 stop: threading.Event | None = None):
-        self.space, self.budget, self.data, self.cfg = space, budget, data, cfg
-        self.checkpoints, self.warmup, self.margin, self.log = checkpoints, warmup, margin, log
+    def __init__(self, space: SearchSpace, budget: Budget, data: TrialData, recipe: Recipe, checkpoints: Path,
+                 fidelity: Fidelity | None = None, log=print, stop: threading.Event | None = None):
+        self.space, self.budget, self.data, self.recipe = space, budget, data, recipe
+        self.fidelity = fidelity or Fidelity()
+        self.checkpoints, self.log = checkpoints, log
         self.stop = stop or threading.Event()
 
     def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float]) -> None:
@@ -80,6 +90,9 @@ class Objective:
         for key in CONSTRAINTS:
             trial.set_constraint(key, float(violations.get(key, 0.0)))
         trial.set_user_attr("feasible", True)
+        reused = self.reuse(trial, params)
+        if reused is not None:
+            return reused
         try:
             return self.fit(trial, spec, cost)
         except (optuna.TrialPruned, Interrupted):
@@ -89,60 +102,98 @@ class Objective:
             self.log(f"trial {trial.number:>4} FAILED     {type(exc).__name__}: {exc}")
             raise
 
+    def reuse(self, trial: optuna.Trial, params: dict) -> tuple[float, float, float] | None:
+        """The result of a finished trial with the same parameters (TPE re-proposes points in small
+        discrete spaces; two workers may propose the same one): reused, recorded, never retrained."""
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if other.number == trial.number or other.params != params or not other.user_attrs.get("feasible"):
+                continue
+            trial.set_user_attr("duplicate_of", other.number)
+            for key in ("seed_scores", "seed_accuracies", "val_score_std", "best_epoch"):
+                if key in other.user_attrs:
+                    trial.set_user_attr(key, other.user_attrs[key])
+            if other.state == TrialState.PRUNED:
+                reason = f"same parameters as trial {other.number}: {other.user_attrs.get('prune_reason', 'stopped')}"
+                trial.set_user_attr("prune_reason", reason)
+                self.log(f"trial {trial.number:>4} duplicate  {reason}")
+                raise optuna.TrialPruned(reason)
+            self.log(f"trial {trial.number:>4} duplicate  of trial {other.number}: its result is reused")
+            return tuple(other.values)
+        return None
+
     def fit(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost) -> tuple[float, float, float]:
         train_set, val_set, norm = self.data.get(spec.frontend)
+        t0 = time.perf_counter()
+        runs = [self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=0)]
+        me = trial_point(trial, runs[0].best_score)
+        if self.fidelity.seeds > 1 and near_front(me, self._completed(trial), self.fidelity.seed_margin):
+            for k in range(1, self.fidelity.seeds):
+                runs.append(self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=k))
+        scores = [r.best_score for r in runs]
+        score = statistics.fmean(scores)
+        best = max(runs, key=lambda r: r.best_score)
+        trial.set_user_attr("seed_scores", [round(s, 4) for s in scores])
+        trial.set_user_attr("seed_accuracies", [round(r.best_acc, 4) for r in runs])
+        trial.set_user_attr("val_score_std", round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0)
+        trial.set_user_attr("train_seconds", round(time.perf_counter() - t0, 2))
+        trial.set_user_attr("best_epoch", best.best_epoch)
+        trial.set_user_attr("train_windows_per_second", round(best.windows_per_second, 1))
+        trial.set_user_attr("input_norm", [norm.mean, norm.std])
+        self._save_checkpoint(trial.number, spec, best.state_dict, norm)
+        ref = trial.user_attrs.get("reference")
+        spread = f" ± {statistics.stdev(scores):.3f} ({len(scores)} seeds)" if len(scores) > 1 else ""
+        self.log(f"trial {trial.number:>4} trained    score {score:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
+                 f"RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
+                 f"{time.perf_counter() - t0:5.1f} s" + (f"  [{ref}]" if ref else ""))
+        return score, cost.macs_per_second, float(cost.ram_bytes)
+
+    def _completed(self, trial: optuna.Trial) -> list[Point]:
+        return [Point(t.number, t.values[0], t.values[1], t.values[2])
+                for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.number != trial.number and t.user_attrs.get("feasible")]
+
+    def _train(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost, train_set, val_set, norm_std: float,
+               seed_index: int) -> TrainResult:
+        """One training run; the first is judged at the rungs, extra seeds are not."""
+        rungs = self.fidelity.rungs(self.recipe.epochs) if seed_index == 0 else []
         curve: list[float] = []
-        chance = 1.0 / spec.num_classes
+        best = [0.0]
 
         def on_epoch(record: dict) -> None:
-            curve.append(round(record["val_acc"], 4))
-            trial.set_user_attr("curve", curve)
             trial.set_user_attr("heartbeat", time.time())
             if self.stop.is_set():
                 raise Interrupted("the run is stopping")
-            self._maybe_prune(trial, cost, curve, chance)
+            best[0] = max(best[0], record["smoothed"])
+            if seed_index == 0:
+                curve.append(round(record["val_acc"], 4))
+                trial.set_user_attr("curve", curve)
+            if record["epoch"] + 1 in rungs:
+                self._judge(trial, spec, record["epoch"] + 1, best[0])
 
-        cfg = TrainConfig(**{**asdict(self.cfg), "seed": self.cfg.seed + trial.number})
-        t0 = time.perf_counter()
+        recipe = self.recipe.replace(seed=self.recipe.seed + trial.number + 1000 * seed_index)
         try:
-            result = train(spec, train_set, val_set, cfg, norm_std=norm.std, on_epoch=on_epoch)
-        except Interrupted:
-            raise
+            return train(spec, train_set, val_set, recipe, norm_std=norm_std, on_epoch=on_epoch)
         except StopTraining as stop:
-            trial.set_user_attr("train_seconds", round(time.perf_counter() - t0, 2))
             trial.set_user_attr("prune_reason", str(stop))
             self.log(f"trial {trial.number:>4} stopped    {stop}")
             raise optuna.TrialPruned(str(stop)) from None
-        trial.set_user_attr("train_seconds", round(result.seconds, 2))
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        if result.stopped:
-            trial.set_user_attr("early_stop", result.stopped)
-        trial.set_user_attr("train_windows_per_second", round(result.windows_per_second, 1))
-        trial.set_user_attr("input_norm", [norm.mean, norm.std])
-        self._save_checkpoint(trial.number, spec, result.state_dict, norm)
-        ref = trial.user_attrs.get("reference")
-        self.log(f"trial {trial.number:>4} trained    acc {result.best_acc:.3f}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
-                 f"RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
-                 f"{result.seconds:5.1f} s" + (f"  [{ref}]" if ref else ""))
-        return result.best_acc, cost.macs_per_second, float(cost.ram_bytes)
 
-    def _maybe_prune(self, trial: optuna.Trial, cost: costmodel.Cost, curve: list[float], chance: float) -> None:
-        """Multi-objective studies cannot use Optuna's pruners; this rule stops a trial that cannot
-        reach the front: not learning, or clearly beaten at the same epoch by a completed trial that
-        is no more expensive in MAC/s and RAM."""
-        epoch = len(curve) - 1
-        if epoch < self.warmup:
+    def _judge(self, trial: optuna.Trial, spec: ArchSpec, rung: int, score: float) -> None:
+        """Record this rung's score; stop the trial if it is not learning or a rival is clearly ahead."""
+        rungs = dict(trial.user_attrs.get("rungs") or {})
+        rungs[str(rung)] = round(score, 4)
+        trial.set_user_attr("rungs", rungs)
+        if score <= 1.2 / spec.num_classes:
+            raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
+        rivals = [trial_point(t, t.user_attrs["rungs"][str(rung)])
+                  for t in trial.study.get_trials(deepcopy=False)
+                  if t.number != trial.number and str(rung) in (t.user_attrs.get("rungs") or {})]
+        if len(rivals) < self.fidelity.min_rivals:
             return
-        best = max(curve)
-        if best <= 1.2 * chance:
-            raise StopTraining(f"not learning: best validation accuracy {best:.3f} after {epoch + 1} epochs")
-        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            oc = other.user_attrs.get("curve") or []
-            if (len(oc) > epoch and oc[epoch] >= best + self.margin
-                    and other.user_attrs.get("macs_per_second", float("inf")) <= cost.macs_per_second
-                    and other.user_attrs.get("ram_bytes", float("inf")) <= cost.ram_bytes):
-                raise StopTraining(f"dominated at epoch {epoch}: trial {other.number} had {oc[epoch]:.3f} "
-                                   f"vs {best:.3f} at no more MAC/s and RAM")
+        ahead = rival_ahead(trial_point(trial, score), rivals, self.fidelity.margin)
+        if ahead is not None:
+            raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number} scored {ahead.score:.3f} "
+                               f"vs {score:.3f} there at no more MAC/s and RAM")
 
     def _save_checkpoint(self, number: int, spec: ArchSpec, state: dict, norm) -> None:
         buf = io.BytesIO()

@@ -14,28 +14,29 @@ from nas.arch.space import SearchSpace
 from nas.budget import Budget
 from nas.core.errors import UserError
 from nas.cost import analytic as costmodel
-from nas.data.urbansound import FoldSplit, find_root
+from nas.data.urbansound import FoldSplit, find_root, read_metadata
 from nas.search import report
+from nas.search.fidelity import load_fidelity
 from nas.search.objective import Objective
 from nas.search.worker import run_trials
 from nas.study.claim import claim_for
 from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, resolve_data, study_dir
 from nas.study.settings import record_settings
-from nas.study.study import load_study
-from nas.study.trials import close_stale_trials, counted
-from nas.train.loop import TrainConfig
+from nas.study.study import load_study, register_worker, sampler
+from nas.study.trials import WORKER, close_stale_trials, counted
+from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 
 DEFAULT_SPACE = "search_spaces/default.yaml"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_space(path: str) -> SearchSpace:
+def resolve_space(path: str) -> Path:
     """The space file; the checkout's default space when run from elsewhere with the default path."""
     space_path = Path(path)
     if path == DEFAULT_SPACE and not space_path.is_file() and (REPO / DEFAULT_SPACE).is_file():
         space_path = REPO / DEFAULT_SPACE
-    return SearchSpace.load(space_path)
+    return space_path
 
 
 def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) -> list[str]:
@@ -52,21 +53,37 @@ def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) 
     return queued
 
 
+def fold_split(root: Path, train: str | None, val: str, test: str) -> FoldSplit:
+    """The split of the flags, checked against the folds that hold clips in the dataset at `root`."""
+    dataset = read_metadata(root)
+    per_fold = {f: 0 for f in range(1, 11)}
+    for clip in dataset.clips:
+        per_fold[clip.fold] += 1
+    split = FoldSplit.from_flags(train, val, test, present=[f for f, n in per_fold.items() if n])
+    if not split.val:
+        raise UserError("--val-folds: the search needs a validation fold to select models on")
+    split.check_present(per_fold, str(dataset.csv_path))
+    return split
+
+
 def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, trials: int | None = None,
            timeout: float | None = None, study_name: str = "nas", storage: str | None = None, seed: int = 0,
-           epochs: int | None = None, jobs: int = 1, val_fold: int = 9, test_fold: int = 10,
-           cache: str | Path = DEFAULT_CACHE, export: bool = False) -> int:
+           epochs: int | None = None, jobs: int = 1, train_folds: str | None = None, val_folds: str = "9",
+           test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False) -> int:
     """Run the search (the arguments are `python -m nas.search`'s flags); returns the exit code."""
-    budget, space = Budget.load(budget_path), load_space(space_path)
+    space_file = resolve_space(space_path)
+    budget, space = Budget.load(budget_path), SearchSpace.load(space_file)
+    recipe, fidelity = Recipe.from_space_file(space_file), load_fidelity(space_file)
     demo = data == DEMO
     trials = trials if trials is not None else (24 if demo else 200)
-    epochs = epochs if epochs is not None else (12 if demo else 40)
+    epochs = epochs if epochs is not None else (12 if demo else recipe.epochs)
     for flag, value in (("--trials", trials), ("--epochs", epochs), ("--jobs", jobs)):
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
-    split = FoldSplit.for_test_fold(test_fold, val_fold)
+    recipe = recipe.replace(epochs=epochs, seed=seed)
     root = resolve_data(data, seed)
     find_root(root)  # a missing dataset is one clear error before the study starts
+    split = fold_split(root, train_folds, val_folds, test_folds)
     out = study_dir(study_name)
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(study_name)
@@ -75,14 +92,15 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
         study = load_study(study_name, storage, seed)
         closed = close_stale_trials(study)
         queued = enqueue_references(study, space, budget)
-        record_settings(study, budget, root, split, cache, epochs)
+        record_settings(study, budget, root, split, cache, epochs, recipe=recipe.to_dict())
+        study.sampler = sampler(register_worker(study, WORKER, seed))
     print(f"study {study_name!r} in {storage}: {counted(study)} trials"
           + (f", {closed} stale running trial(s) closed" if closed else "")
           + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
     stop = threading.Event()
-    objective = Objective(space, budget, TrialData(root, split, cache), TrainConfig(epochs=epochs, seed=seed),
-                          checkpoints=out / "checkpoints", stop=stop)
+    objective = Objective(space, budget, TrialData(root, split, cache), recipe, checkpoints=out / "checkpoints",
+                          fidelity=fidelity, stop=stop)
     interrupted = False
     try:
         run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop)

@@ -15,11 +15,14 @@ from nas.study.folders import DEFAULT_CACHE
 
 
 def record_settings(study: optuna.Study, budget: Budget, data: str | Path, split: FoldSplit, cache: str | Path,
-                    epochs: int) -> None:
-    """Store the search's settings as study attributes; an unchanged one is not rewritten."""
+                    epochs: int, recipe: dict | None = None) -> None:
+    """Store the search's settings as study attributes; an unchanged one is not rewritten. `recipe`
+    is the training recipe as plain data, which `nas.evaluate` retrains the front with."""
     for key, value in (("budget", asdict(budget)), ("data", str(Path(data).resolve())),
                        ("split", {"train": list(split.train), "val": list(split.val), "test": list(split.test)}),
-                       ("cache", str(Path(cache).resolve())), ("epochs", epochs)):
+                       ("cache", str(Path(cache).resolve())), ("epochs", epochs), ("recipe", recipe)):
+        if value is None:
+            continue
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
 

@@ -21,12 +21,15 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+
+
 def load_study(study: str, storage: str, seed: int | None) -> optuna.Study:
     """The study `study` in `storage`, created when absent (TPE sampler seeded with `seed`)."""
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     try:
         s = optuna.create_study(study_name=study, storage=open_storage(storage), directions=list(DIRECTIONS),
-                                sampler=sampler, load_if_exists=True)
+                                sampler=sampler(seed), load_if_exists=True)
     except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
         raise UserError(f"--storage {storage}: cannot open the study ({exc})") from None
     if list(s.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE,
@@ -49,3 +52,16 @@ def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str
         names = optuna.get_all_study_names(storage=backend)
         raise UserError(f"--study {name}: unknown study in {storage}"
                         + (f" (it has: {', '.join(sorted(names))})" if names else " (it has no study)")) from None
+
+
+def register_worker(study: optuna.Study, worker: str, seed: int) -> int:
+    """Record `worker` on the study and return the seed its sampler should use: `seed` for the
+    first worker with that seed, a derived one for every later worker given the same seed (workers
+    with one seed would otherwise propose the same architectures in the same order). Call it under
+    the study's claim lock."""
+    workers = list(study.user_attrs.get("workers") or [])
+    same = sum(1 for w in workers if w.get("seed") == seed)
+    sampler_seed = seed if same == 0 else seed + 7919 * same
+    workers.append({"worker": worker, "seed": seed, "sampler_seed": sampler_seed})
+    study.set_user_attr("workers", workers)
+    return sampler_seed

@@ -17,11 +17,13 @@ from torch import nn
 
 @dataclass
 class ClipSet:
-    """Normalised features of a set of clips: x [N, frames, mels], labels, frames holding audio."""
+    """Normalised features of a set of clips: x [N, frames, mels], labels, frames holding audio,
+    and, for a training set under distillation, the teacher's soft targets."""
 
     x: torch.Tensor
     y: torch.Tensor
     valid_frames: torch.Tensor
+    soft: torch.Tensor | None = None    # [N, classes] a teacher's tempered clip probabilities (training sets)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -50,9 +52,20 @@ class Normalisation:
         return torch.from_numpy(((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32))
 
 
-def gather(x: torch.Tensor, clips: torch.Tensor, starts: torch.Tensor, frames: int) -> torch.Tensor:
-    offsets = starts[:, None] + torch.arange(frames)
-    return x[clips[:, None], offsets].unsqueeze(1)  # [B, 1, frames, mels]
+def gather(x: torch.Tensor, clips: torch.Tensor, starts: torch.Tensor, frames: int,
+           rates: torch.Tensor | None = None) -> torch.Tensor:
+    """Windows [B, 1, frames, mels] of `frames` frames from `starts`; with `rates`, each window reads
+    frames*rate frames resampled to `frames` by linear interpolation (a time stretch)."""
+    if rates is None:
+        offsets = starts[:, None] + torch.arange(frames, device=starts.device)
+        return x[clips[:, None], offsets].unsqueeze(1)
+    pos = starts[:, None].float() + torch.arange(frames, device=starts.device) * rates[:, None]
+    pos = pos.clamp(max=x.shape[1] - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=x.shape[1] - 1)
+    w = (pos - lo)[..., None]
+    rows = clips[:, None]
+    return (x[rows, lo] * (1 - w) + x[rows, hi] * w).unsqueeze(1)
 
 
 def eval_windows(data: ClipSet, frames: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,3 +99,33 @@ def clip_probabilities(net: nn.Module, data: ClipSet, frames: int, hop: int, bat
 def clip_accuracy(net: nn.Module, data: ClipSet, frames: int, hop: int) -> float:
     probs = clip_probabilities(net, data, frames, hop)
     return float((probs.argmax(1) == data.y).float().mean())
+
+
+def class_recalls(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class share of clips classified correctly [num_classes]; NaN for a class with no clip."""
+    hits = torch.bincount(y[pred == y], minlength=num_classes).float()
+    counts = torch.bincount(y, minlength=num_classes).float()
+    return hits / counts  # 0/0 = NaN: the class is absent
+
+
+def selection_score(probs: torch.Tensor, y: torch.Tensor, metric: str, prior: torch.Tensor | None = None) -> float:
+    """The validation score that picks epochs and models.
+
+    accuracy: share of clips right. balanced: mean per-class recall. prior: per-class recall weighted
+    by the training folds' class shares (`prior`), i.e. the accuracy expected on a fold whose classes
+    are distributed like the training folds' -- unbiased when the validation fold's class mix is
+    skewed (a partial fold), equal to accuracy in expectation when it is not.
+    """
+    pred = probs.argmax(1)
+    if metric == "accuracy":
+        return float((pred == y).float().mean())
+    recalls = class_recalls(pred, y, probs.shape[1])
+    present = ~torch.isnan(recalls)
+    if metric == "balanced":
+        return float(recalls[present].mean())
+    if metric == "prior":
+        if prior is None:
+            raise ValueError("the prior-matched score needs the training class shares")
+        w = prior[present] / prior[present].sum()
+        return float((recalls[present] * w).sum())
+    raise ValueError(f"unknown selection metric {metric!r}")

@@ -21,7 +21,7 @@ Rules (shared deploy.md section 2):
 * max/avg pooling (global too) keep their input's (scale, zero point);
 * softmax: input scale -> (mult, shift, diff_min) (`intref.softmax_params`), output 1/256, -128.
 
-`run_int8` evaluates a `QuantizedModel` with the integer reference kernels of `nas.export.intref`
+`run_int8` evaluates a `QuantizedModel` with the integer reference kernels of `nas.quant.intref`
 (bit-exact with CMSIS-NN); the generated C must reproduce it byte for byte.
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ import torch
 from nas.arch.net import Net, build, fold_batchnorm
 from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
                            Shape, Softmax, conv_padding)
-from nas.export import intref
-from nas.export.inputq import InputQuant
+from nas.quant import intref
+from nas.quant.inputq import InputQuant
 from nas.train.clips import ClipSet, eval_windows
 
 METHODS = ("minmax", "percentile")
