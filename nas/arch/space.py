@@ -158,7 +158,7 @@ class SearchSpace:
         try:
             fe = FrontEnd(sample_rate=p.sample_rate, n_fft=p.n_fft, hop_length=max(1, int(p.n_fft * p.hop_ratio)),
                           n_mels=p.n_mels, frames=p.frames, overlap=p.overlap, fmin=self.frontend.fmin, fmax=fmax)
-            spec = ArchSpec(name=name, frontend=fe, layers=tuple(_network(p, self.network.dropout, self.num_classes)),
+            spec = ArchSpec(name=name, frontend=fe, layers=tuple(network_layers(p, self.network.dropout, self.num_classes)),
                             num_classes=self.num_classes)
         except ValueError as exc:
             raise InvalidArchitecture(str(exc)) from None
@@ -185,7 +185,7 @@ def block_filters(base: int, growth: float, cap: int, blocks: int) -> list[int]:
     return [min(f, cap) if cap else f for f in filters]
 
 
-def _network(p: Params, dropout: float, num_classes: int) -> list[Layer]:
+def network_layers(p: Params, dropout: float, num_classes: int) -> list[Layer]:
     layers: list[Layer] = []
     strided = p.downsampling == "strided"
     stride = (2, 2) if strided else (1, 1)

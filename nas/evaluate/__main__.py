@@ -1,34 +1,36 @@
-"""`python -m nas.evaluate --study S`: the thesis protocol on the study's Pareto models.
+"""`python -m nas.evaluate --study S`: the final stage on the study's models.
 
-Flags → `nas.evaluate.crossval.evaluate_study`: each model trained and tested once per predefined
-fold, mean ± std in a table and `studies/<S>/evaluation.csv`; an interrupted evaluation resumes.
+Flags → `nas.evaluate.stage.evaluate_study`: each model retrained with the study's recipe and several
+seeds on the study's fold split (or a rotation over `--folds`), tested once, float and int8; tables,
+`evaluation.csv` and confusion PNGs under `studies/<S>/`; an interrupted evaluation resumes.
 """
 from __future__ import annotations
 
 import argparse
 
 from nas.core.errors import run_cli
-from nas.data.urbansound import FOLDS
-from nas.evaluate.crossval import evaluate_study
+from nas.evaluate.stage import evaluate_study
 from nas.study.study import open_study
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nas.evaluate",
-                                description="10-fold cross-validation (UrbanSound8K's predefined folds) of a study's "
-                                "Pareto models, as the thesis evaluated its models.")
+                                description="Final stage: retrain a study's models with its recipe and several seeds, "
+                                "select on the validation folds, test once (float and int8).")
     p.add_argument("--study", required=True, help="study name (as given to nas.search)")
     p.add_argument("--storage", default=None, help="Optuna storage (default studies/<study>/journal.log)")
     p.add_argument("--data", default=None, help="UrbanSound8K root, or 'demo' (default: the study's dataset)")
     p.add_argument("--trials", default=None, help="comma-separated trial numbers (default: the Pareto front)")
-    p.add_argument("--folds", default=",".join(map(str, FOLDS)), help="test folds to run, e.g. 1,2,3")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the study's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", default=None, help="rotate over these test folds, e.g. 1,2,3,4,5,6,7,8,9,10 for the "
+                   "thesis's 10-fold protocol (default: the study's own train/val/test split)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds per model and split (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the study's recipe)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
     args = p.parse_args(argv)
     study, _ = open_study(args.study, args.storage)
-    return evaluate_study(study, data=args.data, trials=args.trials, folds=args.folds, epochs=args.epochs,
-                          seed=args.seed, cache=args.cache)
+    return evaluate_study(study, data=args.data, trials=args.trials, folds=args.folds, seeds=args.seeds,
+                          epochs=args.epochs, seed=args.seed, cache=args.cache)
 
 
 if __name__ == "__main__":

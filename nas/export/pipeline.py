@@ -141,7 +141,8 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
     """Export `trials` (default: the Pareto front) of `study` into ``out_dir/trial_<n>/``.
 
     budget/data/split/cache default to what the study recorded (nas.search stores them);
-    checkpoints default to ``studies/<study>/checkpoints``. Returns the folders written."""
+    checkpoints default to ``studies/<study>/checkpoints``, except for models the final stage
+    (`nas.evaluate`) retrained: their recorded retrained model is exported. Returns the folders written."""
     if calibration_windows < 1:
         raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
     if method not in Q.METHODS:
@@ -162,7 +163,12 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
             classes = tuple(fcache.load_features(data, spec.frontend, cache, progress=False).classes)
         except Exception:  # names are cosmetic; never fail an export on them
             classes = CLASSES[:spec.num_classes]
-        written.append(export_trial(t, ckpt_dir / f"trial_{t.number}.pt", out, budget, train_set, val_set,
+        retrained = (study.user_attrs.get("final_models") or {}).get(str(t.number))
+        checkpoint = Path(retrained["checkpoint"]) if retrained else ckpt_dir / f"trial_{t.number}.pt"
+        if retrained:
+            log(f"trial {t.number}: exporting the final stage's retrained model (seed {retrained['seed']}, "
+                f"{retrained['int8_method'].upper()}, validation score {retrained['val_score']:.3f})")
+        written.append(export_trial(t, checkpoint, out, budget, train_set, val_set,
                                     class_names=classes[:spec.num_classes], study_name=study.study_name,
                                     val_folds=split.val, calibration_windows=calibration_windows, method=method,
                                     build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, log=log))

@@ -286,9 +286,11 @@ def quantize(net: Net, input_norm: tuple[float, float], calib: torch.Tensor, met
 
 
 def net_from_checkpoint(ckpt: dict) -> tuple[Net, tuple[float, float]]:
-    """(trained Net in eval mode, input_norm) from a search checkpoint dict."""
+    """(trained Net in eval mode, input_norm) from a checkpoint dict: the training form as the
+    search saves it, or the deploy form (BatchNorm folded, `"deploy": true`) that quantisation-aware
+    fine-tuning produces."""
     spec = ArchSpec.from_json(ckpt["spec"]) if isinstance(ckpt["spec"], str) else ArchSpec.from_dict(ckpt["spec"])
-    net = build(spec)
+    net = fold_batchnorm(build(spec)) if ckpt.get("deploy") else build(spec)
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     mean, std = ckpt["input_norm"]

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fold", "--test-folds", dest="test_folds", default="10",
                    help="fold(s) held out, never read by the search, or 'none' (default: %(default)s)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache folder (default: %(default)s)")
+    p.add_argument("--teacher", default=None, help="distil from this teacher file (per-clip probabilities, "
+                   "README 'Distillation'), or 'auto'/'none' (default: the space file's training.distillation.teacher)")
     p.add_argument("--export", action="store_true", help="export the Pareto front (ONNX + CMSIS-NN C) at the end")
     return p
 
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
                   storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, train_folds=a.train_folds,
-                  val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export)
+                  val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export,
+                  teacher=a.teacher)
 
 
 if __name__ == "__main__":

@@ -183,17 +183,16 @@ class Objective:
         rungs = dict(trial.user_attrs.get("rungs") or {})
         rungs[str(rung)] = round(score, 4)
         trial.set_user_attr("rungs", rungs)
-        if score <= 1.2 / spec.num_classes:
-            raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
         rivals = [trial_point(t, t.user_attrs["rungs"][str(rung)])
                   for t in trial.study.get_trials(deepcopy=False)
                   if t.number != trial.number and str(rung) in (t.user_attrs.get("rungs") or {})]
-        if len(rivals) < self.fidelity.min_rivals:
-            return
-        ahead = rival_ahead(trial_point(trial, score), rivals, self.fidelity.margin)
+        ahead = (rival_ahead(trial_point(trial, score), rivals, self.fidelity.margin)
+                 if len(rivals) >= self.fidelity.min_rivals else None)
         if ahead is not None:
             raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number} scored {ahead.score:.3f} "
                                f"vs {score:.3f} there at no more MAC/s and RAM")
+        if score <= 1.2 / spec.num_classes:
+            raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
 
     def _save_checkpoint(self, number: int, spec: ArchSpec, state: dict, norm) -> None:
         buf = io.BytesIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -13,6 +14,7 @@ import torch
 from nas.arch.space import SearchSpace
 from nas.budget import Budget
 from nas.core.errors import UserError
+from nas.core.locks import FileLock
 from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit, find_root, read_metadata
 from nas.search import report
@@ -24,7 +26,9 @@ from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, resolve_data
 from nas.study.settings import record_settings
 from nas.study.study import load_study, register_worker, sampler
 from nas.study.trials import WORKER, close_stale_trials, counted
+from nas.train.distill import train_teacher
 from nas.train.recipe import Recipe
+from nas.train.teacher import load_teacher
 from nas.train.trialdata import TrialData
 
 DEFAULT_SPACE = "search_spaces/default.yaml"
@@ -66,10 +70,25 @@ def fold_split(root: Path, train: str | None, val: str, test: str) -> FoldSplit:
     return split
 
 
+def load_teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | Path, out: Path):
+    """The teacher probabilities the recipe asks for (None without distillation); `auto` trains the
+    built-in teacher once per fold split, beside the study, under a lock other workers wait on."""
+    source = recipe.distillation.teacher
+    if source == "none":
+        return None
+    path = Path(source)
+    if source == "auto":
+        path = out / f"teacher_folds{'-'.join(map(str, split.train))}.json"
+        with FileLock(path.with_suffix(".lock")):
+            train_teacher(root, split, Path(cache), recipe, path)
+    return load_teacher(path, split, read_metadata(root).classes)
+
+
 def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, trials: int | None = None,
            timeout: float | None = None, study_name: str = "nas", storage: str | None = None, seed: int = 0,
            epochs: int | None = None, jobs: int = 1, train_folds: str | None = None, val_folds: str = "9",
-           test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False) -> int:
+           test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False,
+           teacher: str | None = None) -> int:
     """Run the search (the arguments are `python -m nas.search`'s flags); returns the exit code."""
     space_file = resolve_space(space_path)
     budget, space = Budget.load(budget_path), SearchSpace.load(space_file)
@@ -81,6 +100,8 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
     recipe = recipe.replace(epochs=epochs, seed=seed)
+    if teacher is not None:
+        recipe = recipe.replace(distillation=replace(recipe.distillation, teacher=teacher))
     root = resolve_data(data, seed)
     find_root(root)  # a missing dataset is one clear error before the study starts
     split = fold_split(root, train_folds, val_folds, test_folds)
@@ -99,8 +120,9 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
           + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
     stop = threading.Event()
-    objective = Objective(space, budget, TrialData(root, split, cache), recipe, checkpoints=out / "checkpoints",
-                          fidelity=fidelity, stop=stop)
+    data = TrialData(root, split, cache, teacher=load_teacher_for(recipe, root, split, cache, out),
+                     temperature=recipe.distillation.temperature)
+    objective = Objective(space, budget, data, recipe, checkpoints=out / "checkpoints", fidelity=fidelity, stop=stop)
     interrupted = False
     try:
         run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop)

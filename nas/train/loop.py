@@ -18,8 +18,9 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from nas.arch.net import Net, build
+from nas.arch.net import build
 from nas.arch.spec import ArchSpec
 from nas.train import augment
 from nas.train.clips import ClipSet, clip_probabilities, gather, selection_score
@@ -66,7 +67,7 @@ def _draw_windows(data: ClipSet, weights: torch.Tensor, n: int, frames: int, rat
 class _Trainer:
     """Optimiser, schedule, targets and the optional weight average of one training run."""
 
-    def __init__(self, net: Net, recipe: Recipe, steps: int, num_classes: int, soft: torch.Tensor | None):
+    def __init__(self, net: nn.Module, recipe: Recipe, steps: int, num_classes: int, soft: torch.Tensor | None):
         self.net, self.recipe, self.num_classes, self.soft = net, recipe, num_classes, soft
         self.opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         total = recipe.epochs * steps
@@ -81,7 +82,7 @@ class _Trainer:
         self.ema = copy.deepcopy(net) if recipe.ema_decay else None
 
     @property
-    def model(self) -> Net:
+    def model(self) -> nn.Module:
         """The weights that are scored and kept: the average when there is one."""
         return self.ema if self.ema is not None else self.net
 
@@ -134,10 +135,12 @@ def _train_epoch(tr: _Trainer, data: ClipSet, x_train: torch.Tensor, weights: to
 
 
 def train(spec: ArchSpec, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, norm_std: float = 1.0,
-          on_epoch: Callable[[dict], None] | None = None, device: str | None = None) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, device: str | None = None,
+          net: nn.Module | None = None) -> TrainResult:
     """Train `spec` with `recipe`; keep the weights of the epoch with the best smoothed validation score.
 
-    A training set with `soft` targets (a teacher's clip probabilities) is distilled from.
+    A training set with `soft` targets (a teacher's clip probabilities) is distilled from. `net`
+    continues training a given module (fine-tuning) instead of a freshly built one.
     `on_epoch` sees each epoch's record ({epoch, loss, val_acc, val_score, smoothed, seconds}) and may
     raise StopTraining.
     """
@@ -146,7 +149,7 @@ def train(spec: ArchSpec, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, 
     rng = np.random.default_rng(recipe.seed)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     fe = spec.frontend
-    net: Net = build(spec).to(dev)
+    net = (net if net is not None else build(spec)).to(dev)
     counts = torch.bincount(train_set.y, minlength=spec.num_classes).float().clamp(min=1)
     weights = (1.0 / counts)[train_set.y] if recipe.balance_classes else torch.ones(len(train_set))
     prior = class_prior(train_set.y, spec.num_classes)

@@ -1,0 +1,122 @@
+"""Recipe ablation on real clips: the default recipe, each element switched off, and the earlier recipe.
+
+    python bench/sweep_recipe.py --data ~/UrbanSound8K --train-folds 1 --val-folds 3 --test-folds 2 \
+        --seeds 3 [--models specs/thesis/stride-ds-24.yaml ...] [--variants default,no_mixup,...]
+
+Every run goes through the final stage's `retrain` (train, select on validation, int8 with QAT when
+it loses, test once) and is appended to `--log` (resumable); the table shows mean ± std over seeds of
+the validation score, and the float and int8 test accuracy. A slow sweep (minutes per run on a CPU):
+it is not part of `bench/run.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> changes to the default recipe (nested sections as dicts)
+VARIANTS = {
+    "default": {},
+    "no_mel_shift": {"augment": {"mel_shift": 0}},
+    "gain_6db": {"augment": {"gain_db": 6.0}},
+    "no_tilt": {"augment": {"tilt_db": 0.0}},
+    "no_mixup": {"augment": {"mixup_alpha": 0.0}},
+    "no_masks": {"augment": {"time_masks": 0, "mel_masks": 0}},
+    "select_accuracy": {"selection_metric": "accuracy"},
+    "select_raw_epoch": {"select_smoothing": 1},
+    "label_smoothing": {"label_smoothing": 0.1},
+    "ema": {"ema_decay": 0.995},
+    "time_stretch": {"augment": {"time_stretch": 0.2}},
+    "distill_auto": {"distillation": {"teacher": "auto"}},
+    # the recipe before the ablation: one-cycle over 40 epochs, patience 8, +-6 dB, 1+1 masks, no
+    # mixup/shift/tilt, raw-accuracy selection of the best single epoch
+    "previous": {"epochs": 40, "schedule": "onecycle", "warmup_share": 0.3, "patience": 8, "select_smoothing": 1,
+                 "selection_metric": "accuracy",
+                 "augment": {"gain_db": 6.0, "tilt_db": 0.0, "mel_shift": 0, "mixup_alpha": 0.0}},
+}
+
+
+def variant(base, changes: dict):
+    out = {}
+    for key, value in changes.items():
+        out[key] = dataclasses.replace(getattr(base, key), **value) if isinstance(value, dict) else value
+    return dataclasses.replace(base, **out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path[:0] = [str(ROOT)]
+    from nas.arch.spec import ArchSpec
+    from nas.data import cache as fcache
+    from nas.data.urbansound import FoldSplit, read_metadata
+    from nas.evaluate.retrain import retrain
+    from nas.train.distill import train_teacher
+    from nas.train.recipe import Recipe
+    from nas.train.teacher import load_teacher
+
+    p = argparse.ArgumentParser(prog="python bench/sweep_recipe.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--train-folds", default="1")
+    p.add_argument("--val-folds", default="3")
+    p.add_argument("--test-folds", default="2")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--models", nargs="+", default=[str(ROOT / "specs/thesis/stride-ds-24.yaml")])
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke runs)")
+    p.add_argument("--cache", default="studies/.cache/features")
+    p.add_argument("--log", default="studies/sweep_recipe.jsonl")
+    args = p.parse_args(argv)
+    split = FoldSplit.from_flags(args.train_folds, args.val_folds, args.test_folds)
+    log = Path(args.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    base = Recipe.from_space_file(ROOT / "search_spaces/default.yaml")
+    if args.epochs:
+        base = base.replace(epochs=args.epochs)
+    for model in args.models:
+        spec = ArchSpec.load(model)
+        feats = fcache.load_features(args.data, spec.frontend, args.cache, progress=False)
+        for name in args.variants.split(","):
+            recipe = variant(base, VARIANTS[name])
+            teacher = None
+            if recipe.distillation.teacher == "auto":
+                path = train_teacher(Path(args.data), split, Path(args.cache), base,
+                                     log.parent / f"teacher_{split.describe().replace(' ', '').replace('/', '_')}.json")
+                teacher = load_teacher(path, split, read_metadata(args.data).classes)
+            for seed in range(args.seeds):
+                key = {"model": spec.name, "variant": name, "split": split.describe(), "seed": seed}
+                if any(all(r.get(k) == v for k, v in key.items()) for r in done):
+                    continue
+                rec, _ = retrain(spec, feats, split, recipe.replace(seed=seed), teacher)
+                rec = {**key, **rec}
+                done.append(rec)
+                with open(log, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+                print(f"{spec.name:<14} {name:<16} seed {seed}: val {rec['val_score']:.3f}  test {rec['test_acc']:.3f} "
+                      f"float {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}, {rec['seconds']:.0f} s)", flush=True)
+    print_table(done, split.describe())
+    return 0
+
+
+def print_table(records: list[dict], split: str) -> None:
+    print(f"\n{split}; mean ± std over seeds")
+    print(f"{'model':<14} {'variant':<16} {'n':>2}  {'val score':>13}  {'test float':>13}  {'test int8':>13}")
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["split"] == split:
+            groups.setdefault((r["model"], r["variant"]), []).append(r)
+    for (model, name), runs in groups.items():
+        cells = []
+        for key in ("val_score", "test_acc", "test_acc_int8"):
+            v = np.array([r[key] for r in runs])
+            cells.append(f"{v.mean() * 100:5.1f} ± {v.std(ddof=1) * 100 if len(v) > 1 else 0:4.1f}")
+        print(f"{model:<14} {name:<16} {len(runs):>2}  {cells[0]:>13}  {cells[1]:>13}  {cells[2]:>13}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
