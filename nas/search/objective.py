@@ -139,7 +139,9 @@ class Objective:
         trial.set_user_attr("best_epoch", best.best_epoch)
         trial.set_user_attr("train_windows_per_second", round(best.windows_per_second, 1))
         trial.set_user_attr("input_norm", [norm.mean, norm.std])
-        self._save_checkpoint(trial.number, spec, best.state_dict, norm)
+        for k, r in enumerate(runs):
+            self._save_checkpoint(f"trial_{trial.number}_seed{k}.pt", spec, r.state_dict, norm)
+        self._save_checkpoint(f"trial_{trial.number}.pt", spec, best.state_dict, norm)
         ref = trial.user_attrs.get("reference")
         spread = f" ± {statistics.stdev(scores):.3f} ({len(scores)} seeds)" if len(scores) > 1 else ""
         self.log(f"trial {trial.number:>4} trained    score {score:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
@@ -194,7 +196,8 @@ class Objective:
         if score <= 1.2 / spec.num_classes:
             raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
 
-    def _save_checkpoint(self, number: int, spec: ArchSpec, state: dict, norm) -> None:
+    def _save_checkpoint(self, name: str, spec: ArchSpec, state: dict, norm) -> None:
+        """`trial_<n>_seed<k>.pt` per training run; `trial_<n>.pt` is the best run's, the one exported."""
         buf = io.BytesIO()
         torch.save({"spec": spec.to_json(), "state_dict": state, "input_norm": [norm.mean, norm.std]}, buf)
-        atomic_write_bytes(self.checkpoints / f"trial_{number}.pt", buf.getvalue())
+        atomic_write_bytes(self.checkpoints / name, buf.getvalue())
