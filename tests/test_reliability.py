@@ -225,7 +225,7 @@ def test_training_faults_end_the_trial_with_its_reason_and_the_study_goes_on(tmp
     (["--data", "/nonexistent/UrbanSound8K"], "UrbanSound8K"),
     (["--space", "/nonexistent.yaml"], "/nonexistent.yaml: file not found"),
     (["--val-fold", "10"], "in both val and test"),
-    (["--test-fold", "11"], "test fold"),
+    (["--test-fold", "11"], "--test-folds: fold(s) [11] out of range"),
 ])
 def test_bad_flags_are_one_line(tmp_path, extra, message):
     cmd = [sys.executable, "-m", "nas.search", "--budget", str(BUDGET), "--cache", str(tmp_path / "c"), *extra]

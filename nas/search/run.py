@@ -100,6 +100,7 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
     recipe = recipe.replace(epochs=epochs, seed=seed)
+    FoldSplit.from_flags(train_folds, val_folds, test_folds)  # malformed fold flags fail before any data work
     if teacher is not None:
         recipe = recipe.replace(distillation=replace(recipe.distillation, teacher=teacher))
     root = resolve_data(data, seed)
