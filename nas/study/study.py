@@ -12,7 +12,7 @@ import optuna
 
 from nas.core.errors import UserError
 from nas.study.folders import default_storage
-from nas.study.storage import open_storage
+from nas.study.storage import check_storage, open_storage
 
 OBJECTIVES = ("val_accuracy", "macs_per_second", "ram_bytes")
 DIRECTIONS = ("maximize", "minimize", "minimize")
@@ -45,6 +45,7 @@ def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str
     storage = storage or default_storage(name)
     if "://" not in storage and not Path(storage).is_file():
         raise UserError(f"--study {name}: no study storage at {storage} (run nas.search first, or pass --storage)")
+    check_storage(storage, write=False)
     backend = open_storage(storage)
     try:
         return optuna.load_study(study_name=name, storage=backend), storage
