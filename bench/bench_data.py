@@ -6,6 +6,7 @@
 nas.data.synth) in a temp folder and returns (name, value, unit) rows:
   data.extract_cold          clips/s  decode + resample + log-mel + write cache (fresh cache dir)
   data.extract_cached        clips/s  cache hit: fingerprint + open + read every feature into RAM
+  data.validate              clips/s  validate_dataset before a study: every header, a few decodes
   data.frontend_torch        frames/s batched torch log-mel, audio already decoded
   data.frontend_librosa      frames/s librosa.feature.melspectrogram + power_to_db, same settings
   data.frontend_vs_librosa   x        torch frames/s / librosa frames/s
@@ -40,6 +41,7 @@ def run() -> list[tuple[str, float, str]]:
     from nas.data import urbansound as us
     from nas.data.cache import load_features
     from nas.data.synth import generate
+    from nas.data.validate import validate_dataset
 
     fe = FrontEnd()
     rows: list[tuple[str, float, str]] = []
@@ -56,6 +58,9 @@ def run() -> list[tuple[str, float, str]]:
             f = load_features(root, fe, cache_dir=cache_dir, progress=False)
             float(np.asarray(f.x, dtype=np.float32).sum())
         rows.append(("data.extract_cached", n_clips / _best(cached), "clips/s"))
+        split = us.FoldSplit.for_test_fold(10, 9)
+        rows.append(("data.validate", n_clips / _best(lambda: validate_dataset(root, split, log=lambda _: None)),
+                     "clips/s"))
 
         audio = np.stack([us.load_clip(c.path, fe.sample_rate) for c in us.read_metadata(root).clips[:64]])
         frames = audio.shape[0] * F.n_frames(audio.shape[1], fe)

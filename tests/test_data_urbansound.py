@@ -234,7 +234,7 @@ def test_clip_selection_never_contains_the_test_fold(demo_root, monkeypatch):
     sel = us.select_clips(ds, split)
     read = []
     real = us.read_audio
-    monkeypatch.setattr(us, "read_audio", lambda p: (read.append(p), real(p))[1])
+    monkeypatch.setattr(us, "read_audio", lambda p, **kw: (read.append(p), real(p, **kw))[1])
     for clip in sel.train + sel.val:       # what a selection path does with its clips
         us.load_clip(clip.path, 8000)
     test_paths = {c.path for c in us.held_out_clips(ds, split)}

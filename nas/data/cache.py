@@ -26,6 +26,7 @@ still makes the race harmless (the loser discards its copy). A cache hit decodes
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -88,9 +89,15 @@ class ClipFeatures:
 
     def selection(self, split: us.FoldSplit) -> "FeatureSelection":
         """Train and validation clips of `split`: all the search may see. The test fold's rows are
-        never read and the result keeps no reference to them."""
-        return FeatureSelection(split=split, train=self.subset(split.train),
-                                val=self.subset(split.val) if split.val else self.subset(()))
+        never read and the result keeps no reference to them. A fold set left without a usable clip
+        (its files skipped as unreadable) is a UserError, not an empty tensor for training to trip on."""
+        train, val = self.subset(split.train), self.subset(split.val) if split.val else self.subset(())
+        for role, folds, part in (("training", split.train, train), ("validation", split.val, val)):
+            if folds and not len(part):
+                first = f": first: {self.skipped[0][0]}: {self.skipped[0][1]}" if self.skipped else ""
+                raise UserError(f"dataset: no usable clip in the {role} fold(s) {','.join(map(str, folds))} "
+                                f"({len(self.skipped)} unreadable file(s) skipped{first})")
+        return FeatureSelection(split=split, train=train, val=val)
 
     def held_out(self, split: us.FoldSplit) -> "ClipFeatures":
         """The test fold(s) of `split`: for the final evaluation only."""
@@ -126,14 +133,18 @@ def windows(x, fe: FrontEnd, hop_frames: int | None = None):
 
 # -- cache key ----------------------------------------------------------------------------------
 
-def feature_params(fe: FrontEnd) -> dict:
-    """The FrontEnd fields that change per-frame features (frames/overlap do not)."""
+def feature_recipe() -> dict:
+    """What every front-end's features share: clip length, log floor, resampler, storage dtype."""
     from nas.arch.frontend import LOG_EPS
 
-    return {"sample_rate": fe.sample_rate, "n_fft": fe.n_fft, "hop_length": fe.hop_length,
-            "n_mels": fe.n_mels, "fmin": float(fe.fmin), "fmax": float(fe.f_max),
-            "clip_seconds": us.CLIP_SECONDS, "log_eps": LOG_EPS, "resample": us.RESAMPLE_QUALITY,
+    return {"clip_seconds": us.CLIP_SECONDS, "log_eps": LOG_EPS, "resample": us.RESAMPLE_QUALITY,
             "dtype": np.dtype(FEATURE_DTYPE).name}
+
+
+def feature_params(fe: FrontEnd) -> dict:
+    """The FrontEnd fields that change per-frame features (frames/overlap do not), and the recipe."""
+    return {"sample_rate": fe.sample_rate, "n_fft": fe.n_fft, "hop_length": fe.hop_length,
+            "n_mels": fe.n_mels, "fmin": float(fe.fmin), "fmax": float(fe.f_max), **feature_recipe()}
 
 
 def dataset_fingerprint(root: Path) -> str:
@@ -244,8 +255,7 @@ def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: i
     if t_frames == 0:
         raise UserError(f"front-end: n_fft {fe.n_fft} is longer than a {us.CLIP_SECONDS:g} s clip")
     tmp.mkdir(parents=True)
-    feats = np.lib.format.open_memmap(tmp / "features.npy", mode="w+", dtype=FEATURE_DTYPE,
-                                      shape=(len(clips), t_frames, fe.n_mels))
+    feats = _new_memmap(tmp / "features.npy", (len(clips), t_frames, fe.n_mels))
     kept, report = _extract(root, clips, fe, feats, workers or min(8, os.cpu_count() or 1), progress, device)
     feats.flush()
     del feats
@@ -331,11 +341,29 @@ def _extract(root: Path, clips: list, fe: FrontEnd, feats: np.ndarray, workers: 
     return kept, report
 
 
+def _new_memmap(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A writable .npy memmap whose every byte is allocated on disk first: writing into a sparse file
+    on a full disk kills the process with SIGBUS, an allocation that does not fit raises ENOSPC."""
+    try:
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=FEATURE_DTYPE, shape=shape)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except (AttributeError, OSError) as exc:   # no fallocate here (macOS, some filesystems): sparse, as before
+            if isinstance(exc, OSError) and exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    return arr
+
+
 def _keep_rows(path: Path, n: int) -> None:
     """Rewrite the features file `path` with its first `n` rows only (the clips that were read)."""
     full = np.load(path, mmap_mode="r")
     part = path.with_name("features.part.npy")
-    out = np.lib.format.open_memmap(part, mode="w+", dtype=FEATURE_DTYPE, shape=(n, *full.shape[1:]))
+    out = _new_memmap(part, (n, *full.shape[1:]))
     out[:] = full[:n]
     out.flush()
     del out, full

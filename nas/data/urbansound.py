@@ -10,7 +10,9 @@ share a fold, so only the predefined folds give honest accuracy.
 Every encoding the dataset ships decodes through soundfile (libsndfile): 8/16/24/32-bit PCM, float,
 IMA and MS ADPCM, mono and stereo, 8 to 96+ kHz. Audio is mixed to mono (channel mean), resampled
 with soxr (HQ) to the front-end's rate, clipped to [-1, 1] (what an int16 device ADC sees) and padded
-with zeros or cropped to 4 s. Unreadable, corrupt, truncated or non-audio files are skipped and listed.
+with zeros or cropped to 4 s (only the first 4 s are decoded). Unreadable, corrupt, truncated or
+non-audio files, and headers claiming a rate outside 1-384 kHz or more than 16 channels, are skipped
+and listed with the reason.
 
 Fold discipline: `FoldSplit` names the train, validation and test folds; `select_clips` /
 `ClipFeatures.selection` (nas.data.cache) hand the search only train+val data, so the selection path
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import struct
 import threading
@@ -39,6 +42,9 @@ N_CLASSES = len(CLASSES)
 FOLDS = tuple(range(1, 11))
 CLIP_SECONDS = 4.0
 RESAMPLE_QUALITY = "HQ"
+RESAMPLE_MARGIN_S = 0.05     # audio read past the clip's end, so the resampler's filter sees no edge there
+MIN_RATE, MAX_RATE = 1000, 384000   # Hz a header may claim; anything else is a damaged file
+MAX_CHANNELS = 16
 DATASET_URL = "https://urbansounddataset.weebly.com/urbansound8k.html"
 GET_DATASET = (f"download UrbanSound8K from {DATASET_URL} (also on Zenodo: search 'UrbanSound8K') and "
                "extract it there, or generate a synthetic stand-in with "
@@ -316,27 +322,60 @@ def check_riff(path: Path) -> None:
         raise AudioError("no 'data' chunk")
 
 
-def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Decode one file to mono float32 at its own rate: (samples, sample_rate). Raises AudioError."""
+def _open_checked(path: Path):
+    """The file open in soundfile after its header passed `check_header`'s rules."""
+    import soundfile as sf
+
+    if not path.is_file():
+        raise AudioError("missing file")
+    check_riff(path)
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        raise AudioError(f"unreadable: {str(exc).replace(str(path), 'file')}") from None
+    problem = None
+    if not MIN_RATE <= f.samplerate <= MAX_RATE:
+        problem = f"header claims a sample rate of {f.samplerate:,} Hz (expected {MIN_RATE:,} to {MAX_RATE:,})"
+    elif not 1 <= f.channels <= MAX_CHANNELS:
+        problem = f"header claims {f.channels} channels (expected 1 to {MAX_CHANNELS})"
+    elif f.frames <= 0:
+        problem = "no audio frames"
+    if problem:
+        f.close()
+        raise AudioError(problem)
+    return f
+
+
+def check_header(path: str | os.PathLike) -> None:
+    """Raise AudioError unless the file opens as audio with a sane header (rate, channels, frames,
+    RIFF sizes); reads the header only, so a whole dataset is checked in seconds."""
+    _open_checked(Path(path)).close()
+
+
+def read_audio(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode one file to mono float32 at its own rate: (samples, sample_rate). Raises AudioError.
+
+    `max_seconds` reads only the start of a longer file. Rates and channel counts are bounded by the
+    header checks, so what is read, and what the resampler makes of it, stays small whatever a
+    damaged header claims."""
     import soundfile as sf
 
     global _DECODES
     with _DECODE_LOCK:
         _DECODES += 1
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError("missing file")
-    check_riff(path)
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        raise AudioError(f"unreadable: {str(exc).replace(str(path), 'file')}") from None
+    with _open_checked(Path(path)) as f:
+        sr = int(f.samplerate)
+        frames = f.frames if max_seconds is None else min(f.frames, int(math.ceil(max_seconds * sr)))
+        try:
+            data = f.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+            raise AudioError(f"unreadable: {str(exc).replace(str(path), 'file')}") from None
     if data.shape[0] == 0:
         raise AudioError("no audio frames")
     if not np.isfinite(data).all():
         raise AudioError("non-finite samples (NaN/inf)")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+    return np.ascontiguousarray(mono, dtype=np.float32), sr
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -362,7 +401,7 @@ def clip_samples(sample_rate: int, seconds: float = CLIP_SECONDS) -> int:
 
 def load_clip(path: str | os.PathLike, sample_rate: int, seconds: float = CLIP_SECONDS) -> np.ndarray:
     """Decode, mix to mono, resample to `sample_rate`, clip to [-1, 1], pad/crop to `seconds`."""
-    audio, sr = read_audio(path)
+    audio, sr = read_audio(path, max_seconds=seconds + RESAMPLE_MARGIN_S)
     audio = resample(audio, sr, sample_rate)
     np.clip(audio, -1.0, 1.0, out=audio)
     return fit_length(audio, clip_samples(sample_rate, seconds))
