@@ -1,8 +1,10 @@
-"""Which trials of a study count, which are stale, which form the Pareto front.
+"""Which trials of a study count, which are stale, which are redone, which form the Pareto front.
 
-A trial interrupted by Ctrl-C/SIGTERM or left RUNNING by a killed process is failed without a
-reason and not counted, so a resumed run redoes that work. Each running trial records its worker
-(`host:pid`) and a heartbeat per epoch, which is how a later run tells a dead worker's trial.
+A trial interrupted by Ctrl-C/SIGTERM, stopped by a fault of the run, or left RUNNING by a killed
+process is failed without a reason and not counted; the next run queues it again with its parameters
+(a reference model keeps its name), so the work is redone and the study still reaches its total.
+Each running trial records its worker (`host:pid`) and a heartbeat per epoch, which is how a later
+run tells a dead worker's trial.
 """
 from __future__ import annotations
 
@@ -18,15 +20,32 @@ from nas.core.locks import pid_alive
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def unfinished(t: FrozenTrial) -> bool:
+    """A trial that ended without a result of its own (killed, interrupted, stopped by the run)."""
+    return t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs
+
+
 def counted(study: optuna.Study) -> int:
     """Trials that count towards --trials: finished ones, running ones, and real failures."""
-    n = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
-            n += 1
-        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs:
-            n += 1
-    return n
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+               or (t.state == TrialState.FAIL and not unfinished(t)))
+
+
+def requeue_unfinished(study: optuna.Study) -> list[int]:
+    """Queue every unfinished trial again, once, with its parameters and reference name (the new trial
+    records `redo_of`); returns the numbers of the trials queued again."""
+    trials = study.get_trials(deepcopy=False)
+    redone = {t.user_attrs["redo_of"] for t in trials if "redo_of" in t.user_attrs}
+    queued = []
+    for t in trials:
+        if unfinished(t) and t.number not in redone:
+            attrs = {"redo_of": t.number}
+            if t.user_attrs.get("reference"):
+                attrs["reference"] = t.user_attrs["reference"]
+            study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+            queued.append(t.number)
+    return queued
 
 
 def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
