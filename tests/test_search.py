@@ -90,7 +90,7 @@ def test_search_cli_writes_front_csv_and_plot(tmp_path, demo_root):
 
 
 def test_killed_search_resumes_without_losing_trials(tmp_path, demo_root):
-    proc = search(tmp_path, demo_root, "--trials", "10", "--epochs", "15", "--study", "resume")
+    proc = search(tmp_path, demo_root, "--trials", "10", "--epochs", "2", "--study", "resume")
     journal = tmp_path / "studies" / "resume" / "journal.log"
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -107,7 +107,7 @@ def test_killed_search_resumes_without_losing_trials(tmp_path, demo_root):
     completed = {t.number: tuple(t.values) for t in trials if t.state == TrialState.COMPLETE}
     left_running = [t.number for t in trials if t.state == TrialState.RUNNING]
     assert len(completed) >= 2, "the search did not complete two trials before the deadline"
-    rerun = search(tmp_path, demo_root, "--trials", "10", "--epochs", "2", "--study", "resume")
+    rerun = search(tmp_path, demo_root, "--trials", "10", "--epochs", "2", "--study", "resume")  # the same study
     out, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, out
     if left_running:  # killed mid-trial (almost always): that trial is closed, not lost as RUNNING

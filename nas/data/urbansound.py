@@ -223,15 +223,6 @@ class FoldSplit:
             return cls(train=rest, val=val_set, test=test_set)
         return cls(train=parse_folds(train, "--train-folds"), val=val_set, test=test_set)
 
-    def check_present(self, clips_per_fold: dict[int, int], where: str) -> None:
-        """Every fold of the split holds clips in the dataset `where`; one UserError naming the empty ones."""
-        have = ", ".join(str(f) for f in sorted(clips_per_fold) if clips_per_fold[f]) or "none"
-        for role, folds in (("training", self.train), ("validation", self.val), ("test", self.test)):
-            empty = [f for f in folds if not clips_per_fold.get(f)]
-            if empty:
-                raise UserError(f"{where}: {role} fold(s) {', '.join(map(str, empty))} hold no clips "
-                                f"(folds with clips: {have}); choose folds with --train-folds, --val-folds, --test-folds")
-
     def describe(self) -> str:
         return (f"train {','.join(map(str, self.train))} / val {','.join(map(str, self.val)) or '-'} / "
                 f"test {','.join(map(str, self.test)) or '-'}")

@@ -23,6 +23,7 @@ from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import UserError
 from nas.data import cache as fcache
 from nas.data.urbansound import FoldSplit, parse_folds, read_metadata
+from nas.data.validate import validate_dataset
 from nas.evaluate import report
 from nas.evaluate.retrain import retrain
 from nas.study.folders import resolve_data, study_dir
@@ -161,6 +162,7 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
     splits = [split] if folds is None else rotation(folds, present)
     if folds is None and not split.test:
         raise UserError(f"study {study.study_name!r} has no test fold ({split.describe()}): pass --folds for a rotation")
+    validate_dataset(root, splits)
     out = study_dir(study.study_name)
     done = _finished(out / "evaluation.jsonl")
     teachers = _teachers(recipe, splits, root, Path(cache_dir), out)

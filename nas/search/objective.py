@@ -23,6 +23,7 @@ from nas.arch.space import InvalidArchitecture, SearchSpace
 from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes
+from nas.core.errors import fault_line
 from nas.cost import analytic as costmodel
 from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
 from nas.train.loop import StopTraining, TrainResult, train
@@ -98,6 +99,8 @@ class Objective:
         except (optuna.TrialPruned, Interrupted):
             raise
         except Exception as exc:  # the trial fails with its reason; the study goes on
+            if fault_line(exc) is not None:  # a dataset, disk or storage problem is the run's: it stops
+                raise
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             self.log(f"trial {trial.number:>4} FAILED     {type(exc).__name__}: {exc}")
             raise

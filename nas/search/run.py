@@ -16,16 +16,19 @@ from nas.budget import Budget
 from nas.core.errors import UserError
 from nas.core.locks import FileLock
 from nas.cost import analytic as costmodel
-from nas.data.urbansound import FoldSplit, find_root, read_metadata
+from nas.data.urbansound import FoldSplit, read_metadata
+from nas.data.validate import validate_dataset
 from nas.search import report
 from nas.search.fidelity import load_fidelity
 from nas.search.objective import Objective
 from nas.search.worker import run_trials
 from nas.study.claim import claim_for
 from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, resolve_data, study_dir
+from nas.study.identity import definition, require_definition
 from nas.study.settings import record_settings
+from nas.study.storage import check_storage
 from nas.study.study import load_study, register_worker, sampler
-from nas.study.trials import WORKER, close_stale_trials, counted
+from nas.study.trials import WORKER, close_stale_trials, counted, requeue_unfinished
 from nas.train.distill import train_teacher
 from nas.train.recipe import Recipe
 from nas.train.teacher import load_teacher
@@ -58,15 +61,12 @@ def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) 
 
 
 def fold_split(root: Path, train: str | None, val: str, test: str) -> FoldSplit:
-    """The split of the flags, checked against the folds that hold clips in the dataset at `root`."""
-    dataset = read_metadata(root)
-    per_fold = {f: 0 for f in range(1, 11)}
-    for clip in dataset.clips:
-        per_fold[clip.fold] += 1
-    split = FoldSplit.from_flags(train, val, test, present=[f for f, n in per_fold.items() if n])
+    """The split of the flags; without `--train-folds`, every fold of the dataset at `root` that
+    holds clips and neither validates nor tests (`validate_dataset` then checks each fold)."""
+    present = sorted({clip.fold for clip in read_metadata(root).clips})
+    split = FoldSplit.from_flags(train, val, test, present=present)
     if not split.val:
         raise UserError("--val-folds: the search needs a validation fold to select models on")
-    split.check_present(per_fold, str(dataset.csv_path))
     return split
 
 
@@ -104,20 +104,25 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     if teacher is not None:
         recipe = recipe.replace(distillation=replace(recipe.distillation, teacher=teacher))
     root = resolve_data(data, seed)
-    find_root(root)  # a missing dataset is one clear error before the study starts
     split = fold_split(root, train_folds, val_folds, test_folds)
+    dataset = validate_dataset(root, split)  # a dataset problem is one line before the study starts
+    defines = definition(budget, budget_path, space_file, dataset, split, epochs)
+    storage = storage or default_storage(study_name)
+    check_storage(storage)
     out = study_dir(study_name)
     out.mkdir(parents=True, exist_ok=True)
-    storage = storage or default_storage(study_name)
     claim = claim_for(storage, study_name)
     with claim:  # workers starting together: one creates the study and queues the references
         study = load_study(study_name, storage, seed)
+        require_definition(study, defines)
         closed = close_stale_trials(study)
+        redone = requeue_unfinished(study)
         queued = enqueue_references(study, space, budget)
         record_settings(study, budget, root, split, cache, epochs, recipe=recipe.to_dict())
         study.sampler = sampler(register_worker(study, WORKER, seed))
     print(f"study {study_name!r} in {storage}: {counted(study)} trials"
           + (f", {closed} stale running trial(s) closed" if closed else "")
+          + (f", {len(redone)} unfinished trial(s) queued again" if redone else "")
           + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
     stop = threading.Event()

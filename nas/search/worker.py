@@ -2,8 +2,14 @@
 
 `study.optimize` counts trials per process, so N workers on one study overshoot the requested total;
 this loop instead claims each new trial under the study-wide lock (`nas.study.claim`) after counting
-what the study already holds (`nas.study.trials.counted`). A trial interrupted by Ctrl-C/SIGTERM is
-failed without a reason and not counted, so a resumed run redoes that work.
+what the study already holds (`nas.study.trials.counted`).
+
+Every exception a trial raises ends one of two ways, never in a loop. A failure the objective
+recorded as the trial's (`fail_reason`: training crashed) is counted and the study goes on. Anything
+else (a fault while sampling or building the trial, a full disk, a storage or dataset problem, a
+bug) stops the run: the trial is failed without a reason, so it is not counted and the next run
+redoes it, and the exception reaches the caller, from whichever thread met it. Ctrl-C/SIGTERM ends
+the running trials the same uncounted way.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
     """Run trials until the study holds `total` counted trials, `timeout` passes or `stop` is set.
 
     With jobs > 1 the trials run in threads; Ctrl-C sets `stop`, running trials end at their next
-    epoch (failed, uncounted) and KeyboardInterrupt is re-raised once every thread has told its trial.
+    epoch (failed, uncounted) and KeyboardInterrupt is re-raised once every thread has told its trial;
+    an exception that stops one thread stops the others and is re-raised here.
     """
     stop = stop or threading.Event()
     deadline = time.monotonic() + timeout if timeout else None
@@ -44,7 +51,9 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
             stop.set()
             raise
         return
-    threads = [threading.Thread(target=_guarded, args=(loop, stop), name=f"trial-worker-{i}") for i in range(jobs)]
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_guarded, args=(loop, stop, errors), name=f"trial-worker-{i}")
+               for i in range(jobs)]
     for t in threads:
         t.start()
     interrupted = False
@@ -57,16 +66,18 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
             stop.set()
     if interrupted:
         raise KeyboardInterrupt
+    if errors:
+        raise errors[0]
 
 
-def _guarded(loop: Callable[[], None], stop: threading.Event) -> None:
+def _guarded(loop: Callable[[], None], stop: threading.Event, errors: list[BaseException]) -> None:
     try:
         loop()
     except KeyboardInterrupt:
         stop.set()
-    except BaseException:
-        stop.set()  # one broken worker stops the others instead of leaving them spinning
-        raise
+    except BaseException as exc:  # one broken worker stops the others instead of leaving them spinning
+        errors.append(exc)
+        stop.set()
 
 
 def _run_one(study: optuna.Study, objective, trial: optuna.Trial) -> None:
@@ -78,7 +89,20 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial) -> None:
         trial.set_user_attr("interrupted", True)
         study.tell(trial, state=TrialState.FAIL)
         raise KeyboardInterrupt from None
-    except Exception:  # the objective stored the reason; the study goes on
-        study.tell(trial, state=TrialState.FAIL)
+    except Exception as exc:
+        if "fail_reason" in trial.user_attrs:  # the trial's own failure, its reason stored: the study goes on
+            study.tell(trial, state=TrialState.FAIL)
+            return
+        _stop_run(study, trial, exc)
     else:
         study.tell(trial, values)
+
+
+def _stop_run(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:
+    """Fail `trial` uncounted (best effort: the storage may be what failed) and re-raise `exc`."""
+    try:
+        trial.set_user_attr("stopped_run", f"{type(exc).__name__}: {exc}")
+        study.tell(trial, state=TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - the original error is the one to report; a rerun closes the trial
+        pass
+    raise exc
