@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,
                    help="CMSIS-DSP tree: also run front-end + model on the Cortex-M4 (default $CMSIS_DSP_PATH)")
     p.add_argument("--no-verify", action="store_true", help="do not build or run the generated C")
+    p.add_argument("--force", action="store_true", help="replace a trial folder even when it holds files the "
+                   "export did not write (by default such a folder is left alone and the export refuses)")
     return p
 
 
@@ -57,13 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     ckpts = Path(args.checkpoints) if args.checkpoints else checkpoint_dir(args.study, storage)
     budget = Budget.load(args.budget) if args.budget else None
     out = Path(args.out) if args.out else DEFAULT_EXPORT_ROOT / args.study
-    for flag, path in (("--cmsis-nn", args.cmsis_nn), ("--cmsis-dsp", args.cmsis_dsp)):
-        if path and not Path(path).is_dir():
-            raise UserError(f"{flag} {path}: not a folder")
     try:
         export_study(study, out, budget, args.data, None, args.cache, trials=args.trial,
                      calibration_windows=args.calibration_windows, method=args.calibration, checkpoints=ckpts,
-                     build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp)
+                     build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
+                     force=args.force)
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -29,11 +29,14 @@ from nas.core.errors import UserError
 from nas.cost import analytic as costmodel
 from nas.data import cache as fcache
 from nas.data.urbansound import CLASSES, FoldSplit
+from nas.data.validate import validate_dataset
 from nas.export import codegen, measure, onnx_export
-from nas.quant import quantize as Q
-from nas.export.folder import clean_stale, staged
+from nas.export.folder import check_replaceable, clean_stale, staged
+from nas.export.frontend_c import cmsis_dsp_sources
 from nas.export.measure import Log
+from nas.export.qemu import BuildError, cmsis_nn_sources
 from nas.export.readme import readme
+from nas.quant import quantize as Q
 from nas.study.folders import study_dir
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
@@ -90,8 +93,9 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
                  val_set: ClipSet, *, class_names: tuple[str, ...] = (), study_name: str = "",
                  val_folds: Sequence[int] = (), calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS,
                  method: str = Q.DEFAULT_METHOD, build_c: bool = True, cmsis_nn: str | None = None,
-                 cmsis_dsp: str | None = None, log: Log = _print) -> Path:
-    """Export one trained trial into ``out_dir/trial_<n>`` (atomically); returns that folder."""
+                 cmsis_dsp: str | None = None, force: bool = False, log: Log = _print) -> Path:
+    """Export one trained trial into ``out_dir/trial_<n>`` (atomically; an existing folder holding
+    files the export did not write is refused unless `force`); returns that folder."""
     t_start = time.perf_counter()
     n = trial.number
     tag = f"export trial {n}"
@@ -113,7 +117,7 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
     checks = check_windows(val_set if len(val_set) else _as_clipset(calib), spec.frontend)
     x_int8 = Q.quantize_input(qm, checks[:, 0])
     ref = Q.run_int8(qm, x_int8)
-    with staged(out_dir, f"trial_{n}") as tmp:
+    with staged(out_dir, f"trial_{n}", force) as tmp:
         onnx_export.save(onnx_export.float_model(net), tmp / "model.onnx")
         onnx_export.save(onnx_export.int8_model(qm), tmp / "model_int8.onnx")
         report["onnx"] = measure.onnx_checks(tmp, qm, folded, checks, x_int8, ref, tag, log)
@@ -137,7 +141,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
                  split: FoldSplit | None = None, cache: str | Path | None = None, *, trials: Sequence[int] | None = None,
                  calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS, method: str = Q.DEFAULT_METHOD,
                  checkpoints: str | Path | None = None, build_c: bool = True, cmsis_nn: str | None = None,
-                 cmsis_dsp: str | None = None, log: Log = _print) -> list[Path]:
+                 cmsis_dsp: str | None = None, force: bool = False, log: Log = _print) -> list[Path]:
     """Export `trials` (default: the Pareto front) of `study` into ``out_dir/trial_<n>/``.
 
     budget/data/split/cache default to what the study recorded (nas.search stores them);
@@ -147,10 +151,14 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
         raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
     if method not in Q.METHODS:
         raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {method!r}")
+    check_libraries(cmsis_nn, cmsis_dsp)
     budget, data, split, cache = recorded_settings(study, budget, data, split, cache)
     selected = select_trials(study, trials)
     ckpt_dir = Path(checkpoints) if checkpoints else study_dir(study.study_name) / "checkpoints"
     out = Path(out_dir)
+    for t in selected:
+        check_replaceable(out / f"trial_{t.number}", force)
+    validate_dataset(data, split)
     out.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
     log(f"exporting {len(selected)} model(s) of study {study.study_name!r} to {out}")
@@ -171,5 +179,17 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
         written.append(export_trial(t, checkpoint, out, budget, train_set, val_set,
                                     class_names=classes[:spec.num_classes], study_name=study.study_name,
                                     val_folds=split.val, calibration_windows=calibration_windows, method=method,
-                                    build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, log=log))
+                                    build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, force=force, log=log))
     return written
+
+
+def check_libraries(cmsis_nn: str | None, cmsis_dsp: str | None) -> None:
+    """One line when a CMSIS-NN or CMSIS-DSP path (a flag or $CMSIS_NN_PATH / $CMSIS_DSP_PATH) is not
+    the library's tree, before any work."""
+    for flag, path, probe in (("--cmsis-nn / CMSIS_NN_PATH", cmsis_nn, cmsis_nn_sources),
+                              ("--cmsis-dsp / CMSIS_DSP_PATH", cmsis_dsp, cmsis_dsp_sources)):
+        if path:
+            try:
+                probe(path)
+            except (BuildError, OSError) as exc:
+                raise UserError(f"{flag} {path}: {exc}") from None
