@@ -43,7 +43,7 @@ from nas.search.worker import run_trials
 from nas.study.claim import claim_for
 from nas.study.study import load_study
 from nas.study.trials import counted, requeue_unfinished
-from nas.train.loop import TrainConfig
+from nas.train.recipe import Recipe
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -98,7 +98,7 @@ def test_resume_with_changed_inputs_is_refused_and_loses_nothing(work):
     saved = csv_path.read_bytes()
     changes = [("budget", [], {"budget": ROOT / "budgets" / "nrf52840.yaml"}),
                ("search space", [], {"space": tiny_space(work / "other", frontend=frontend)}),
-               ("number of epochs", [], {"epochs": 2}),
+               ("training recipe", [], {"epochs": 2}),
                ("folds", ["--val-fold", "8"], {}),
                ("dataset", [], {})]
     for part, extra, kw in changes:
@@ -120,7 +120,7 @@ def test_an_exception_while_sampling_stops_the_run_and_the_trial_is_redone(tmp_p
 
     space = SearchSpace.load(tiny_space(tmp_path))
     broken = Broken(**{f: getattr(space, f) for f in space.__dataclass_fields__})
-    objective = Objective(broken, Budget.load(BUDGET), None, TrainConfig(epochs=1), tmp_path, log=lambda *_: None)
+    objective = Objective(broken, Budget.load(BUDGET), None, Recipe(epochs=1), tmp_path, log=lambda *_: None)
     storage = str(tmp_path / "j.log")
     study = load_study("b", storage, seed=0)
     for jobs in (1, 3):

@@ -106,7 +106,7 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     root = resolve_data(data, seed)
     split = fold_split(root, train_folds, val_folds, test_folds)
     dataset = validate_dataset(root, split)  # a dataset problem is one line before the study starts
-    defines = definition(budget, budget_path, space_file, dataset, split, epochs)
+    defines = definition(budget, budget_path, space_file, dataset, split, recipe.to_dict())
     storage = storage or default_storage(study_name)
     check_storage(storage)
     out = study_dir(study_name)

@@ -3,7 +3,7 @@
 A study's trials mean something only together with what produced them: the budget they were priced
 against, the search space they were sampled from (the space file's parsed content as a whole, so a
 `training:` section or a reference counts too), the dataset (its fingerprint), the folds, the recipe
-of the features and the epochs. The first run records a hash and a readable label of each; every
+of the features and the training recipe. The first run records a hash and a readable label of each; every
 later run, and every parallel worker, must bring the same ones, or it stops with one line naming what
 changed, before any trial is sampled (Optuna would refuse the changed parameters, and trials priced
 for two devices would mix in one front).
@@ -38,8 +38,10 @@ def _folds(split: FoldSplit) -> str:
 
 
 def definition(budget: Budget, budget_file: str | Path, space_file: str | Path, dataset: DatasetReport,
-               split: FoldSplit, epochs: int) -> dict[str, dict[str, str]]:
-    """Each part of what defines a study: {part: {"sha256": ..., "label": ...}}."""
+               split: FoldSplit, recipe: dict) -> dict[str, dict[str, str]]:
+    """Each part of what defines a study: {part: {"sha256": ..., "label": ...}}. `recipe` is the
+    training recipe as trials use it (the space file's, with --epochs and --teacher applied; the seed
+    left out: workers have their own)."""
     parts = {
         "budget": (asdict(budget), f"{budget.name} from {budget_file}"),
         "search space": (read_yaml(space_file), str(space_file)),
@@ -47,7 +49,8 @@ def definition(budget: Budget, budget_file: str | Path, space_file: str | Path, 
         "folds": ({"train": split.train, "val": split.val, "test": split.test}, _folds(split)),
         "features": ({"format": fcache.FORMAT_VERSION, **fcache.feature_recipe()},
                      f"feature format {fcache.FORMAT_VERSION}"),
-        "number of epochs": (epochs, str(epochs)),
+        "training recipe": ({k: v for k, v in recipe.items() if k != "seed"},
+                            f"{recipe['epochs']} epochs, teacher {recipe['distillation']['teacher']}"),
     }
     return {name: {"sha256": _hash(value), "label": label} for name, (value, label) in parts.items()}
 
