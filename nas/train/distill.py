@@ -1,9 +1,11 @@
-"""The built-in distillation teacher, trained once per fold split and written as a teacher file."""
+"""The built-in distillation teacher (an ensemble), trained once per fold split and written as a
+teacher file."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nas.arch.net import build
 from nas.data import cache as fcache
@@ -11,13 +13,14 @@ from nas.data.urbansound import FoldSplit
 from nas.train.clips import Normalisation, clip_probabilities
 from nas.train.loop import train
 from nas.train.recipe import Distillation, Recipe
-from nas.train.teacher import teacher_spec, write_teacher
+from nas.train.teacher import MEMBERS, teacher_spec, write_teacher
 from nas.train.trialdata import to_clipset, valid_frames
 
 
 def train_teacher(root: Path, split: FoldSplit, cache: Path, recipe: Recipe, path: Path, log=print) -> Path:
-    """Train the built-in teacher on the split's training folds (selected on its validation folds)
-    and write its probabilities for the training clips to `path`; an existing file is reused."""
+    """Train the built-in teacher's `MEMBERS` networks on the split's training folds (each selected on
+    the validation folds) and write their mean probabilities for the training clips to `path`; an
+    existing file is reused."""
     if path.is_file():
         return path
     spec = teacher_spec()
@@ -26,11 +29,15 @@ def train_teacher(root: Path, split: FoldSplit, cache: Path, recipe: Recipe, pat
     train_x = np.asarray(sel.train.x)
     norm = Normalisation.fit(train_x, valid_frames(train_x))
     train_set, val_set = to_clipset(sel.train, norm), to_clipset(sel.val, norm)
-    log(f"training the distillation teacher on folds {','.join(map(str, split.train))} ...")
-    result = train(spec, train_set, val_set, recipe.replace(distillation=Distillation()), norm.std)
-    net = build(spec)
-    net.load_state_dict(result.state_dict)
-    probs = clip_probabilities(net, train_set, spec.frontend.frames, spec.frontend.window_hop_frames)
-    log(f"teacher: validation score {result.best_score:.3f} (accuracy {result.best_acc:.3f}) at epoch {result.best_epoch}")
-    write_teacher(path, sel.train.names, probs, split, feats.classes)
+    fe = spec.frontend
+    probs = []
+    for k in range(MEMBERS):
+        log(f"training distillation teacher {k + 1}/{MEMBERS} on folds {','.join(map(str, split.train))} ...")
+        result = train(spec, train_set, val_set, recipe.replace(distillation=Distillation(), seed=recipe.seed + k),
+                       norm.std)
+        net = build(spec)
+        net.load_state_dict(result.state_dict)
+        probs.append(clip_probabilities(net, train_set, fe.frames, fe.window_hop_frames))
+        log(f"teacher {k + 1}: validation score {result.best_score:.3f} at epoch {result.best_epoch}")
+    write_teacher(path, sel.train.names, torch.stack(probs).mean(0), split, feats.classes)
     return path

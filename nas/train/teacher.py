@@ -10,8 +10,8 @@ A teacher file is JSON:
 `--teacher FILE` (or `training.distillation.teacher: FILE`) brings any teacher, e.g. a large
 pretrained model run elsewhere. A file is refused when a fold it was trained on is a validation or
 test fold of the search (its targets would leak what selection and testing must not know), when its
-classes differ, or when it lacks a training clip. `auto` trains the built-in teacher -- a wide
-standard CNN with no budget (`TEACHER`) -- once per fold split (`nas.train.distill`).
+classes differ, or when it lacks a training clip. `auto` trains the built-in teacher -- an
+ensemble of `MEMBERS` networks (`TEACHER`) -- once per fold split (`nas.train.distill`).
 """
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ from nas.core.errors import UserError
 from nas.data.urbansound import FoldSplit
 
 FORMAT = "nas-teacher-v1"
-TEACHER = Params(sample_rate=22050, n_fft=1024, hop_ratio=0.5, n_mels=60, frames=62, overlap=0.75,
-                 conv_type="standard", downsampling="maxpool", pool="2x2", blocks=4, kernel=3, base_filters=32,
-                 growth=2.0, max_filters=0, head="global_avg", dense_units=0)
+# The built-in teacher: an ensemble of MEMBERS networks of the shape that trained best on real clips
+# (Stride-DS-24's), each scoring every window of a clip with 75 % overlap; no budget applies to it.
+TEACHER = Params(sample_rate=22050, n_fft=1024, hop_ratio=0.5, n_mels=60, frames=31, overlap=0.75,
+                 conv_type="depthwise_separable", downsampling="strided", blocks=3, kernel=5, base_filters=24,
+                 growth=1.5, max_filters=0, head="flatten", dense_units=64)
+MEMBERS = 4
 
 
 def teacher_spec(params: Params = TEACHER, num_classes: int = 10) -> ArchSpec:
