@@ -150,15 +150,17 @@ def run_host(exe: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: 
 
 
 def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-             max_inputs: int = 1, name: str = "model", opt: str = "-O2") -> Path:
-    """Cortex-M4F ELF of the model + kernels + driver + QEMU harness (qemu.build_elf)."""
+             max_inputs: int = 1, name: str = "model", opt: str = "-O2", isa: str = "cortex-m4") -> Path:
+    """Cortex-M ELF (`qemu.CPU_FLAGS[isa]`, default the Cortex-M4F) of the model + kernels + driver +
+    QEMU harness (qemu.build_elf; kernel objects cached across builds)."""
     model_dir = Path(model_dir)
     srcs, incs, strict = kernel_library(model_dir, nn_path)
     cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else [])]
     try:
-        return qemu.build_elf([model_dir / MODEL_C, DRIVER_C, *srcs], [model_dir, *incs], Path(work),
+        return qemu.build_elf([model_dir / MODEL_C, DRIVER_C], [model_dir, *incs], Path(work),
                               defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": max_inputs},
-                              name=name, opt=opt, cflags=cflags)
+                              name=name, opt=opt, cflags=cflags, cpu_flags=qemu.CPU_FLAGS[isa], cached=srcs,
+                              cached_include_dirs=incs)
     except qemu.BuildError as exc:
         raise VerifyError(str(exc)) from None
 
