@@ -127,45 +127,85 @@ def _valid(n_out: int, size: int, k: int, stride: int, pad: int) -> tuple[int, i
 def features(call: KernelCall) -> dict[str, float]:
     """Loop trip counts of the kernel family `call` dispatches to (see the module docstring)."""
     family = FAMILY[dispatch(call)]
-    P, C = call.oh * call.ow, call.cout
     if family == "softmax":
-        return {"call": 1, "elem": C}
+        return {"call": 1, "elem": call.cout}
     if family == "fc":
-        K, N = call.cin, C
-        f = {"call": 1, "row": N, "mac": N * K}
-        f.update(_depth_loops("depth", 1, K, (4, 16)))
-        f.update(_depth_loops("row2", N // 2, K, (4, 16)))
-        f.update(_depth_loops("row1", N % 2, K, (4, 16)))
-        f.update({"row3": N // 3, "row3_k": (N // 3) * K, "row3r": N % 3, "row3r_k": (N % 3) * K})
-        return f
-    T = call.kh * call.kw
-    vy, fy, _ = _valid(call.oh, call.h, call.kh, call.sh, call.ph)
-    vx, fx, x3 = _valid(call.ow, call.w, call.kw, call.sw, call.pw)
-    V, F = vy * vx, fy * fx
+        return _fc_features(call.cin, call.cout)
+    g = _Geometry(call)
+    return {"pool": _pool_features, "dw": _dw_features, "conv": _conv_features}[family](call, g)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Counts every spatial kernel family uses: output pixels P, taps T, taps inside the input V
+    (= vy * vx, summed per axis), outputs whose window is wholly inside F (= fy * fx), outputs with
+    exactly three columns inside (x3)."""
+
+    P: int
+    T: int
+    vy: int
+    vx: int
+    fy: int
+    fx: int
+    x3: int
+
+    def __init__(self, call: KernelCall):
+        vy, fy, _ = _valid(call.oh, call.h, call.kh, call.sh, call.ph)
+        vx, fx, x3 = _valid(call.ow, call.w, call.kw, call.sw, call.pw)
+        for k, v in dict(P=call.oh * call.ow, T=call.kh * call.kw, vy=vy, vx=vx, fy=fy, fx=fx, x3=x3).items():
+            object.__setattr__(self, k, v)
+
+    @property
+    def V(self) -> int:
+        return self.vy * self.vx
+
+    @property
+    def F(self) -> int:
+        return self.fy * self.fx
+
+
+def _fc_features(K: int, N: int) -> dict[str, float]:
+    f = {"call": 1, "row": N, "mac": N * K}
+    f.update(_depth_loops("depth", 1, K, (4, 16)))
+    f.update(_depth_loops("row2", N // 2, K, (4, 16)))
+    f.update(_depth_loops("row1", N % 2, K, (4, 16)))
+    f.update({"row3": N // 3, "row3_k": (N // 3) * K, "row3r": N % 3, "row3r_k": (N % 3) * K})
+    return f
+
+
+def _pool_features(call: KernelCall, g: _Geometry) -> dict[str, float]:
+    P, T, C = g.P, g.T, call.cout
     c4, c4r = C // 4, C % 4
-    if family == "pool":
-        f = {"call": 1, "row": call.oh, "pixel": P, "tap": P * T, "krow": P * call.kh, "out": P * C,
-             "c4": P * c4, "cr": P * c4r, "tap_c": P * T * C, "tap_c4": P * T * c4, "tap_cr": P * T * c4r,
-             "cmp4": P * (T - 1) * c4, "cmp1": P * (T - 1) * c4r, "clamp4": P * C // 4, "clamp1": P * C % 4,
-             "krow_c": P * call.kh * C, "channel": C}
-        f.update(_copy_loops("copy", P, C))
-        return f
-    if family == "dw":
-        ypad = sum(1 for oy in range(call.oh) if oy * call.sh - call.ph < 0) + \
-            sum(1 for oy in range(call.oh) if oy * call.sh - call.ph + call.kh > call.h)
-        xpad = vy * call.ow * call.kw - V        # padded columns inside the rows that are not padding
-        f = {"call": 1, "row": call.oh, "pixel": P, "border_pixel": P - F, "tap": P * T, "tap_valid": V,
-             "row_valid": vy * call.ow, "row_valid_c": vy * call.ow * C, "ypad_pixel": ypad * call.ow,
-             "ypad_elem": (call.kh * call.oh - vy) * call.ow * call.kw * C, "xpad_tap": xpad, "xpad_elem": xpad * C,
-             "elem": P * T * C, "elem_valid": V * C, "c4tap": P * T * c4, "crtap": P * T * c4r,
-             "c4tap_valid": V * c4, "crtap_valid": V * c4r, "c4row_valid": vy * call.ow * c4,
-             "crrow_valid": vy * call.ow * c4r, "c4row_x3": vy * x3 * c4, "c4row_nx3": vy * (call.ow - x3) * c4,
-             "c4tap_nx3": (V - 3 * vy * x3) * c4, "c4t2": P * c4 * (T // 2), "c4t1": P * c4 * (T % 2),
-             "c4": P * c4, "cr": P * c4r, "out": P * C, "border_out": (P - F) * C, "channel": C,
-             "krow_c": P * call.kh * C, "kcol_c": vy * call.ow * call.kw * C}
-        f.update(_copy_loops("copy", V, C))
-        return f
-    K = T * call.cin
+    f = {"call": 1, "row": call.oh, "pixel": P, "tap": P * T, "krow": P * call.kh, "out": P * C,
+         "c4": P * c4, "cr": P * c4r, "tap_c": P * T * C, "tap_c4": P * T * c4, "tap_cr": P * T * c4r,
+         "cmp4": P * (T - 1) * c4, "cmp1": P * (T - 1) * c4r, "clamp4": P * C // 4, "clamp1": P * C % 4,
+         "krow_c": P * call.kh * C, "channel": C}
+    f.update(_copy_loops("copy", P, C))
+    return f
+
+
+def _dw_features(call: KernelCall, g: _Geometry) -> dict[str, float]:
+    P, T, V, F, vy, x3, C, ow = g.P, g.T, g.V, g.F, g.vy, g.x3, call.cout, call.ow
+    c4, c4r = C // 4, C % 4
+    ypad = sum(1 for oy in range(call.oh) if oy * call.sh - call.ph < 0) + \
+        sum(1 for oy in range(call.oh) if oy * call.sh - call.ph + call.kh > call.h)
+    xpad = vy * ow * call.kw - V        # padded columns inside the rows that are not padding
+    f = {"call": 1, "row": call.oh, "pixel": P, "border_pixel": P - F, "tap": P * T, "tap_valid": V,
+         "row_valid": vy * ow, "row_valid_c": vy * ow * C, "ypad_pixel": ypad * ow,
+         "ypad_elem": (call.kh * call.oh - vy) * ow * call.kw * C, "xpad_tap": xpad, "xpad_elem": xpad * C,
+         "elem": P * T * C, "elem_valid": V * C, "c4tap": P * T * c4, "crtap": P * T * c4r,
+         "c4tap_valid": V * c4, "crtap_valid": V * c4r, "c4row_valid": vy * ow * c4,
+         "crrow_valid": vy * ow * c4r, "c4row_x3": vy * x3 * c4, "c4row_nx3": vy * (ow - x3) * c4,
+         "c4tap_nx3": (V - 3 * vy * x3) * c4, "c4t2": P * c4 * (T // 2), "c4t1": P * c4 * (T % 2),
+         "c4": P * c4, "cr": P * c4r, "out": P * C, "border_out": (P - F) * C, "channel": C,
+         "krow_c": P * call.kh * C, "kcol_c": vy * ow * call.kw * C}
+    f.update(_copy_loops("copy", V, C))
+    return f
+
+
+def _conv_features(call: KernelCall, g: _Geometry) -> dict[str, float]:
+    P, T, V, F, vy, C, cin = g.P, g.T, g.V, g.F, g.vy, call.cout, call.cin
+    K = T * cin
     if dispatch(call) == "conv_1x1":      # one GEMM per output row (lhs = that row's pixels)
         m2, mr = call.oh * (call.ow // 2), call.oh * (call.ow % 2)
         rowsum = call.oh * (C // 2) * K
@@ -174,24 +214,19 @@ def features(call: KernelCall) -> dict[str, float]:
         rowsum = (C // 2) * K
     n2, nr = C // 2, C % 2
     f = {"call": 1, "row": call.oh, "pixel": P, "border_pixel": P - F, "tap": P * T, "tap_valid": V,
-         "byte_valid": V * call.cin, "byte_pad": (P * T - V) * call.cin, "pair": m2, "rowsum": rowsum,
-         "channel": C, "out": P * C, "dmac": C * V * call.cin, "dtap": C * V, "dkrow": P * C * call.kh,
-         "dkcol": C * vy * call.ow * call.kw}
-    f.update(_copy_loops("copy", V, call.cin))
-    f.update(_copy_loops("fill", P * T - V, call.cin))
-    # im2col by kernel rows: a padding row is one fill, a row wholly inside one copy, the rest per tap
-    part_valid = vy * (vx - call.kw * fx)
-    f.update(_copy_loops("rowfill", (call.kh * call.oh - vy) * call.ow, call.kw * call.cin))
-    f.update(_copy_loops("rowcopy", vy * fx, call.kw * call.cin))
-    f.update(_copy_loops("partcopy", part_valid, call.cin))
-    f.update(_copy_loops("partfill", vy * (call.ow - fx) * call.kw - part_valid, call.cin))
-    f.update(_depth_loops("widen", P, K, (4,)))
-    f.update(_depth_loops("m2n2", m2 * n2, K, (4, 16)))
-    f.update(_depth_loops("m2n1", m2 * nr, K, (4,)))
-    f.update(_depth_loops("m1n2", mr * n2, K, (4, 16)))
-    f.update(_depth_loops("m1n", mr * C, K, (4,)))
-    f.update(_depth_loops("mn1", nr * P, K, (4,)))
-    f["mn1_rows"] = nr * call.oh
+         "byte_valid": V * cin, "byte_pad": (P * T - V) * cin, "pair": m2, "rowsum": rowsum,
+         "channel": C, "out": P * C, "dmac": C * V * cin, "dtap": C * V, "dkrow": P * C * call.kh,
+         "dkcol": C * vy * call.ow * call.kw, "mn1_rows": nr * call.oh}
+    # im2col per tap, and by kernel rows: a padding row is one fill, a row wholly inside one copy
+    part_valid = vy * (g.vx - call.kw * g.fx)
+    for prefix, calls, n in (("copy", V, cin), ("fill", P * T - V, cin),
+                             ("rowfill", (call.kh * call.oh - vy) * call.ow, call.kw * cin),
+                             ("rowcopy", vy * g.fx, call.kw * cin), ("partcopy", part_valid, cin),
+                             ("partfill", vy * (call.ow - g.fx) * call.kw - part_valid, cin)):
+        f.update(_copy_loops(prefix, calls, n))
+    for prefix, outer, blocks in (("widen", P, (4,)), ("m2n2", m2 * n2, (4, 16)), ("m2n1", m2 * nr, (4,)),
+                                  ("m1n2", mr * n2, (4, 16)), ("m1n", mr * C, (4,)), ("mn1", nr * P, (4,))):
+        f.update(_depth_loops(prefix, outer, K, blocks))
     return f
 
 
