@@ -234,46 +234,13 @@ def build_elf(sources: Sequence[str | os.PathLike], include_dirs: Sequence[str |
     """
     tc = _require(toolchain)
     out = Path(out_dir)
-    obj_dir = out / f"{name}.obj"
-    obj_dir.mkdir(parents=True, exist_ok=True)
-    srcs = [Path(s) for s in sources]
-    if with_harness:
-        srcs += harness_sources()
+    srcs = [Path(s) for s in sources] + (harness_sources() if with_harness else [])
     head = [tc.gcc, *cpu_flags, opt, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
     tail = [f"-I{HARNESS_DIR}", *_define_flags(defines), *cflags]
-    base = head + [f"-I{Path(d)}" for d in include_dirs] + tail
     lib_dirs = list(include_dirs if cached_include_dirs is None else cached_include_dirs)
-    lib_base = head + [f"-I{Path(d)}" for d in lib_dirs] + tail
-
-    def run_compile(src: Path, obj: Path, flags: list[str] = base) -> None:
-        cmd = flags + ["-c", str(src), "-o", str(obj)]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if res.returncode != 0:
-            raise BuildError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
-
-    def compile_one(item: tuple[int, Path]) -> Path:
-        idx, src = item
-        obj = obj_dir / f"{idx:04d}_{src.stem}.o"
-        run_compile(src, obj)
-        return obj
-
-    lib = [Path(s) for s in cached]
-    if lib:
-        headers = sorted({h for d in [*lib_dirs, HARNESS_DIR] for h in Path(d).rglob("*.h")})
-        common = _digest(_compiler_version(tc.gcc), " ".join(lib_base).encode(), *[h.read_bytes() for h in headers])
-        OBJ_CACHE.mkdir(parents=True, exist_ok=True)
-
-    def compile_cached(src: Path) -> Path:
-        obj = OBJ_CACHE / f"{src.stem}-{_digest(common.encode(), src.read_bytes())}.o"
-        if not obj.exists():
-            tmp = obj.with_name(f"{obj.stem}.{os.getpid()}.{threading.get_ident()}.tmp.o")
-            run_compile(src, tmp, lib_base)
-            os.replace(tmp, obj)
-        return obj
-
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        objs = list(pool.map(compile_one, enumerate(srcs))) + list(pool.map(compile_cached, lib))
-
+    objs = _compile_objects(srcs, out / f"{name}.obj", head + [f"-I{Path(d)}" for d in include_dirs] + tail,
+                            [Path(s) for s in cached], head + [f"-I{Path(d)}" for d in lib_dirs] + tail, lib_dirs,
+                            tc.gcc, jobs, timeout)
     elf = out / f"{name}.elf"
     link = [tc.gcc, *cpu_flags, opt, *map(str, objs), "-T", str(LINKER_SCRIPT), "-nostartfiles",
             "--specs=nano.specs", "-Wl,--gc-sections", f"-Wl,-Map={out / (name + '.map')}"]
@@ -285,6 +252,40 @@ def build_elf(sources: Sequence[str | os.PathLike], include_dirs: Sequence[str |
     if res.returncode != 0:
         raise BuildError(f"link failed: {' '.join(link)}\n{res.stderr}")
     return elf
+
+
+def _compile(flags: Sequence[str], src: Path, obj: Path, timeout: float) -> None:
+    cmd = [*flags, "-c", str(src), "-o", str(obj)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise BuildError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
+
+
+def _compile_objects(srcs: list[Path], obj_dir: Path, flags: list[str], lib: list[Path], lib_flags: list[str],
+                     lib_dirs: list, gcc: str, jobs: int | None, timeout: float) -> list[Path]:
+    """Objects of `srcs` (compiled into obj_dir) and of `lib` (from OBJ_CACHE, compiled on a miss)."""
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    if lib:
+        headers = sorted({h for d in [*lib_dirs, HARNESS_DIR] for h in Path(d).rglob("*.h")})
+        common = _digest(_compiler_version(gcc), " ".join(lib_flags).encode(), *[h.read_bytes() for h in headers])
+        OBJ_CACHE.mkdir(parents=True, exist_ok=True)
+
+    def compile_one(item: tuple[int, Path]) -> Path:
+        idx, src = item
+        obj = obj_dir / f"{idx:04d}_{src.stem}.o"
+        _compile(flags, src, obj, timeout)
+        return obj
+
+    def compile_cached(src: Path) -> Path:
+        obj = OBJ_CACHE / f"{src.stem}-{_digest(common.encode(), src.read_bytes())}.o"
+        if not obj.exists():
+            tmp = obj.with_name(f"{obj.stem}.{os.getpid()}.{threading.get_ident()}.tmp.o")
+            _compile(lib_flags, src, tmp, timeout)
+            os.replace(tmp, obj)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        return list(pool.map(compile_one, enumerate(srcs))) + list(pool.map(compile_cached, lib))
 
 
 def qemu_command(elf: str | os.PathLike, output_file: str | os.PathLike | None = None,

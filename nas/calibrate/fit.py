@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import nnls
 
-from nas.chip.cpu import KernelCall, features
+from nas.cost.cpu import KernelCall, features
 
 
 def design(calls: Sequence[KernelCall]) -> tuple[list[str], np.ndarray]:

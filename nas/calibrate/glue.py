@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.chip import cpu
-from nas.chip.codesize import ENTRY_POINTS, CodeSizeModel, weight_padding
-from nas.chip.measure import models
+from nas.cost import cpu
+from nas.cost.codesize import ENTRY_POINTS, CodeSizeModel, weight_padding
+from nas.calibrate import DEFAULT_SPACE, models
 
 GLUE_SEEDS = range(20_000, 20_400)
 
@@ -69,11 +69,10 @@ MAX_NETWORK_FLASH = 60_000
 
 def glue_specs():
     """Small random networks of the default space until every op appears at least twice."""
-    from nas import cost as costmodel
-    from nas.search import DEFAULT_SPACE, REPO
-    from nas.space import InvalidArchitecture, SearchSpace
+    from nas.cost import analytic as costmodel
+    from nas.arch.space import InvalidArchitecture, SearchSpace
 
-    space = SearchSpace.load(REPO / DEFAULT_SPACE)
+    space = SearchSpace.load(DEFAULT_SPACE)
     budget = models.budget_for("cortex-m4")
     specs, seen = [], Counter()
     for seed in GLUE_SEEDS:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nas.chip import cpu
-from nas.chip.codesize import ENTRY_POINTS
-from nas.chip.measure import kernels, provenance
+from nas.cost import cpu
+from nas.cost.codesize import ENTRY_POINTS
+from nas.calibrate import kernels, provenance
 from nas.export import qemu
 
 FLASH_SECTIONS = (".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
@@ -156,7 +156,7 @@ def regenerate(cfgs, roots, work: Path, stamp: str, previous: Path | None = None
     import json
 
     old = json.loads(previous.read_text()) if previous and previous.is_file() else {}
-    data = {"format": 1, "generated": stamp, "tool": "python -m nas.chip.measure", **provenance.toolchain(),
+    data = {"format": 1, "generated": stamp, "tool": "python -m nas.calibrate", **provenance.toolchain(),
             "measured": "GNU ld map files of stubs linking each entry-point group with --gc-sections; "
                         "input sections rounded up to 4 bytes",
             "configs": dict(old.get("configs", {}))}

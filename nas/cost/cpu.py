@@ -8,7 +8,7 @@ kernel taps inside and outside the padding, channel and depth blocks of 2 / 3 / 
 instruction count of a loop nest is the sum over its loop levels of trip count x instructions per
 trip, so a linear model with non-negative coefficients on these features has the structure of the
 code; the coefficients (instructions per pixel, per MAC of a 2x2 block, per call, ...) are fitted
-per kernel library, instruction set and optimisation level by ``python -m nas.chip.measure``.
+per kernel library, instruction set and optimisation level by ``python -m nas.calibrate``.
 
 A model's instructions per inference = sum over layers of the kernel's prediction + the glue of
 the generated code (per layer: context set-up, the scratch-size check, the status check; per call
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from nas.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D, Shape,
+from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D, Shape,
                       Softmax, conv_padding)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

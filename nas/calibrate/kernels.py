@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from nas.chip.cpu import KernelCall, dispatch, kernel_calls
+from nas.cost.cpu import KernelCall, dispatch, kernel_calls
 from nas.export import qemu
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "kernel_driver.c"
@@ -111,7 +111,7 @@ def _unique(calls: Iterable[KernelCall]) -> list[KernelCall]:
 
 def space_calls(space, seeds: Iterable[int]) -> list[KernelCall]:
     """The distinct layer calls of the networks `space.sample(random.Random(seed))` builds."""
-    from nas.space import InvalidArchitecture
+    from nas.arch.space import InvalidArchitecture
 
     calls = []
     for seed in seeds:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from nas.chip.cpu import DATA_DIR, KernelCall, _load, config_key
+from nas.cost.cpu import DATA_DIR, KernelCall, _load, config_key
 
 CODESIZE_FILE = DATA_DIR / "codesize.json"
 SECTION_SLACK = 8      # .text/.rodata/.data each end 4-byte aligned: at most 3 + 3 + 2 bytes of fill

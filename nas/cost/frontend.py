@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.chip.cpu import DATA_DIR, _load
-from nas.spec import FrontEnd
+from nas.cost.cpu import DATA_DIR, _load
+from nas.arch.spec import FrontEnd
 
 FRONTEND_FILE = DATA_DIR / "frontend.json"
 FFT_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
 def frontend_isa(isa: str, fpu: bool) -> str:
-    """The measured front-end build for a core: hard float on the Cortex-M4F, soft float otherwise."""
-    if isa == "cortex-m4" and fpu:
+    """The measured front-end build for a core: the Cortex-M4F's hard float for any core with an FPU,
+    soft float on the Thumb-1 (cortex-m0plus) or Thumb-2 (cortex-m3) core otherwise."""
+    if fpu:
         return "cortex-m4"
     return "cortex-m0plus" if isa == "cortex-m0plus" else "cortex-m3"
 

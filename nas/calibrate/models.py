@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from nas.budget import Budget
-from nas.search import REPO
-from nas.spec import ArchSpec
+from nas.calibrate import REPO
+from nas.arch.spec import ArchSpec
 
 # the budgets whose `target.dsp` matches each instruction set (the arena and scratch depend on it)
 _BUDGET = {"cortex-m4": "stm32l476.yaml", "cortex-m3": "rp2040.yaml", "cortex-m0plus": "rp2040.yaml"}
@@ -30,7 +30,7 @@ def random_model(spec: ArchSpec, seed: int, calibration: int = 64):
     import torch
 
     from nas.export import quantize as Q
-    from nas.model import build
+    from nas.arch.net import build
 
     torch.manual_seed(seed)
     net = build(spec)
@@ -55,7 +55,7 @@ class ExportRun:
 
 
 def write_c(qm, isa: str, folder: Path, x_int8: np.ndarray) -> None:
-    from nas import cost as costmodel
+    from nas.cost import analytic as costmodel
     from nas.export import codegen
     from nas.export.quantize import run_int8
 

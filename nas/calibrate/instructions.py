@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.chip import cpu
-from nas.chip.cpu import KernelCall, dispatch
-from nas.chip.measure import fit, kernels, provenance
+from nas.cost import cpu
+from nas.cost.cpu import KernelCall, dispatch
+from nas.calibrate import DEFAULT_SPACE, fit, kernels, provenance
 
 SPACE_SEEDS = range(150)
 RANDOM_SEED, RANDOM_CALLS = 1, 1200
@@ -18,10 +18,9 @@ MAX_SPACE_MACS = 2_000_000     # larger layers add QEMU time, not information: t
 
 def training_calls() -> list[tuple[KernelCall, str]]:
     """(call, origin) with origin 'space' (a layer of a random default-space network) or 'random'."""
-    from nas.search import DEFAULT_SPACE, REPO
-    from nas.space import SearchSpace
+    from nas.arch.space import SearchSpace
 
-    space = SearchSpace.load(REPO / DEFAULT_SPACE)
+    space = SearchSpace.load(DEFAULT_SPACE)
     tagged: dict[KernelCall, str] = {}
     for c in kernels.space_calls(space, SPACE_SEEDS):
         if c.macs <= MAX_SPACE_MACS:
@@ -81,7 +80,7 @@ def regenerate(cfgs, roots, work: Path, stamp: str, previous: Path) -> dict:
     tagged = training_calls()
     calls = [c for c, _ in tagged]
     old = json.loads(previous.read_text()) if previous.is_file() else {"configs": {}}
-    data = {"format": 1, "generated": stamp, "tool": "python -m nas.chip.measure", **provenance.toolchain(),
+    data = {"format": 1, "generated": stamp, "tool": "python -m nas.calibrate", **provenance.toolchain(),
             "measured": "arm-none-eabi-gcc + QEMU; every call = the *_get_buffer_size call + the wrapper, as "
                         "model.c makes them; random int8 data, per-channel multipliers 0.7*2^31 >> 8",
             "geometries": {"space_networks": len(SPACE_SEEDS), "random_calls": RANDOM_CALLS,

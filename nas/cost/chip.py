@@ -1,11 +1,12 @@
 """One spec on one core: instructions per layer, per window and of the front-end per second, and the
-FLASH of the code it links, from the measured data (`cpu`, `codesize`, `frontend`)."""
+FLASH of the code it links, from the measured data (`cpu`, `codesize`, `frontend`); `nas.cost.analytic`
+adds it to the exact int8 cost."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.chip import codesize, cpu, frontend
-from nas.spec import ArchSpec
+from nas.cost import codesize, cpu, frontend
+from nas.arch.spec import ArchSpec
 
 
 
@@ -38,18 +39,15 @@ def proxy_note(core: str, isa: str) -> str:
     return f"{core} is not an Arm core: priced with the {isa} pure-C measurement as a proxy"
 
 
-def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library: str = "cmsis-nn",
-              mel_nonzeros: int | None = None) -> ChipCost:
-    """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`."""
-    from nas.cost import mel_nonzeros as count_nonzeros
-
+def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library: str, mel_nonzeros: int) -> ChipCost:
+    """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`; `mel_nonzeros`
+    is the front-end's non-zero mel weights (`nas.cost.analytic.mel_nonzeros`)."""
     isa = cpu.isa_for(core, dsp)
     calls = cpu.kernel_calls(spec)
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
     fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
-    fe = spec.frontend
-    nnz = count_nonzeros(fe) if mel_nonzeros is None else mel_nonzeros
+    fe, nnz = spec.frontend, mel_nonzeros
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
                     kernels=tuple(cpu.dispatch(c) for c in calls),
                     layer_instructions=tuple(insn.layer(c) for c in calls),
