@@ -111,7 +111,7 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     storage = storage or default_storage(study_name)
     claim = claim_for(storage, study_name)
     with claim:  # workers starting together: one creates the study and queues the references
-        study = load_study(study_name, storage, seed)
+        study = load_study(study_name, storage, seed, budget.objectives.compute)
         closed = close_stale_trials(study)
         queued = enqueue_references(study, space, budget)
         record_settings(study, budget, root, split, cache, epochs, recipe=recipe.to_dict())
