@@ -1,7 +1,7 @@
 """Chip cost model against QEMU: instructions per inference and ELF FLASH over the estimate.
 
 ``run()`` exports (random weights) 60 random networks of the default search space (seeds unused by
-the fits in nas/chip/data) and the thesis's models (specs/thesis/), builds each for the Cortex-M4F
+the fits in nas/cost/data) and the thesis's models (specs/thesis/), builds each for the Cortex-M4F
 with the portable kernels and, with ``CMSIS_NN_PATH``, the real CMSIS-NN, at -O2, -Os and -O3, runs
 one inference under QEMU (``-icount shift=0``) and reports, per library and optimisation level:
 
@@ -31,11 +31,11 @@ CACHE = Path(tempfile.gettempdir()) / "nas_bench_chip"
 
 
 def networks():
-    from nas.space import InvalidArchitecture, SearchSpace
-    from nas.spec import ArchSpec
+    from nas.arch.space import InvalidArchitecture, SearchSpace
+    from nas.arch.spec import ArchSpec
 
-    from nas.chip.measure.models import budget_for
-    from nas import cost as costmodel
+    from nas.calibrate.models import budget_for
+    from nas.cost import analytic as costmodel
 
     space = SearchSpace.load(_ROOT / "search_spaces" / "default.yaml")
     budget = budget_for("cortex-m4")
@@ -53,22 +53,23 @@ def networks():
 
 
 def predicted(spec, lib: str, opt: str, isa: str = "cortex-m4") -> tuple[float, int]:
-    """(instructions per inference, FLASH estimate of the verification ELF)."""
-    from nas.chip import codesize, cpu
-    from nas import cost as costmodel
-    from nas.chip.measure.models import budget_for
+    """(instructions per inference, FLASH estimate of the verification ELF) from the cost model."""
+    import dataclasses
 
-    calls = cpu.kernel_calls(spec)
-    insn = cpu.instruction_model(lib, isa, opt).network(calls)
-    sizes = codesize.codesize_model(lib, isa, opt)
-    net = costmodel.estimate(spec, budget_for(isa)).network_flash_bytes
-    return insn, sizes.harness_bytes + net + sizes.code_bytes(calls)
+    from nas.calibrate.models import budget_for
+    from nas.cost import analytic as costmodel
+    from nas.export import verify
+
+    budget = budget_for(isa)
+    budget = dataclasses.replace(budget, target=dataclasses.replace(budget.target, opt_level=opt))
+    cost = costmodel.estimate(spec, budget, lib)
+    return cost.instructions_per_window, verify.model_flash_estimate(cost, spec)
 
 
 def measure_all(libs: dict[str, str | None], opts=("O2", "Os", "O3")) -> list[dict]:
     import numpy as np
 
-    from nas.chip.measure import models
+    from nas.calibrate import models
 
     rows = []
     for k, spec in enumerate(networks()):

@@ -1,4 +1,4 @@
-"""nas.chip: the CPU and code-size models against QEMU counts and ELFs of exported models.
+"""nas.cost.cpu / codesize / frontend: the CPU and code-size models against QEMU counts and ELFs of exported models.
 
 The portable kernels are checked always (with arm-none-eabi-gcc + QEMU); the real CMSIS-NN when
 CMSIS_NN_PATH names a checkout (the shipped data was fitted on v7.0.0). The full sweep (60 random
@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.chip import codesize, cpu, frontend
-from nas.chip.cpu import KernelCall, dispatch
+from nas.cost import codesize, cpu, frontend
+from nas.cost.cpu import KernelCall, dispatch
 from nas.export import qemu
-from nas.search import DEFAULT_SPACE, REPO
-from nas.space import InvalidArchitecture, SearchSpace
-from nas.spec import ArchSpec
+from nas.calibrate import DEFAULT_SPACE, REPO
+from nas.arch.space import InvalidArchitecture, SearchSpace
+from nas.arch.spec import ArchSpec
 
 INSN_TOLERANCE = 0.05     # predicted instructions per inference within 5 % of the QEMU count
 FLASH_TOLERANCE = 0.03    # ELF FLASH within 3 % below the estimate (and never above)
@@ -77,7 +77,7 @@ def test_kernel_code_counts_shared_functions_once():
 
 
 def _sample_specs(n: int, seed: int) -> list[ArchSpec]:
-    space = SearchSpace.load(REPO / DEFAULT_SPACE)
+    space = SearchSpace.load(DEFAULT_SPACE)
     rng, out = random.Random(seed), []
     while len(out) < n:
         try:
@@ -98,24 +98,23 @@ def toolchain():
 
 
 def _check_library(lib: str, root: str | None, tmp: Path) -> None:
-    import sys
+    """The exporter's own QEMU check (`verify.measure_m4`) on a few random networks: bit-exact, the
+    instructions within INSN_TOLERANCE of the cost model, the ELF within FLASH_TOLERANCE below it."""
+    from nas.calibrate.models import budget_for, random_model, write_c
+    from nas.export import verify
+    from nas.export.quantize import run_int8
 
-    sys.path.insert(0, str(REPO / "bench"))
-    from bench_chip import predicted
-
-    from nas.chip.measure import models
-
+    budget = budget_for("cortex-m4")
     for k, spec in enumerate(_sample_specs(3, seed=7)):
         fe = spec.frontend
-        x = np.random.default_rng(k).integers(-128, 128, size=(1, fe.frames, fe.n_mels)).astype(np.int8)
-        qm = models.random_model(spec, k)
-        folder = tmp / spec.name
-        models.write_c(qm, "cortex-m4", folder, x)
-        run = models.run_exported(qm, lib, root, "cortex-m4", "O2", folder, x)
-        assert run.scores_match, spec.name
-        insn, flash = predicted(spec, lib, "O2")
-        assert abs(insn - run.instructions) <= INSN_TOLERANCE * run.instructions, (spec.name, insn, run.instructions)
-        assert (1 - FLASH_TOLERANCE) * flash <= run.flash_bytes <= flash, (spec.name, run.flash_bytes, flash)
+        x = np.random.default_rng(k).integers(-128, 128, size=(4, fe.frames, fe.n_mels)).astype(np.int8)
+        qm = random_model(spec, k)
+        write_c(qm, "cortex-m4", tmp / spec.name, x)
+        m = verify.measure_m4(tmp / spec.name, tmp / spec.name / "m4", budget, spec, x, run_int8(qm, x), root)
+        assert m["bit_exact_windows"] == len(x)
+        assert abs(m["instructions_vs_predicted"] - 1) <= INSN_TOLERANCE, (spec.name, m["instructions_vs_predicted"])
+        assert 1 - FLASH_TOLERANCE <= m["flash_vs_estimate"] <= 1, (spec.name, m["flash_bytes"], m["flash_estimate_bytes"])
+        assert m["arena_matches_cost_model"] and m["ram_within_estimate"]
 
 
 def test_portable_kernels_predicted_within_tolerance(toolchain, tmp_path):
@@ -132,4 +131,4 @@ def test_cmsis_nn_predicted_within_tolerance(toolchain, tmp_path):
 def test_shipped_json_is_plain_data():
     for path in (cpu.INSTRUCTIONS_FILE, codesize.CODESIZE_FILE, frontend.FRONTEND_FILE):
         data = json.loads(Path(path).read_text())
-        assert data["format"] == 1 and data["tool"] == "python -m nas.chip.measure"
+        assert data["format"] == 1 and data["tool"] == "python -m nas.calibrate"

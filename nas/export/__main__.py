@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,
                    help="CMSIS-DSP tree: also run front-end + model on the Cortex-M4 (default $CMSIS_DSP_PATH)")
     p.add_argument("--no-verify", action="store_true", help="do not build or run the generated C")
+    p.add_argument("--flash-over-estimate", choices=("fail", "warn"), default="fail",
+                   help="an ELF above the cost model's FLASH estimate fails the export (default) or warns")
     return p
 
 
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         export_study(study, out, budget, args.data, None, args.cache, trials=args.trial,
                      calibration_windows=args.calibration_windows, method=args.calibration, checkpoints=ckpts,
-                     build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp)
+                     build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
+                     flash_over_estimate=args.flash_over_estimate)
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
