@@ -27,7 +27,6 @@ Measured on the chip (`nas.cost.chip`, fitted on QEMU counts and linker maps, da
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer,
@@ -84,7 +83,8 @@ class LayerCost:
         return self.weight_bytes + self.bias_bytes + self.quant_bytes
 
 
-def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool) -> LayerCost:
+def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool,
+               kernel: str = "", instructions: float = 0.0) -> LayerCost:
     h, w, c = in_shape
     oh, ow, oc = out_shape
     weights = bias = quant = macs = 0
@@ -105,7 +105,8 @@ def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: 
     arena = (0 if first else align4(in_bytes)) + align4(out_bytes) + align4(scratch)
     return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=weights + bias,
                      macs=macs, weight_bytes=weights, bias_bytes=4 * bias, quant_bytes=quant, in_bytes=in_bytes,
-                     out_bytes=out_bytes, scratch_bytes=scratch, arena_bytes=arena)
+                     out_bytes=out_bytes, scratch_bytes=scratch, arena_bytes=arena, kernel=kernel,
+                     instructions=instructions)
 
 
 def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
@@ -226,14 +227,11 @@ class Cost:
 def estimate(spec: ArchSpec, budget: Budget, library: str = "cmsis-nn") -> Cost:
     """The cost of `spec` on `budget`, CPU and code priced for `library` ('cmsis-nn' or 'portable')."""
     t = budget.target
-    names = spec.layer_names()
-    layers = [layer_cost(name, layer, i_s, o_s, t.dsp, first=(i == 0))
-              for i, (name, layer, (i_s, o_s)) in enumerate(zip(names, spec.layers, spec.layer_shapes()))]
     fe = spec.frontend
     nnz = mel_nonzeros(fe)
     chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, library, nnz)
-    layers = [dataclasses.replace(lc, kernel=k, instructions=n)
-              for lc, k, n in zip(layers, chip.kernels, chip.layer_instructions)]
+    layers = [layer_cost(name, layer, i_s, o_s, t.dsp, i == 0, chip.kernels[i], chip.layer_instructions[i])
+              for i, (name, layer, (i_s, o_s)) in enumerate(zip(spec.layer_names(), spec.layers, spec.layer_shapes()))]
     return Cost(layers=tuple(layers), windows_per_second=fe.windows_per_second,
                 arena_bytes=max(lc.arena_bytes for lc in layers), frontend_ram_bytes=frontend_ram_bytes(fe),
                 frontend_flash_bytes=frontend_table_bytes(fe, nnz),

@@ -20,6 +20,7 @@ itself (``harness_symbols``, e.g. libgcc's 64-bit arithmetic on ARMv6-M) are the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 from nas.cost.cpu import DATA_DIR, KernelCall, _load, config_key
@@ -86,6 +87,7 @@ def codesize_data(path=CODESIZE_FILE) -> dict:
     return _load(str(path))
 
 
+@lru_cache(maxsize=64)
 def codesize_model(library: str, isa: str, opt: str, path=CODESIZE_FILE) -> CodeSizeModel:
     key = config_key(library, isa, opt)
     cfg = codesize_data(path)["configs"].get(key)

@@ -111,6 +111,7 @@ def dispatch(call: KernelCall) -> str:
     raise ValueError(f"unknown op {call.op!r}")
 
 
+@lru_cache(maxsize=1 << 16)
 def _valid(n_out: int, size: int, k: int, stride: int, pad: int) -> tuple[int, int, int]:
     """(kernel taps inside the input summed over the outputs, outputs whose whole window is inside,
     outputs with exactly 3 taps inside: kernels unroll that common row length)."""
@@ -124,8 +125,10 @@ def _valid(n_out: int, size: int, k: int, stride: int, pad: int) -> tuple[int, i
     return total, full, three
 
 
+@lru_cache(maxsize=1 << 16)
 def features(call: KernelCall) -> dict[str, float]:
-    """Loop trip counts of the kernel family `call` dispatches to (see the module docstring)."""
+    """Loop trip counts of the kernel family `call` dispatches to (see the module docstring); memoised
+    (a search prices the same layers again and again), so callers must not modify the result."""
     family = FAMILY[dispatch(call)]
     if family == "softmax":
         return {"call": 1, "elem": call.cout}
@@ -271,10 +274,10 @@ class InstructionModel:
     key: str
     kernels: dict[str, dict[str, float]]
     glue: dict[str, float]
+    path: str = str(INSTRUCTIONS_FILE)
 
     def kernel(self, call: KernelCall) -> float:
-        coef = self.kernels[dispatch(call)]
-        return sum(coef.get(k, 0.0) * v for k, v in features(call).items())
+        return _predict(self.path, self.key, call)
 
     def layer(self, call: KernelCall) -> float:
         """Instructions of one layer of model.c: the kernel call and its glue."""
@@ -293,9 +296,17 @@ def instruction_data(path: str | Path = INSTRUCTIONS_FILE) -> dict:
     return _load(str(path))
 
 
+@lru_cache(maxsize=1 << 16)
+def _predict(path: str, key: str, call: KernelCall) -> float:
+    coef = instruction_data(path)["configs"][key]["kernels"][dispatch(call)]["coefficients"]
+    f = features(call)
+    return sum(c * f.get(k, 0.0) for k, c in coef.items())
+
+
+@lru_cache(maxsize=64)
 def instruction_model(library: str, isa: str, opt: str, path: str | Path = INSTRUCTIONS_FILE) -> InstructionModel:
     key = config_key(library, isa, opt)
     cfg = instruction_data(path)["configs"].get(key)
     if cfg is None:
         raise KeyError(f"no instruction model for {key} in {path}")
-    return InstructionModel(key, {k: v["coefficients"] for k, v in cfg["kernels"].items()}, cfg["glue"])
+    return InstructionModel(key, {k: v["coefficients"] for k, v in cfg["kernels"].items()}, cfg["glue"], str(path))

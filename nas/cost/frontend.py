@@ -17,6 +17,7 @@ without the tables `nas.cost` counts exactly).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from nas.cost.cpu import DATA_DIR, _load
 from nas.arch.spec import FrontEnd
@@ -69,6 +70,7 @@ class FrontEndModel:
         return self.code_bytes[fe.n_fft]
 
 
+@lru_cache(maxsize=64)
 def frontend_model(isa: str, opt: str, path=FRONTEND_FILE) -> FrontEndModel:
     key = f"{isa}/{opt}"
     cfg = _load(str(path))["configs"].get(key)
