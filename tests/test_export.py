@@ -387,16 +387,28 @@ def test_cortex_m4_outputs_equal_host_and_reference(model, m4_batch, host_exe):
 @needs_m4
 def test_cortex_m4_memory_against_cost_model(model, tmp_path):
     cost, qm = model["cost"], model["qm"]
-    m = verify.measure_m4(model["folder"], tmp_path, cost, BUDGET, qm.spec, model["x"][0])
-    print(f"\nCortex-M4 ELF: FLASH {m['flash_bytes']:,} B = {m['flash_vs_estimate']:.3f} x (network "
-          f"{cost.network_flash_bytes:,} + runtime reserve), RAM {m['ram_bytes_with_stack']:,} B incl. stack "
+    x = model["x"][:256]
+    m = verify.measure_m4(model["folder"], tmp_path, BUDGET, qm.spec, x, model["ref"][:len(x)])
+    print(f"\nCortex-M4 ELF: FLASH {m['flash_bytes']:,} B = {m['flash_vs_estimate']:.4f} x the estimate "
+          f"{m['flash_estimate_bytes']:,} B, RAM {m['ram_bytes_with_stack']:,} B incl. stack "
           f"{m['stack_bytes']} B = {m['ram_vs_estimate']:.3f} x (arena {cost.arena_bytes:,} + window + reserve); "
+          f"{m['instructions_per_inference']:,} instructions = {m['instructions_vs_predicted']:.4f} x predicted; "
           f"vs cost-model totals: FLASH {m['flash_vs_cost_model_total']:.3f}, RAM {m['ram_vs_cost_model_total']:.3f}")
-    assert m["scores"] == model["ref"][0].tolist()
+    assert m["bit_exact_windows"] == len(x) >= 100
     assert m["arena_symbol_bytes"] == cost.arena_bytes
     assert m["network_const_bytes"] == cost.network_flash_bytes
     assert m["ram_bytes_with_stack"] <= m["ram_estimate_bytes"]
-    assert m["flash_bytes"] <= m["flash_estimate_bytes"]
+    assert 0.97 * m["flash_estimate_bytes"] <= m["flash_bytes"] <= m["flash_estimate_bytes"]
+    assert abs(m["instructions_vs_predicted"] - 1) < 0.05
+
+
+@needs_m4
+def test_cortex_m4_mismatch_is_a_verify_error(model, tmp_path):
+    qm, x = model["qm"], model["x"][:2]
+    wrong = model["ref"][:2].copy()
+    wrong[1, 0] += 1
+    with pytest.raises(verify.VerifyError, match="differ from the integer reference on 1 of 2 windows"):
+        verify.measure_m4(model["folder"], tmp_path, BUDGET, qm.spec, x, wrong)
 
 
 @needs_m4
@@ -419,14 +431,16 @@ def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(model["folder"], folder)
     assert codegen.write_frontend(model["qm"], folder), "nas.export.frontend_c is missing"
-    p = verify.measure_pipeline(folder, tmp_path / "build", model["cost"], BUDGET, model["qm"], root)
+    p = verify.measure_pipeline(folder, tmp_path / "build", BUDGET, model["qm"], root)
     print(f"\npipeline on Cortex-M4: FLASH {p['flash_bytes']:,} B = {p['flash_vs_cost_model_total']:.3f} x cost total, "
           f"RAM {p['ram_bytes_without_audio_buffer']:,} B = {p['ram_vs_cost_model_total']:.3f} x; front-end "
           f"{p['frontend_instructions_per_frame_max']:,} insn/frame; features equal to Python "
           f"{100 * p['features_equal_to_python_frontend']:.2f} %")
     assert p["windows"] >= 2 and p["model_bit_exact_on_c_frontend_windows"]
-    assert p["ram_within_cost_model_total"]
+    assert p["ram_within_cost_model_total"] and p["flash_within_cost_model_total"]
     assert p["frontend_ram_symbol_bytes"] >= p["frontend_ram_cost_model_bytes"]
+    mean, predicted = p["frontend_instructions_per_frame_mean"], p["frontend_instructions_per_frame_predicted"]
+    assert abs(mean / predicted - 1) < 0.05, (mean, predicted)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -487,7 +501,9 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
     if M4_PROBLEM is None:
         m4 = rep["cortex_m4"]
         assert m4["arena_matches_cost_model"] and m4["network_const_matches_cost_model"] and m4["ram_within_estimate"]
-        assert m4["instructions_per_mac"] > 0
+        assert m4["instructions_per_mac"] > 0 and m4["flash_within_estimate"]
+        assert m4["bit_exact_windows"] == rep["host_c"]["bit_exact_windows"] >= 100
+        assert abs(m4["instructions_vs_predicted"] - 1) < 0.05
     else:
         assert M4_PROBLEM in rep["cortex_m4"]["skipped"]
     text = (folder / "README.md").read_text()
