@@ -19,7 +19,6 @@ import numpy as np
 
 from nas.cost.frontend import FFT_LENGTHS, frontend_features
 from nas.calibrate import provenance
-from nas.calibrate.sizes import footprints
 from nas.export import qemu
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "frontend_driver.c"
@@ -66,7 +65,7 @@ def _measure(fe, isa: str, opt: str, dsp_root, work: Path) -> tuple[dict, int]:
     # tables `nas.cost` counts (a small one the compiler folds into the code is then counted twice)
     tables = {f"0000_nas_frontend.o(.rodata.{s})" for s in fc.TABLE_SYMBOLS}
     tables |= {f"arm_common_tables.o(.rodata.{s})" for s in fc.rfft_table_symbols(fe.n_fft)}
-    fp = footprints(elf.with_suffix(".map"), stubs=True)
+    fp = qemu.map_footprints(elf.with_suffix(".map"), stubs=True)
     code_bytes = sum(v for k, v in fp.items() if k not in tables and not k.startswith(_HARNESS_OBJECTS)
                      and "frontend_driver.o(" not in k)
     return tags["fe"], code_bytes

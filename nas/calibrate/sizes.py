@@ -18,8 +18,7 @@ from nas.cost.codesize import ENTRY_POINTS
 from nas.calibrate import kernels, provenance
 from nas.export import qemu
 
-FLASH_SECTIONS = (".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
-_HASHED = re.compile(r"-[0-9a-f]{24}\.o$")
+_LOCAL = qemu.LOCAL_OBJECT
 
 STUB = """/* code-size stub: keeps the entry points below (and what they reach) and nothing else */
 #include "arm_nnfunctions.h"
@@ -53,59 +52,6 @@ int nas_model_invoke(const int8_t *features, int8_t *scores)
 """
 
 
-def _object_name(path: str) -> str:
-    """'libc_nano.a(lib_a-memcpy.o)' / 'arm_convolve_s8.o' (cache hash and folders dropped)."""
-    name = path.rsplit("/", 1)[-1]
-    return _HASHED.sub(".o", name)
-
-
-def map_sections(map_path: str | Path) -> list[tuple[str, str, int, str]]:
-    """(output section, input section, size, object) of every non-empty allocated input section in the
-    FLASH output sections of a GNU ld map."""
-    text = Path(map_path).read_text()
-    text = text[text.index("Linker script and memory map"):]
-    out: list[tuple[str, str, int, str]] = []
-    current = None
-    pending = None
-    for line in text.splitlines():
-        if line and not line[0].isspace():
-            current = line.split()[0] if line.split()[0] in FLASH_SECTIONS else None
-            continue
-        if current is None:
-            continue
-        parts = line.split()
-        if pending is not None:
-            if len(parts) >= 3 and parts[0].startswith("0x") and parts[1].startswith("0x"):
-                size = int(parts[1], 16)
-                if size:
-                    out.append((current, pending, size, _object_name(" ".join(parts[2:]))))
-            pending = None
-            continue
-        if line.startswith(" ") and not line.startswith("  ") and parts and parts[0].startswith("."):
-            if len(parts) >= 4 and parts[1].startswith("0x"):
-                size = int(parts[2], 16)
-                if size:
-                    out.append((current, parts[0], size, _object_name(" ".join(parts[3:]))))
-            elif len(parts) == 1:
-                pending = parts[0]
-    return out
-
-
-_LOCAL = re.compile(r"^\d{4}_")     # objects build_elf compiles in place (stubs), not library objects
-
-
-def footprints(map_path: str | Path, stubs: bool = False) -> dict[str, int]:
-    """{'object(section)': size rounded up to 4} for the FLASH input sections of a map (without the
-    stub's own sections unless `stubs`)."""
-    fp: dict[str, int] = {}
-    for _out, sec, size, obj in map_sections(map_path):
-        if not stubs and _LOCAL.match(obj):
-            continue
-        key = f"{obj}({sec})"
-        fp[key] = fp.get(key, 0) + (size + 3) // 4 * 4
-    return fp
-
-
 def _stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str) -> Path:
     src = work / f"{name}.c"
     src.write_text(STUB.format(refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
@@ -125,7 +71,7 @@ def harness(work: Path, isa: str, opt: str) -> tuple[int, list[str]]:
     elf = qemu.build_elf([d / "model.c", DRIVER_C], [d], d, name=f"harness_{isa}_{opt}", opt=f"-{opt}",
                          cpu_flags=qemu.CPU_FLAGS[isa], defines={"NAS_DRIVER_QEMU": None,
                                                                   "NAS_DRIVER_MAX_INPUTS": 1})
-    fp = footprints(elf.with_suffix(".map"), stubs=True)
+    fp = qemu.map_footprints(elf.with_suffix(".map"), stubs=True)
     stub = sum(size for key, size in fp.items() if re.match(r"\d{4}_model\.o\(", key))
     return qemu.elf_sizes(elf)["flash"] - stub, sorted(k for k in fp if not _LOCAL.match(k))
 
@@ -135,11 +81,11 @@ def measure_config(cfg, roots, work: Path) -> dict:
     d = work / "codesize" / f"{lib}_{isa}_{opt}"
     d.mkdir(parents=True, exist_ok=True)
     srcs, incs = kernels.library_sources(lib, roots[lib])
-    base = set(footprints(_stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
+    base = set(qemu.map_footprints(_stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
     for op, funcs in ENTRY_POINTS.items():
-        fp = footprints(_stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
+        fp = qemu.map_footprints(_stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
         keys = sorted(k for k in fp if k not in base)
         groups[op] = keys
         symbols.update({k: fp[k] for k in keys})

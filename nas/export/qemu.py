@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -58,6 +59,8 @@ __all__ = [
     "qemu_command",
     "run_elf",
     "elf_sizes",
+    "map_sections",
+    "map_footprints",
     "parse_tagged",
 ]
 
@@ -358,6 +361,63 @@ def elf_sizes(elf: str | os.PathLike) -> dict[str, int]:
     sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
     sizes["ram"] = sizes["data"] + sizes["bss"]
     return sizes
+
+
+FLASH_SECTIONS = (".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
+_HASHED = re.compile(r"-[0-9a-f]{24}\.o$")     # OBJ_CACHE's content hash in an object's name
+
+
+def _object_name(path: str) -> str:
+    """'libc_nano.a(lib_a-memcpy.o)' / 'arm_convolve_s8.o' (cache hash and folders dropped)."""
+    name = path.rsplit("/", 1)[-1]
+    return _HASHED.sub(".o", name)
+
+
+def map_sections(map_path: str | os.PathLike) -> list[tuple[str, str, int, str]]:
+    """(output section, input section, size, object) of every non-empty allocated input section in the
+    FLASH output sections of a GNU ld map."""
+    text = Path(map_path).read_text()
+    text = text[text.index("Linker script and memory map"):]
+    out: list[tuple[str, str, int, str]] = []
+    current = None
+    pending = None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0] if line.split()[0] in FLASH_SECTIONS else None
+            continue
+        if current is None:
+            continue
+        parts = line.split()
+        if pending is not None:
+            if len(parts) >= 3 and parts[0].startswith("0x") and parts[1].startswith("0x"):
+                size = int(parts[1], 16)
+                if size:
+                    out.append((current, pending, size, _object_name(" ".join(parts[2:]))))
+            pending = None
+            continue
+        if line.startswith(" ") and not line.startswith("  ") and parts and parts[0].startswith("."):
+            if len(parts) >= 4 and parts[1].startswith("0x"):
+                size = int(parts[2], 16)
+                if size:
+                    out.append((current, parts[0], size, _object_name(" ".join(parts[3:]))))
+            elif len(parts) == 1:
+                pending = parts[0]
+    return out
+
+
+LOCAL_OBJECT = re.compile(r"^\d{4}_")     # objects build_elf compiles in place (not OBJ_CACHE ones)
+
+
+def map_footprints(map_path: str | os.PathLike, stubs: bool = False) -> dict[str, int]:
+    """{'object(section)': size rounded up to 4 (the largest alignment of these sections)} for the FLASH
+    input sections of a build_elf map; without the objects compiled in place unless `stubs`."""
+    fp: dict[str, int] = {}
+    for _out, sec, size, obj in map_sections(map_path):
+        if not stubs and LOCAL_OBJECT.match(obj):
+            continue
+        key = f"{obj}({sec})"
+        fp[key] = fp.get(key, 0) + (size + 3) // 4 * 4
+    return fp
 
 
 def parse_tagged(text: str) -> dict[str, dict[str, object]]:
