@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nas.arch.space import InvalidArchitecture, SearchSpace
+from nas.arch.spec import ArchSpec
+from nas.calibrate import DEFAULT_SPACE, REPO
 from nas.cost import codesize, cpu, frontend
 from nas.cost.cpu import KernelCall, dispatch
 from nas.export import qemu
-from nas.calibrate import DEFAULT_SPACE, REPO
-from nas.arch.space import InvalidArchitecture, SearchSpace
-from nas.arch.spec import ArchSpec
 
 INSN_TOLERANCE = 0.05     # predicted instructions per inference within 5 % of the QEMU count
 FLASH_TOLERANCE = 0.03    # ELF FLASH within 3 % below the estimate (and never above)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.cost.frontend import FFT_LENGTHS, frontend_features
 from nas.calibrate import provenance
+from nas.cost.frontend import FFT_LENGTHS, frontend_features
 from nas.export import qemu
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "frontend_driver.c"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.calibrate import DEFAULT_SPACE, models
 from nas.cost import cpu
 from nas.cost.codesize import ENTRY_POINTS, CodeSizeModel, weight_padding
-from nas.calibrate import DEFAULT_SPACE, models
 
 GLUE_SEEDS = range(20_000, 20_400)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.calibrate import DEFAULT_SPACE, fit, kernels, provenance
 from nas.cost import cpu
 from nas.cost.cpu import KernelCall, dispatch
-from nas.calibrate import DEFAULT_SPACE, fit, kernels, provenance
 
 SPACE_SEEDS = range(150)
 RANDOM_SEED, RANDOM_CALLS = 1, 1200

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.calibrate import REPO
-from nas.arch.spec import ArchSpec
 
 # the budgets whose `target.dsp` matches each instruction set (the arena and scratch depend on it)
 _BUDGET = {"cortex-m4": "stm32l476.yaml", "cortex-m3": "rp2040.yaml", "cortex-m0plus": "rp2040.yaml"}

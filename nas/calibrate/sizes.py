@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from nas.calibrate import kernels, provenance
 from nas.cost import cpu
 from nas.cost.codesize import ENTRY_POINTS
-from nas.calibrate import kernels, provenance
 from nas.export import qemu
 
 _LOCAL = qemu.LOCAL_OBJECT

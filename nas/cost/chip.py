@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.cost import codesize, cpu, frontend
 from nas.arch.spec import ArchSpec
-
+from nas.cost import codesize, cpu, frontend
 
 
 @dataclass(frozen=True)
 class ChipCost:
+    """What `chip_cost` measured for one spec: per-layer instructions, the front-end's, the code."""
+
     library: str
     isa: str                             # the measured instruction set standing for the core
     opt: str

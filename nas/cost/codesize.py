@@ -11,8 +11,8 @@ The generated code itself (``nas_model_invoke`` and the kernel parameter structs
 ``glue.per_invoke`` + ``glue.per_layer[op]`` bytes, fitted on exported models, plus the padding that
 aligns the int32 arrays after each int8 weight array (the network's constants themselves are
 `nas.cost`'s exact figure); ``glue.margin`` is the largest amount by which a measured model exceeded
-the fit, and `SECTION_SLACK` the alignment of the output sections, added so the estimate bounds the
-ELF.
+the fit, `SECTION_SLACK` the alignment of the output sections and `LAYER_SLACK` per layer the
+immediates whose encoding grows with the arena offsets, added so the estimate bounds the ELF.
 ``harness_bytes`` is the QEMU verification program around the model (startup, semihosting, driver),
 which the exporter adds when it compares its ELF with the estimate; the library functions it links
 itself (``harness_symbols``, e.g. libgcc's 64-bit arithmetic on ARMv6-M) are then not counted again.
@@ -27,6 +27,7 @@ from nas.cost.cpu import DATA_DIR, KernelCall, _load, config_key
 
 CODESIZE_FILE = DATA_DIR / "codesize.json"
 SECTION_SLACK = 8      # .text/.rodata/.data each end 4-byte aligned: at most 3 + 3 + 2 bytes of fill
+LAYER_SLACK = 4        # a layer's arena offsets and sizes are Thumb immediates: 2 or 4 bytes each
 
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "conv": ("arm_convolve_wrapper_s8", "arm_convolve_wrapper_s8_get_buffer_size"),
@@ -69,7 +70,7 @@ class CodeSizeModel:
         """nas_model_invoke + the parameter structs of model.c + weight padding (upper bound)."""
         calls = list(calls)
         total = (self.glue_per_invoke + self.glue_margin + SECTION_SLACK + weight_padding(calls)
-                 + sum(self.glue_per_layer[c.op] for c in calls))
+                 + sum(self.glue_per_layer[c.op] + LAYER_SLACK for c in calls))
         return int(-(-total // 1))
 
     def code_bytes(self, calls: list[KernelCall]) -> int:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nas.cost.cpu import DATA_DIR, _load
 from nas.arch.spec import FrontEnd
+from nas.cost.cpu import DATA_DIR, _load
 
 FRONTEND_FILE = DATA_DIR / "frontend.json"
 FFT_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
