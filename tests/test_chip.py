@@ -102,7 +102,7 @@ def _check_library(lib: str, root: str | None, tmp: Path) -> None:
     instructions within INSN_TOLERANCE of the cost model, the ELF within FLASH_TOLERANCE below it."""
     from nas.calibrate.models import budget_for, random_model, write_c
     from nas.export import verify
-    from nas.export.quantize import run_int8
+    from nas.quant.quantize import run_int8
 
     budget = budget_for("cortex-m4")
     for k, spec in enumerate(_sample_specs(3, seed=7)):

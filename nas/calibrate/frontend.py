@@ -45,7 +45,7 @@ def frontends():
 
 def _measure(fe, isa: str, opt: str, dsp_root, work: Path) -> tuple[dict, int]:
     from nas.export import frontend_c as fc
-    from nas.export.inputq import InputQuant
+    from nas.quant.inputq import InputQuant
 
     name = f"fe{fe.n_fft}_{fe.n_mels}_{fe.hop_length}_{fe.frames}_{fe.window_hop_frames}"
     gen = work / "frontend" / name

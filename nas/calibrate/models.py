@@ -29,7 +29,7 @@ def budget_for(isa: str) -> Budget:
 def random_model(spec: ArchSpec, seed: int, calibration: int = 64):
     import torch
 
-    from nas.export import quantize as Q
+    from nas.quant import quantize as Q
     from nas.arch.net import build
 
     torch.manual_seed(seed)
@@ -57,7 +57,7 @@ class ExportRun:
 def write_c(qm, isa: str, folder: Path, x_int8: np.ndarray) -> None:
     from nas.cost import analytic as costmodel
     from nas.export import codegen
-    from nas.export.quantize import run_int8
+    from nas.quant.quantize import run_int8
 
     cost = costmodel.estimate(qm.spec, budget_for(isa))
     codegen.write_model_c(qm, cost, folder, selftest=(x_int8[0], run_int8(qm, x_int8[:1])[0]))
@@ -68,7 +68,7 @@ def run_exported(qm, lib: str, root: str | None, isa: str, opt: str, folder: Pat
     """Build model.c in `folder` (written by `write_c`) for (lib, isa, opt), run one window."""
     from nas.export import qemu, verify
     from nas.export.codegen import WEIGHT_SYMBOL_PREFIX
-    from nas.export.quantize import run_int8
+    from nas.quant.quantize import run_int8
 
     elf = verify.build_m4(folder, folder / f"m_{lib}_{isa}_{opt}", root if lib == "cmsis-nn" else None,
                           max_inputs=1, name="firmware", opt=f"-{opt}", isa=isa)

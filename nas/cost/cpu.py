@@ -72,7 +72,7 @@ class KernelCall:
 
 
 def layer_call(layer: Layer, in_shape: Shape, out_shape: Shape) -> KernelCall:
-    """The call model.c makes for `layer` (same kernel, stride and padding as `nas.export.quantize`)."""
+    """The call model.c makes for `layer` (same kernel, stride and padding as `nas.quant.quantize`)."""
     h, w, c = in_shape
     oh, ow, oc = out_shape
     if isinstance(layer, (Conv2D, DepthwiseConv2D)):
