@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from nas.core import config
 from nas.core.config import bounded
@@ -22,6 +23,10 @@ class Target:
     clock_hz: int = bounded(ge=1_000_000, le=2_000_000_000, doc="core clock in Hz")
     dsp: bool = bounded(doc="Arm DSP extension (SMLAD/SXTB16): CMSIS-NN DSP kernels and their scratch buffers")
     fpu: bool = bounded(doc="single-precision FPU: the float front-end runs in hardware")
+    opt_level: Literal["O2", "Os", "O3"] = bounded("O2", doc="the compiler optimisation level the firmware is "
+                                                          "built with: the measured instructions and code size")
+    cycles_per_instruction: float = bounded(1.3, gt=0.0, le=20.0, doc="cycles per executed instruction assumed "
+                                            "when turning instructions into CPU time (flash wait states, stalls)")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,15 @@ class Limits:
     ram_bytes: int = bounded(gt=0, le=_MAX_BYTES, doc="RAM the model may use, in bytes")
     flash_bytes: int = bounded(gt=0, le=_MAX_BYTES, doc="FLASH the model may use, in bytes")
     macs_per_second: float = bounded(gt=0, le=1e12, doc="multiply-accumulates per second of audio")
+    cpu_share: float | None = bounded(None, gt=0.0, le=1.0, doc="share of the core's cycles the model and "
+                                      "front-end may use (optional)")
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What the search minimises besides RAM: MAC/s (the thesis's measure) or the measured CPU share."""
+
+    compute: Literal["macs_per_second", "cpu_share"] = "macs_per_second"
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class Budget:
     model_share: float = bounded(gt=0.0, le=1.0, doc="share of the device given to the model (0..1]")
     limits: Limits = bounded()
     reserves: Reserves = Reserves()
+    objectives: Objectives = Objectives()
 
     def __post_init__(self) -> None:
         if self.limits.ram_bytes > self.device.ram_bytes:

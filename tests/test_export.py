@@ -294,6 +294,60 @@ def test_host_c_against_real_cmsis_nn(model, tmp_path):
     assert np.array_equal(verify.run_host(exe, model["x"], model["qm"].num_classes), model["ref"])
 
 
+def synthetic_cmsis_nn(root: Path) -> Path:
+    """A checkout shaped like CMSIS-NN's main branch: Include/ + Source/ with every file the exporter
+    lists (the portable kernels' code spread over them), plus float sources that #error unless the
+    float API is enabled, as main's *_f16.c / *_f32.c do."""
+    inc, src = root / "Include", root / "Source"
+    inc.mkdir(parents=True)
+    for h in qemu.PORTABLE_DIR.glob("*.h"):
+        shutil.copy2(h, inc / h.name)
+    bodies = [c.read_text() for c in sorted(qemu.PORTABLE_DIR.glob("*.c"))]
+    for i, rel in enumerate(qemu.CMSIS_NN_SOURCES):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(bodies[i] if i < len(bodies) else "typedef int nas_synthetic_empty_unit;\n")
+    for rel in ("BasicMathFunctions/arm_minimum_f32.c", "ConvolutionFunctions/arm_convolve_f16.c"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text('#error "CMSIS-NN float headers require ARM_NN_ENABLE_F32 or ARM_NN_ENABLE_F16"\n')
+    assert len(bodies) <= len(qemu.CMSIS_NN_SOURCES)
+    return root
+
+
+def test_cmsis_nn_builds_take_only_the_listed_sources(tmp_path):
+    root = synthetic_cmsis_nn(tmp_path / "cmsis-nn")
+    srcs, incs = qemu.cmsis_nn_sources(root)
+    assert [s.relative_to(root / "Source").as_posix() for s in srcs] == list(qemu.CMSIS_NN_SOURCES)
+    assert incs == [root / "Include"]
+    (root / "Source" / qemu.CMSIS_NN_SOURCES[3]).unlink()
+    with pytest.raises(qemu.BuildError, match=qemu.CMSIS_NN_SOURCES[3].split("/")[-1]):
+        qemu.cmsis_nn_sources(root)
+
+
+@needs_gcc
+def test_export_builds_against_a_checkout_with_float_sources(model, tmp_path):
+    """Host build, generated Makefile and CMakeLists (and the Cortex-M build) against a main-branch-like
+    checkout: none compiles the #error float sources, all reproduce the reference."""
+    root = synthetic_cmsis_nn(tmp_path / "cmsis-nn")
+    exe = verify.build_host(model["folder"], tmp_path / "host", root)
+    assert np.array_equal(verify.run_host(exe, model["x"][:32], model["qm"].num_classes), model["ref"][:32])
+    folder = tmp_path / "m"
+    shutil.copytree(model["folder"], folder)
+    if shutil.which("make"):
+        res = subprocess.run(["make", "-s", "check", f"CMSIS_NN_PATH={root}"], cwd=folder, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0 and "bit-exact" in res.stdout, res.stdout + res.stderr
+    if shutil.which("cmake"):
+        build = tmp_path / "cmake"
+        for cmd in (["cmake", "-S", str(folder), "-B", str(build), f"-DCMSIS_NN_PATH={root}"],
+                    ["cmake", "--build", str(build)], ["ctest", "--test-dir", str(build), "--output-on-failure"]):
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            assert res.returncode == 0, " ".join(cmd) + "\n" + res.stdout + res.stderr
+    if M4_PROBLEM is None:
+        elf = verify.build_m4(model["folder"], tmp_path / "m4", root, max_inputs=4)
+        run = verify.run_m4(elf, model["x"][:4], model["qm"].num_classes)
+        assert np.array_equal(run.scores, model["ref"][:4])
+
+
 def random_space_specs(n: int, seed: int) -> list[ArchSpec]:
     space = SearchSpace.load(ROOT / "search_spaces" / "default.yaml")
     rng = random.Random(seed)
@@ -387,16 +441,28 @@ def test_cortex_m4_outputs_equal_host_and_reference(model, m4_batch, host_exe):
 @needs_m4
 def test_cortex_m4_memory_against_cost_model(model, tmp_path):
     cost, qm = model["cost"], model["qm"]
-    m = verify.measure_m4(model["folder"], tmp_path, cost, BUDGET, qm.spec, model["x"][0])
-    print(f"\nCortex-M4 ELF: FLASH {m['flash_bytes']:,} B = {m['flash_vs_estimate']:.3f} x (network "
-          f"{cost.network_flash_bytes:,} + runtime reserve), RAM {m['ram_bytes_with_stack']:,} B incl. stack "
+    x = model["x"][:256]
+    m = verify.measure_m4(model["folder"], tmp_path, BUDGET, qm.spec, x, model["ref"][:len(x)])
+    print(f"\nCortex-M4 ELF: FLASH {m['flash_bytes']:,} B = {m['flash_vs_estimate']:.4f} x the estimate "
+          f"{m['flash_estimate_bytes']:,} B, RAM {m['ram_bytes_with_stack']:,} B incl. stack "
           f"{m['stack_bytes']} B = {m['ram_vs_estimate']:.3f} x (arena {cost.arena_bytes:,} + window + reserve); "
+          f"{m['instructions_per_inference']:,} instructions = {m['instructions_vs_predicted']:.4f} x predicted; "
           f"vs cost-model totals: FLASH {m['flash_vs_cost_model_total']:.3f}, RAM {m['ram_vs_cost_model_total']:.3f}")
-    assert m["scores"] == model["ref"][0].tolist()
+    assert m["bit_exact_windows"] == len(x) >= 100
     assert m["arena_symbol_bytes"] == cost.arena_bytes
     assert m["network_const_bytes"] == cost.network_flash_bytes
     assert m["ram_bytes_with_stack"] <= m["ram_estimate_bytes"]
-    assert m["flash_bytes"] <= m["flash_estimate_bytes"]
+    assert 0.97 * m["flash_estimate_bytes"] <= m["flash_bytes"] <= m["flash_estimate_bytes"]
+    assert abs(m["instructions_vs_predicted"] - 1) < 0.05
+
+
+@needs_m4
+def test_cortex_m4_mismatch_is_a_verify_error(model, tmp_path):
+    qm, x = model["qm"], model["x"][:2]
+    wrong = model["ref"][:2].copy()
+    wrong[1, 0] += 1
+    with pytest.raises(verify.VerifyError, match="differ from the integer reference on 1 of 2 windows"):
+        verify.measure_m4(model["folder"], tmp_path, BUDGET, qm.spec, x, wrong)
 
 
 @needs_m4
@@ -419,14 +485,17 @@ def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(model["folder"], folder)
     assert codegen.write_frontend(model["qm"], folder), "nas.export.frontend_c is missing"
-    p = verify.measure_pipeline(folder, tmp_path / "build", model["cost"], BUDGET, model["qm"], root)
-    print(f"\npipeline on Cortex-M4: FLASH {p['flash_bytes']:,} B = {p['flash_vs_cost_model_total']:.3f} x cost total, "
+    p = verify.measure_pipeline(folder, tmp_path / "build", BUDGET, model["qm"], root)
+    print(f"\npipeline on Cortex-M4: FLASH {p['flash_bytes']:,} B ({p['flash_bytes_without_harness']:,} B without the "
+          f"harness = {p['flash_vs_cost_model_total']:.3f} x cost total), "
           f"RAM {p['ram_bytes_without_audio_buffer']:,} B = {p['ram_vs_cost_model_total']:.3f} x; front-end "
           f"{p['frontend_instructions_per_frame_max']:,} insn/frame; features equal to Python "
           f"{100 * p['features_equal_to_python_frontend']:.2f} %")
     assert p["windows"] >= 2 and p["model_bit_exact_on_c_frontend_windows"]
-    assert p["ram_within_cost_model_total"]
+    assert p["ram_within_cost_model_total"] and p["flash_within_cost_model_total"]
     assert p["frontend_ram_symbol_bytes"] >= p["frontend_ram_cost_model_bytes"]
+    mean, predicted = p["frontend_instructions_per_frame_mean"], p["frontend_instructions_per_frame_predicted"]
+    assert abs(mean / predicted - 1) < 0.05, (mean, predicted)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -487,7 +556,9 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
     if M4_PROBLEM is None:
         m4 = rep["cortex_m4"]
         assert m4["arena_matches_cost_model"] and m4["network_const_matches_cost_model"] and m4["ram_within_estimate"]
-        assert m4["instructions_per_mac"] > 0
+        assert m4["instructions_per_mac"] > 0 and m4["flash_within_estimate"]
+        assert m4["bit_exact_windows"] == rep["host_c"]["bit_exact_windows"] >= 100
+        assert abs(m4["instructions_vs_predicted"] - 1) < 0.05
     else:
         assert M4_PROBLEM in rep["cortex_m4"]["skipped"]
     text = (folder / "README.md").read_text()

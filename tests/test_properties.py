@@ -57,7 +57,12 @@ def test_arena_covers_every_layer_and_totals_add_up(spec, budget):
         need = (align4(lc.in_bytes) if i else 0) + align4(lc.out_bytes) + align4(lc.scratch_bytes)
         assert lc.arena_bytes == need and cost.arena_bytes >= need
         assert lc.flash_bytes >= lc.params  # every parameter takes at least one byte
-    assert cost.flash_bytes == cost.network_flash_bytes + cost.frontend_flash_bytes + budget.reserves.flash_bytes
+    assert cost.flash_bytes == (cost.network_flash_bytes + cost.frontend_flash_bytes + cost.code_bytes
+                                + budget.reserves.flash_bytes)
+    assert cost.code_bytes > 0 and all(lc.instructions > 0 for lc in cost.layers)
+    assert cost.instructions_per_window > sum(lc.instructions for lc in cost.layers)    # + invoke glue
+    assert cost.cpu_share == pytest.approx(cost.instructions_per_second * budget.target.cycles_per_instruction
+                                           / budget.target.clock_hz)
     assert cost.ram_bytes == cost.arena_bytes + cost.frontend_ram_bytes + budget.reserves.ram_bytes
     assert cost.macs_per_second == pytest.approx(cost.macs * spec.frontend.windows_per_second)
 
@@ -82,8 +87,12 @@ def test_more_overlap_costs_compute_not_memory(spec, budget):
     fe = spec.frontend
     more = spec.replace(frontend=FrontEnd(**{**fe.__dict__, "overlap": min(0.95, fe.overlap + 0.3)}))
     a, b = estimate(spec, budget), estimate(more, budget)
-    assert b.macs_per_second >= a.macs_per_second
+    assert b.macs_per_second >= a.macs_per_second and b.instructions_per_second >= a.instructions_per_second
     assert (b.ram_bytes, b.flash_bytes, b.macs) == (a.ram_bytes, a.flash_bytes, a.macs)
+    assert b.instructions_per_window == a.instructions_per_window
+    # the front-end computes a frame per hop whatever the overlap; only its window slides get more frequent
+    assert a.chip.frontend_instructions_per_second <= b.chip.frontend_instructions_per_second
+    assert b.chip.frontend_instructions_per_second <= 1.05 * a.chip.frontend_instructions_per_second
 
 
 @SETTINGS

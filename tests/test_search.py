@@ -15,11 +15,14 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
 from nas.arch.space import SearchSpace
 from nas.budget import Budget
+from nas.core.errors import UserError
+from nas.cost import analytic as costmodel
 from nas.data import urbansound
 from nas.search.objective import CONSTRAINTS, Objective
 from nas.study.study import DIRECTIONS, OBJECTIVES, load_study
@@ -62,6 +65,45 @@ def test_rejected_candidates_are_fast_store_reasons_and_never_touch_data(tmp_pat
     assert statistics.median(seconds) < 0.05
 
 
+def test_cpu_limit_rejects_a_model_that_fits_the_mac_limit(tmp_path):
+    """Stride-DS-24 fits the reference budget's MAC/s; with the CPU share limited just below what it
+    measurably needs, it is rejected before training, for the CPU alone."""
+    space = SearchSpace.load(SPACE)
+    params = space.reference_params()["Stride-DS-24"]
+    budget = Budget.load(BUDGET)
+    cost = costmodel.estimate(space.build(params), budget)
+    assert cost.macs_per_second < budget.limits.macs_per_second and cost.fits(budget)
+    cfg = yaml.safe_load(BUDGET.read_text())
+    cfg["limits"]["cpu_share"] = round(0.9 * cost.cpu_share, 6)
+    path = tmp_path / "cpu.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    objective = Objective(space, Budget.load(path), NoData(), TrainConfig(epochs=1), checkpoints=tmp_path / "ck",
+                          log=lambda *_: None)
+    study = optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=0))
+    study.enqueue_trial(params)
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    assert t.state == TrialState.PRUNED and t.user_attrs["feasible"] is False
+    assert t.user_attrs["reject_reason"].startswith("over budget: CPU ") and "MAC/s" not in t.user_attrs["reject_reason"]
+    assert t.constraints["cpu_share"] == pytest.approx(1 / 0.9 - 1, rel=1e-3)
+    assert t.constraints["macs_per_second"] < 0 and t.user_attrs["cpu_share"] == pytest.approx(cost.cpu_share)
+
+
+def test_the_compute_objective_is_the_studys_second_metric(tmp_path):
+    storage = str(tmp_path / "j.log")
+    assert load_study("cpu", storage, seed=0, compute="cpu_share").metric_names == ["val_accuracy", "cpu_share",
+                                                                                    "ram_bytes"]
+    assert load_study("cpu", storage, seed=0, compute="cpu_share").metric_names[1] == "cpu_share"   # resumed
+    with pytest.raises(UserError, match="minimises cpu_share"):
+        load_study("cpu", storage, seed=0)
+    cfg = yaml.safe_load(BUDGET.read_text())
+    cfg["objectives"] = {"compute": "cpu_share"}
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert Objective(SearchSpace.load(SPACE), Budget.load(path), NoData(), TrainConfig(epochs=1),
+                     checkpoints=tmp_path).compute == "cpu_share"
+
+
 def search(cwd: Path, data: Path, *extra: str, **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "nas.search", "--budget", str(BUDGET), "--space", str(SPACE), "--data", str(data),
            "--cache", str(cwd / "cache"), *extra]
@@ -78,10 +120,12 @@ def test_search_cli_writes_front_csv_and_plot(tmp_path, demo_root):
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     assert "Pareto front" in out and "Stride-DS-24" in out
+    front = out[out.index("Pareto front"):].splitlines()
+    assert "CPU" in front[1].split() and all("%" in row for row in front[3:] if row.strip() and row[0].isdigit())
     study_dir = tmp_path / "studies" / "cli"
     assert (study_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     header = (study_dir / "trials.csv").read_text().splitlines()[0]
-    assert "val_accuracy" in header and "macs_per_second" in header and "reason" in header
+    assert "val_accuracy" in header and "macs_per_second" in header and "cpu_share" in header and "reason" in header
     study = open_study(tmp_path, "cli")
     assert len([t for t in study.trials if t.state.is_finished()]) == 8
     for t in study.best_trials:

@@ -15,6 +15,15 @@ front-end buffers of exactly the sizes computed here.
   4 bytes of counters.
 * Scratch: CMSIS-NN v7 buffer sizes on the budget's core (DSP or pure C), deploy notes section 1.5.
 * MACs: per window; MAC/s multiplies by windows per second, so window overlap multiplies compute.
+
+Measured on the chip (`nas.cost.chip`, fitted on QEMU counts and linker maps, data in ``data/``):
+
+* FLASH (code): the kernel code the model links, the generated glue and the front-end's code, at the
+  budget's optimisation level (``target.opt_level``).
+* CPU: instructions per window (the kernel each layer dispatches to + glue), per second of audio (x
+  windows per second, + the front-end per frame x frames per second) and the share of the core at
+  ``target.clock_hz`` with ``target.cycles_per_instruction`` cycles per instruction (an assumption:
+  QEMU counts instructions, not cycles).
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer,
                            MaxPool2D, Shape, conv_padding)
 from nas.budget import Budget
+from nas.cost.chip import ChipCost, chip_cost
 
 # CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH (uint16 entries), by cfft length L.
 BITREV_TABLE_LENGTHS = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
@@ -65,13 +75,16 @@ class LayerCost:
     out_bytes: int
     scratch_bytes: int
     arena_bytes: int  # what this layer needs of the arena: input (if in the arena) + output + scratch
+    kernel: str = ""            # the CMSIS-NN kernel the wrapper dispatches to (`nas.cost.cpu.dispatch`)
+    instructions: float = 0.0   # measured model: the kernel call + the generated code around it
 
     @property
     def flash_bytes(self) -> int:
         return self.weight_bytes + self.bias_bytes + self.quant_bytes
 
 
-def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool) -> LayerCost:
+def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool,
+               kernel: str = "", instructions: float = 0.0) -> LayerCost:
     h, w, c = in_shape
     oh, ow, oc = out_shape
     weights = bias = quant = macs = 0
@@ -92,7 +105,8 @@ def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: 
     arena = (0 if first else align4(in_bytes)) + align4(out_bytes) + align4(scratch)
     return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=weights + bias,
                      macs=macs, weight_bytes=weights, bias_bytes=4 * bias, quant_bytes=quant, in_bytes=in_bytes,
-                     out_bytes=out_bytes, scratch_bytes=scratch, arena_bytes=arena)
+                     out_bytes=out_bytes, scratch_bytes=scratch, arena_bytes=arena, kernel=kernel,
+                     instructions=instructions)
 
 
 def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
@@ -132,9 +146,12 @@ class Cost:
     windows_per_second: float
     arena_bytes: int
     frontend_ram_bytes: int
-    frontend_flash_bytes: int
+    frontend_flash_bytes: int          # the front-end's tables (window, mel, FFT)
     reserve_ram_bytes: int
     reserve_flash_bytes: int
+    chip: ChipCost
+    clock_hz: int
+    cycles_per_instruction: float
 
     @property
     def params(self) -> int:
@@ -153,12 +170,31 @@ class Cost:
         return sum(lc.flash_bytes for lc in self.layers)
 
     @property
+    def code_bytes(self) -> int:
+        """Kernel code + generated glue + front-end code (measured, at the budget's opt level)."""
+        return self.chip.kernel_code_bytes + self.chip.glue_bytes + self.chip.frontend_code_bytes
+
+    @property
     def flash_bytes(self) -> int:
-        return self.network_flash_bytes + self.frontend_flash_bytes + self.reserve_flash_bytes
+        return self.network_flash_bytes + self.frontend_flash_bytes + self.code_bytes + self.reserve_flash_bytes
 
     @property
     def ram_bytes(self) -> int:
         return self.arena_bytes + self.frontend_ram_bytes + self.reserve_ram_bytes
+
+    @property
+    def instructions_per_window(self) -> float:
+        return self.chip.instructions_per_window
+
+    @property
+    def instructions_per_second(self) -> float:
+        """Model and front-end, per second of audio."""
+        return self.instructions_per_window * self.windows_per_second + self.chip.frontend_instructions_per_second
+
+    @property
+    def cpu_share(self) -> float:
+        """Share of the core's cycles, at the budget's clock and cycles per instruction."""
+        return self.instructions_per_second * self.cycles_per_instruction / self.clock_hz
 
     def summary(self) -> dict[str, float]:
         """Flat numbers for trial attributes, CSVs and plots."""
@@ -166,13 +202,19 @@ class Cost:
                 "windows_per_second": self.windows_per_second, "ram_bytes": self.ram_bytes,
                 "flash_bytes": self.flash_bytes, "arena_bytes": self.arena_bytes,
                 "frontend_ram_bytes": self.frontend_ram_bytes, "network_flash_bytes": self.network_flash_bytes,
-                "frontend_flash_bytes": self.frontend_flash_bytes}
+                "frontend_flash_bytes": self.frontend_flash_bytes, "code_bytes": self.code_bytes,
+                "instructions_per_window": self.instructions_per_window,
+                "frontend_instructions_per_second": self.chip.frontend_instructions_per_second,
+                "instructions_per_second": self.instructions_per_second, "cpu_share": self.cpu_share}
 
     def usage(self, budget: Budget) -> dict[str, float]:
-        """Share of each limit used (1.0 = exactly at the limit)."""
+        """Share of each limit used (1.0 = exactly at the limit); cpu_share only when the budget limits it."""
         lim = budget.limits
-        return {"ram": self.ram_bytes / lim.ram_bytes, "flash": self.flash_bytes / lim.flash_bytes,
+        used = {"ram": self.ram_bytes / lim.ram_bytes, "flash": self.flash_bytes / lim.flash_bytes,
                 "macs_per_second": self.macs_per_second / lim.macs_per_second}
+        if lim.cpu_share is not None:
+            used["cpu_share"] = self.cpu_share / lim.cpu_share
+        return used
 
     def violations(self, budget: Budget) -> dict[str, float]:
         """Optuna constraint values: usage - 1, feasible when <= 0, comparable across limits."""
@@ -182,17 +224,19 @@ class Cost:
         return all(v <= 0 for v in self.violations(budget).values())
 
 
-def estimate(spec: ArchSpec, budget: Budget) -> Cost:
-    dsp = budget.target.dsp
-    names = spec.layer_names()
-    layers = tuple(layer_cost(name, layer, i_s, o_s, dsp, first=(i == 0))
-                   for i, (name, layer, (i_s, o_s)) in enumerate(zip(names, spec.layers, spec.layer_shapes())))
+def estimate(spec: ArchSpec, budget: Budget, library: str = "cmsis-nn") -> Cost:
+    """The cost of `spec` on `budget`, CPU and code priced for `library` ('cmsis-nn' or 'portable')."""
+    t = budget.target
     fe = spec.frontend
-    return Cost(layers=layers, windows_per_second=fe.windows_per_second,
-                arena_bytes=max(lc.arena_bytes for lc in layers),
-                frontend_ram_bytes=frontend_ram_bytes(fe),
-                frontend_flash_bytes=frontend_table_bytes(fe, mel_nonzeros(fe)),
-                reserve_ram_bytes=budget.reserves.ram_bytes, reserve_flash_bytes=budget.reserves.flash_bytes)
+    nnz = mel_nonzeros(fe)
+    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, library, nnz)
+    layers = [layer_cost(name, layer, i_s, o_s, t.dsp, i == 0, chip.kernels[i], chip.layer_instructions[i])
+              for i, (name, layer, (i_s, o_s)) in enumerate(zip(spec.layer_names(), spec.layers, spec.layer_shapes()))]
+    return Cost(layers=tuple(layers), windows_per_second=fe.windows_per_second,
+                arena_bytes=max(lc.arena_bytes for lc in layers), frontend_ram_bytes=frontend_ram_bytes(fe),
+                frontend_flash_bytes=frontend_table_bytes(fe, nnz),
+                reserve_ram_bytes=budget.reserves.ram_bytes, reserve_flash_bytes=budget.reserves.flash_bytes,
+                chip=chip, clock_hz=t.clock_hz, cycles_per_instruction=t.cycles_per_instruction)
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -216,33 +260,58 @@ def _kb(n: float) -> str:
     return f"{n / 1024:.1f} kB"
 
 
-def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
-    cost = cost or estimate(spec, budget)
-    fe = spec.frontend
-    rows = [("layer", "type", "in", "out", "params", "MACs", "FLASH B", "scratch B", "RAM B")]
+def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
+    rows = [("layer", "type", "in", "out", "params", "MACs", "kernel", "insn", "FLASH B", "scratch B", "RAM B")]
     for layer, lc in zip(spec.layers, cost.layers):
         rows.append((lc.name, _describe(layer), _shape(lc.in_shape), _shape(lc.out_shape), f"{lc.params:,}",
-                     f"{lc.macs:,}", f"{lc.flash_bytes:,}", f"{lc.scratch_bytes:,}", f"{lc.arena_bytes:,}"))
+                     f"{lc.macs:,}", lc.kernel, f"{lc.instructions:,.0f}", f"{lc.flash_bytes:,}",
+                     f"{lc.scratch_bytes:,}", f"{lc.arena_bytes:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"{spec.name} on {budget.name}",
-             f"front-end: {fe.sample_rate} Hz, FFT {fe.n_fft}/hop {fe.hop_length}, {fe.n_mels} mels, "
-             f"{fe.frames} frames per window ({fe.window_seconds:.2f} s), overlap {fe.overlap:.0%} "
-             f"-> {cost.windows_per_second:.2f} windows/s", ""]
+    left = (0, 1, 6)
+    lines = []
     for i, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(r)))
+        lines.append("  ".join(c.ljust(widths[j]) if j in left else c.rjust(widths[j]) for j, c in enumerate(r)))
         if i == 0:
             lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
-    lines += ["",
-              f"params {cost.params:,}   MACs/window {cost.macs:,}   MAC/s {cost.macs_per_second:,.0f}",
-              f"FLASH {cost.flash_bytes:,} B = network {cost.network_flash_bytes:,} + front-end tables "
-              f"{cost.frontend_flash_bytes:,} + reserves {cost.reserve_flash_bytes:,}",
-              f"RAM   {cost.ram_bytes:,} B = arena {cost.arena_bytes:,} + front-end buffers "
-              f"{cost.frontend_ram_bytes:,} + reserves {cost.reserve_ram_bytes:,}", ""]
+    return lines
+
+
+def _totals(cost: Cost, budget: Budget) -> list[str]:
+    c = cost.chip
+    model = f"{c.library} kernels, {c.isa} -{c.opt}" + (f" ({c.note})" if c.note else "")
+    return [f"params {cost.params:,}   MACs/window {cost.macs:,}   MAC/s {cost.macs_per_second:,.0f}",
+            f"CPU   {cost.instructions_per_window:,.0f} instructions/window x {cost.windows_per_second:.2f} windows/s "
+            f"+ front-end {c.frontend_instructions_per_second:,.0f}/s = {cost.instructions_per_second:,.0f} "
+            f"instructions per second of audio",
+            f"      = {cost.cpu_share:.1%} of {budget.target.clock_hz / 1e6:g} MHz at "
+            f"{cost.cycles_per_instruction:g} cycles/instruction (assumed); measured model: {model}",
+            f"FLASH {cost.flash_bytes:,} B = network {cost.network_flash_bytes:,} + glue {c.glue_bytes:,} + kernels "
+            f"{c.kernel_code_bytes:,} + front-end tables {cost.frontend_flash_bytes:,} + front-end code "
+            f"{c.frontend_code_bytes:,} + reserves {cost.reserve_flash_bytes:,}",
+            f"RAM   {cost.ram_bytes:,} B = arena {cost.arena_bytes:,} + front-end buffers "
+            f"{cost.frontend_ram_bytes:,} + reserves {cost.reserve_ram_bytes:,}"]
+
+
+def _checks(cost: Cost, budget: Budget) -> list[str]:
     lim = budget.limits
     checks = [("RAM", cost.ram_bytes, lim.ram_bytes, _kb), ("FLASH", cost.flash_bytes, lim.flash_bytes, _kb),
               ("MAC/s", cost.macs_per_second, lim.macs_per_second, lambda n: f"{n / 1e6:.2f} M")]
+    if lim.cpu_share is not None:
+        checks.append(("CPU", cost.cpu_share, lim.cpu_share, lambda n: f"{n:.1%}"))
+    lines = []
     for label, used, limit, fmt in checks:
         verdict = "ok" if used <= limit else f"OVER by {fmt(used - limit)} ({used / limit - 1:+.0%})"
         lines.append(f"{label:<6}{fmt(used):>12} of {fmt(limit):>10}  {used / limit:6.1%}  {verdict}")
-    lines.append("fits the budget" if cost.fits(budget) else "does NOT fit the budget")
+    return lines
+
+
+def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
+    cost = cost or estimate(spec, budget)
+    fe = spec.frontend
+    lines = [f"{spec.name} on {budget.name}",
+             f"front-end: {fe.sample_rate} Hz, FFT {fe.n_fft}/hop {fe.hop_length}, {fe.n_mels} mels, "
+             f"{fe.frames} frames per window ({fe.window_seconds:.2f} s), overlap {fe.overlap:.0%} "
+             f"-> {cost.windows_per_second:.2f} windows/s", "",
+             *_layer_rows(spec, cost), "", *_totals(cost, budget), "", *_checks(cost, budget),
+             "fits the budget" if cost.fits(budget) else "does NOT fit the budget"]
     return "\n".join(lines)

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="do not build or run the generated C")
     p.add_argument("--force", action="store_true", help="replace a trial folder even when it holds files the "
                    "export did not write (by default such a folder is left alone and the export refuses)")
+    p.add_argument("--flash-over-estimate", choices=("fail", "warn"), default="fail",
+                   help="an ELF above the cost model's FLASH estimate fails the export (default) or warns")
     return p
 
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         export_study(study, out, budget, args.data, None, args.cache, trials=args.trial,
                      calibration_windows=args.calibration_windows, method=args.calibration, checkpoints=ckpts,
                      build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
-                     force=args.force)
+                     force=args.force, flash_over_estimate=args.flash_over_estimate)
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

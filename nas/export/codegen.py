@@ -38,7 +38,7 @@ from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPo
 from nas.core.atomic import atomic_write_text
 from nas.cost import analytic as costmodel
 from nas.export import frontend_c
-from nas.export.qemu import PORTABLE_DIR
+from nas.export.qemu import CMSIS_NN_SOURCES, PORTABLE_DIR
 from nas.quant.quantize import QLayer, QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 from nas.export.render import render
 
@@ -168,10 +168,10 @@ def copy_portable_kernels(out_dir: str | Path) -> list[Path]:
 
 
 def write_build_files(out_dir: str | Path) -> list[Path]:
-    """Makefile + CMakeLists.txt (front-end rules filled from `nas.export.frontend_c`) and the portable
-    CMSIS-NN kernels under cmsisnn_portable/."""
+    """Makefile + CMakeLists.txt (front-end rules filled from `nas.export.frontend_c`, the CMSIS-NN
+    files from `qemu.CMSIS_NN_SOURCES`) and the portable CMSIS-NN kernels under cmsisnn_portable/."""
     out = Path(out_dir)
-    facts = dict(dsp_files=frontend_c.CMSIS_DSP_SOURCES,
+    facts = dict(dsp_files=frontend_c.CMSIS_DSP_SOURCES, nn_files=CMSIS_NN_SOURCES,
                  # __GNUC_PYTHON__ is the build files' choice: it depends on CMSIS_CORE_INCLUDE
                  dsp_defines=[d for d in frontend_c.CMSIS_DSP_DEFINES if d != "__GNUC_PYTHON__"],
                  fe_cflags=[f for f in frontend_c.FRONTEND_CFLAGS if f != "-std=c99"])

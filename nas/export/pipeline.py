@@ -93,7 +93,8 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
                  val_set: ClipSet, *, class_names: tuple[str, ...] = (), study_name: str = "",
                  val_folds: Sequence[int] = (), calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS,
                  method: str = Q.DEFAULT_METHOD, build_c: bool = True, cmsis_nn: str | None = None,
-                 cmsis_dsp: str | None = None, force: bool = False, log: Log = _print) -> Path:
+                 cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
+                 log: Log = _print) -> Path:
     """Export one trained trial into ``out_dir/trial_<n>`` (atomically; an existing folder holding
     files the export did not write is refused unless `force`); returns that folder."""
     t_start = time.perf_counter()
@@ -127,7 +128,7 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
         report["frontend_c"] = bool(codegen.write_frontend(qm, tmp))
         codegen.write_build_files(tmp)
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
-            tmp, qm, cost, budget, x_int8, ref, sel, build_c, cmsis_nn, cmsis_dsp, tag, log)
+            tmp, qm, budget, x_int8, ref, build_c, cmsis_nn, cmsis_dsp, tag, log, flash_over_estimate)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
         report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
             ["README.md", "report.json"]
@@ -141,7 +142,8 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
                  split: FoldSplit | None = None, cache: str | Path | None = None, *, trials: Sequence[int] | None = None,
                  calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS, method: str = Q.DEFAULT_METHOD,
                  checkpoints: str | Path | None = None, build_c: bool = True, cmsis_nn: str | None = None,
-                 cmsis_dsp: str | None = None, force: bool = False, log: Log = _print) -> list[Path]:
+                 cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
+                 log: Log = _print) -> list[Path]:
     """Export `trials` (default: the Pareto front) of `study` into ``out_dir/trial_<n>/``.
 
     budget/data/split/cache default to what the study recorded (nas.search stores them);
@@ -179,7 +181,8 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
         written.append(export_trial(t, checkpoint, out, budget, train_set, val_set,
                                     class_names=classes[:spec.num_classes], study_name=study.study_name,
                                     val_folds=split.val, calibration_windows=calibration_windows, method=method,
-                                    build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, force=force, log=log))
+                                    build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, force=force,
+                                    flash_over_estimate=flash_over_estimate, log=log))
     return written
 
 

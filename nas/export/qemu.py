@@ -21,11 +21,14 @@ exit code), reads its input with ``qh_read_input`` and prints with ``qh_report_i
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +41,8 @@ __all__ = [
     "PORTABLE_DIR",
     "LINKER_SCRIPT",
     "M4_CFLAGS",
+    "CPU_FLAGS",
+    "CMSIS_NN_SOURCES",
     "QEMU_MACHINE",
     "INSN_PER_TICK",
     "FAULT_EXIT_CODE",
@@ -54,6 +59,8 @@ __all__ = [
     "qemu_command",
     "run_elf",
     "elf_sizes",
+    "map_sections",
+    "map_footprints",
     "parse_tagged",
 ]
 
@@ -63,6 +70,45 @@ PORTABLE_DIR = CSRC_DIR / "cmsisnn_portable"
 LINKER_SCRIPT = HARNESS_DIR / "mps2_an386.ld"
 
 M4_CFLAGS: tuple[str, ...] = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+# Instruction sets the cost model is measured on. The mps2-an386 core is a Cortex-M4F, which also runs
+# ARMv7-M code without DSP (cortex-m3) and ARMv6-M code (cortex-m0plus), so one board counts all three.
+CPU_FLAGS: dict[str, tuple[str, ...]] = {
+    "cortex-m4": M4_CFLAGS,
+    "cortex-m3": ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"),
+    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
+}
+
+# The CMSIS-NN files (under Source/) that the exporter's calls link: the wrappers, every kernel they
+# dispatch to and their helpers (the closure of the generated code's undefined symbols on DSP and
+# non-DSP cores, identical for v7.0.0 and the main branch). Compiling only these keeps builds fast
+# and lets a checkout whose other sources need options (main's float API #errors without
+# ARM_NN_ENABLE_F32/F16) build as it is.
+CMSIS_NN_SOURCES: tuple[str, ...] = (
+    "ConvolutionFunctions/arm_convolve_1_x_n_s8.c",
+    "ConvolutionFunctions/arm_convolve_1x1_s8.c",
+    "ConvolutionFunctions/arm_convolve_1x1_s8_fast.c",
+    "ConvolutionFunctions/arm_convolve_get_buffer_sizes_s8.c",
+    "ConvolutionFunctions/arm_convolve_s8.c",
+    "ConvolutionFunctions/arm_convolve_wrapper_s8.c",
+    "ConvolutionFunctions/arm_depthwise_conv_3x3_s8.c",
+    "ConvolutionFunctions/arm_depthwise_conv_get_buffer_sizes_s8.c",
+    "ConvolutionFunctions/arm_depthwise_conv_s8.c",
+    "ConvolutionFunctions/arm_depthwise_conv_s8_opt.c",
+    "ConvolutionFunctions/arm_depthwise_conv_wrapper_s8.c",
+    "ConvolutionFunctions/arm_nn_mat_mult_kernel_row_offset_s8_s16.c",
+    "ConvolutionFunctions/arm_nn_mat_mult_kernel_s8_s16.c",
+    "FullyConnectedFunctions/arm_fully_connected_get_buffer_sizes_s8.c",
+    "FullyConnectedFunctions/arm_fully_connected_s8.c",
+    "NNSupportFunctions/arm_nn_mat_mult_nt_t_s8.c",
+    "NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
+    "NNSupportFunctions/arm_q7_to_q15_with_offset.c",
+    "NNSupportFunctions/arm_s8_to_s16_unordered_with_offset.c",
+    "PoolingFunctions/arm_avgpool_get_buffer_sizes_s8.c",
+    "PoolingFunctions/arm_avgpool_s8.c",
+    "PoolingFunctions/arm_max_pool_s8.c",
+    "SoftmaxFunctions/arm_nn_softmax_common_s8.c",
+    "SoftmaxFunctions/arm_softmax_s8.c",
+)
 QEMU_MACHINE = "mps2-an386"
 INSN_PER_TICK = 40  # SysTick on the 25 MHz core clock, 1 instruction per ns under -icount shift=0
 FAULT_EXIT_CODE = 86  # QH_FAULT_EXIT_CODE in qemu_harness.h
@@ -136,12 +182,16 @@ def portable_kernel_sources() -> list[Path]:
 
 
 def cmsis_nn_sources(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """(sources, include_dirs) of a real CMSIS-NN checkout: ``Source/**/*.c`` and ``Include``."""
+    """(sources, include_dirs) of a real CMSIS-NN checkout: the `CMSIS_NN_SOURCES` and ``Include``."""
     root = Path(root)
     inc = root / "Include"
     if not (inc / "arm_nnfunctions.h").is_file():
         raise BuildError(f"{root} is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h)")
-    return sorted((root / "Source").rglob("*.c")), [inc]
+    srcs = [root / "Source" / s for s in CMSIS_NN_SOURCES]
+    missing = [s for s, p in zip(CMSIS_NN_SOURCES, srcs) if not p.is_file()]
+    if missing:
+        raise BuildError(f"{root}: CMSIS-NN sources missing under Source/: {', '.join(missing)}")
+    return srcs, [inc]
 
 
 def _define_flags(defines: Iterable[str] | Mapping[str, object]) -> list[str]:
@@ -150,46 +200,52 @@ def _define_flags(defines: Iterable[str] | Mapping[str, object]) -> list[str]:
     return [f"-D{d}" for d in defines]
 
 
+OBJ_CACHE = Path(tempfile.gettempdir()) / "nas_m4_objcache"
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:24]
+
+
+@lru_cache(maxsize=8)
+def _compiler_version(gcc: str) -> bytes:
+    return subprocess.run([gcc, "--version"], capture_output=True).stdout
+
+
 def build_elf(sources: Sequence[str | os.PathLike], include_dirs: Sequence[str | os.PathLike],
               out_dir: str | os.PathLike, defines: Iterable[str] | Mapping[str, object] = (), *,
               name: str = "app", opt: str = "-O2", cflags: Sequence[str] = (), ldflags: Sequence[str] = (),
               flash_size: int | None = None, ram_size: int | None = None, min_stack: int | None = None,
               with_harness: bool = True, jobs: int | None = None, toolchain: Toolchain | None = None,
-              timeout: float = 600.0) -> Path:
-    """Compile ``sources`` (+ the harness) for Cortex-M4F and link ``out_dir/<name>.elf``.
+              timeout: float = 600.0, cpu_flags: Sequence[str] = M4_CFLAGS,
+              cached: Sequence[str | os.PathLike] = (),
+              cached_include_dirs: Sequence[str | os.PathLike] | None = None) -> Path:
+    """Compile ``sources`` + ``cached`` (+ the harness) for a Cortex-M and link ``out_dir/<name>.elf``.
 
-    Flags: ``M4_CFLAGS``, ``opt`` (default -O2), ``-std=c99 -ffunction-sections -fdata-sections``,
-    ``-I`` for each include dir and the harness dir, ``-D`` for ``defines`` (strings "N" / "N=V" or
-    a mapping), then ``cflags``.  Objects are compiled in parallel; linking uses newlib-nano,
-    ``--gc-sections`` and the mps2-an386 script.  ``flash_size``/``ram_size``/``min_stack`` (bytes)
-    make the link fail when the program does not fit (e.g. 1 MiB / 96 KiB for an STM32L476).
-    A map file ``<name>.map`` is written next to the ELF.  Raises :class:`BuildError`.
+    Flags: ``cpu_flags`` (default ``M4_CFLAGS``; see ``CPU_FLAGS``), ``opt`` (default -O2),
+    ``-std=c99 -ffunction-sections -fdata-sections``, ``-I`` for each include dir and the harness dir,
+    ``-D`` for ``defines`` (strings "N" / "N=V" or a mapping), then ``cflags``.  ``cached`` sources
+    (libraries) are compiled once per compiler, flags, source and headers content into ``OBJ_CACHE``,
+    with only ``cached_include_dirs`` (default: all ``include_dirs``) on their include path.
+    Objects are compiled in parallel; linking uses newlib-nano, ``--gc-sections`` and the mps2-an386
+    script.  ``flash_size``/``ram_size``/``min_stack`` (bytes) make the link fail when the program does
+    not fit (e.g. 1 MiB / 96 KiB for an STM32L476).  A map file ``<name>.map`` is written next to the
+    ELF.  Raises :class:`BuildError`.
     """
     tc = _require(toolchain)
     out = Path(out_dir)
-    obj_dir = out / f"{name}.obj"
-    obj_dir.mkdir(parents=True, exist_ok=True)
-    srcs = [Path(s) for s in sources]
-    if with_harness:
-        srcs += harness_sources()
-    base = [tc.gcc, *M4_CFLAGS, opt, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
-    base += [f"-I{Path(d)}" for d in include_dirs] + [f"-I{HARNESS_DIR}"]
-    base += _define_flags(defines) + list(cflags)
-
-    def compile_one(item: tuple[int, Path]) -> Path:
-        idx, src = item
-        obj = obj_dir / f"{idx:04d}_{src.stem}.o"
-        cmd = base + ["-c", str(src), "-o", str(obj)]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if res.returncode != 0:
-            raise BuildError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
-        return obj
-
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        objs = list(pool.map(compile_one, enumerate(srcs)))
-
+    srcs = [Path(s) for s in sources] + (harness_sources() if with_harness else [])
+    head = [tc.gcc, *cpu_flags, opt, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
+    tail = [f"-I{HARNESS_DIR}", *_define_flags(defines), *cflags]
+    lib_dirs = list(include_dirs if cached_include_dirs is None else cached_include_dirs)
+    objs = _compile_objects(srcs, out / f"{name}.obj", head + [f"-I{Path(d)}" for d in include_dirs] + tail,
+                            [Path(s) for s in cached], head + [f"-I{Path(d)}" for d in lib_dirs] + tail, lib_dirs,
+                            tc.gcc, jobs, timeout)
     elf = out / f"{name}.elf"
-    link = [tc.gcc, *M4_CFLAGS, opt, *map(str, objs), "-T", str(LINKER_SCRIPT), "-nostartfiles",
+    link = [tc.gcc, *cpu_flags, opt, *map(str, objs), "-T", str(LINKER_SCRIPT), "-nostartfiles",
             "--specs=nano.specs", "-Wl,--gc-sections", f"-Wl,-Map={out / (name + '.map')}"]
     for sym, val in (("QH_FLASH_SIZE", flash_size), ("QH_RAM_SIZE", ram_size), ("QH_MIN_STACK", min_stack)):
         if val is not None:
@@ -199,6 +255,40 @@ def build_elf(sources: Sequence[str | os.PathLike], include_dirs: Sequence[str |
     if res.returncode != 0:
         raise BuildError(f"link failed: {' '.join(link)}\n{res.stderr}")
     return elf
+
+
+def _compile(flags: Sequence[str], src: Path, obj: Path, timeout: float) -> None:
+    cmd = [*flags, "-c", str(src), "-o", str(obj)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise BuildError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
+
+
+def _compile_objects(srcs: list[Path], obj_dir: Path, flags: list[str], lib: list[Path], lib_flags: list[str],
+                     lib_dirs: list, gcc: str, jobs: int | None, timeout: float) -> list[Path]:
+    """Objects of `srcs` (compiled into obj_dir) and of `lib` (from OBJ_CACHE, compiled on a miss)."""
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    if lib:
+        headers = sorted({h for d in [*lib_dirs, HARNESS_DIR] for h in Path(d).rglob("*.h")})
+        common = _digest(_compiler_version(gcc), " ".join(lib_flags).encode(), *[h.read_bytes() for h in headers])
+        OBJ_CACHE.mkdir(parents=True, exist_ok=True)
+
+    def compile_one(item: tuple[int, Path]) -> Path:
+        idx, src = item
+        obj = obj_dir / f"{idx:04d}_{src.stem}.o"
+        _compile(flags, src, obj, timeout)
+        return obj
+
+    def compile_cached(src: Path) -> Path:
+        obj = OBJ_CACHE / f"{src.stem}-{_digest(common.encode(), src.read_bytes())}.o"
+        if not obj.exists():
+            tmp = obj.with_name(f"{obj.stem}.{os.getpid()}.{threading.get_ident()}.tmp.o")
+            _compile(lib_flags, src, tmp, timeout)
+            os.replace(tmp, obj)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        return list(pool.map(compile_one, enumerate(srcs))) + list(pool.map(compile_cached, lib))
 
 
 def qemu_command(elf: str | os.PathLike, output_file: str | os.PathLike | None = None,
@@ -271,6 +361,63 @@ def elf_sizes(elf: str | os.PathLike) -> dict[str, int]:
     sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
     sizes["ram"] = sizes["data"] + sizes["bss"]
     return sizes
+
+
+FLASH_SECTIONS = (".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
+_HASHED = re.compile(r"-[0-9a-f]{24}\.o$")     # OBJ_CACHE's content hash in an object's name
+
+
+def _object_name(path: str) -> str:
+    """'libc_nano.a(lib_a-memcpy.o)' / 'arm_convolve_s8.o' (cache hash and folders dropped)."""
+    name = path.rsplit("/", 1)[-1]
+    return _HASHED.sub(".o", name)
+
+
+def map_sections(map_path: str | os.PathLike) -> list[tuple[str, str, int, str]]:
+    """(output section, input section, size, object) of every non-empty allocated input section in the
+    FLASH output sections of a GNU ld map."""
+    text = Path(map_path).read_text()
+    text = text[text.index("Linker script and memory map"):]
+    out: list[tuple[str, str, int, str]] = []
+    current = None
+    pending = None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0] if line.split()[0] in FLASH_SECTIONS else None
+            continue
+        if current is None:
+            continue
+        parts = line.split()
+        if pending is not None:
+            if len(parts) >= 3 and parts[0].startswith("0x") and parts[1].startswith("0x"):
+                size = int(parts[1], 16)
+                if size:
+                    out.append((current, pending, size, _object_name(" ".join(parts[2:]))))
+            pending = None
+            continue
+        if line.startswith(" ") and not line.startswith("  ") and parts and parts[0].startswith("."):
+            if len(parts) >= 4 and parts[1].startswith("0x"):
+                size = int(parts[2], 16)
+                if size:
+                    out.append((current, parts[0], size, _object_name(" ".join(parts[3:]))))
+            elif len(parts) == 1:
+                pending = parts[0]
+    return out
+
+
+LOCAL_OBJECT = re.compile(r"^\d{4}_")     # objects build_elf compiles in place (not OBJ_CACHE ones)
+
+
+def map_footprints(map_path: str | os.PathLike, stubs: bool = False) -> dict[str, int]:
+    """{'object(section)': size rounded up to 4 (the largest alignment of these sections)} for the FLASH
+    input sections of a build_elf map; without the objects compiled in place unless `stubs`."""
+    fp: dict[str, int] = {}
+    for _out, sec, size, obj in map_sections(map_path):
+        if not stubs and LOCAL_OBJECT.match(obj):
+            continue
+        key = f"{obj}({sec})"
+        fp[key] = fp.get(key, 0) + (size + 3) // 4 * 4
+    return fp
 
 
 def parse_tagged(text: str) -> dict[str, dict[str, object]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +32,7 @@ import numpy as np
 
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
+from nas.cost import codesize, cpu
 from nas.export import qemu
 from nas.export.codegen import ARENA_SYMBOL, MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
 
@@ -150,15 +152,17 @@ def run_host(exe: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: 
 
 
 def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-             max_inputs: int = 1, name: str = "model", opt: str = "-O2") -> Path:
-    """Cortex-M4F ELF of the model + kernels + driver + QEMU harness (qemu.build_elf)."""
+             max_inputs: int = 1, name: str = "model", opt: str = "-O2", isa: str = "cortex-m4") -> Path:
+    """Cortex-M ELF (`qemu.CPU_FLAGS[isa]`, default the Cortex-M4F) of the model + kernels + driver +
+    QEMU harness (qemu.build_elf; kernel objects cached across builds)."""
     model_dir = Path(model_dir)
     srcs, incs, strict = kernel_library(model_dir, nn_path)
     cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else [])]
     try:
-        return qemu.build_elf([model_dir / MODEL_C, DRIVER_C, *srcs], [model_dir, *incs], Path(work),
+        return qemu.build_elf([model_dir / MODEL_C, DRIVER_C], [model_dir, *incs], Path(work),
                               defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": max_inputs},
-                              name=name, opt=opt, cflags=cflags)
+                              name=name, opt=opt, cflags=cflags, cpu_flags=qemu.CPU_FLAGS[isa], cached=srcs,
+                              cached_include_dirs=incs)
     except qemu.BuildError as exc:
         raise VerifyError(str(exc)) from None
 
@@ -228,43 +232,66 @@ def model_ram_estimate(cost: costmodel.Cost, budget: Budget, spec) -> int:
     return cost.arena_bytes + costmodel.align4(fe.frames * fe.n_mels) + budget.reserves.runtime.ram_bytes
 
 
-def model_flash_estimate(cost: costmodel.Cost, budget: Budget) -> int:
-    """Network constants + the runtime reserve (CMSIS-NN kernel code, glue)."""
-    return cost.network_flash_bytes + budget.reserves.runtime.flash_bytes
+def model_flash_estimate(cost: costmodel.Cost, spec) -> int:
+    """What the exporter's QEMU ELF holds, estimated for the kernels `cost` was priced with: the
+    harness (startup, semihosting, driver) + network constants + generated glue + the kernel code."""
+    chip = cost.chip
+    sizes = codesize.codesize_model(chip.library, chip.isa, chip.opt)
+    return sizes.verification_elf_bytes(cpu.kernel_calls(spec), cost.network_flash_bytes)
 
 
-def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget, spec,
-               x_one: np.ndarray, nn_path: str | os.PathLike | None = None) -> dict:
-    """Deployment-like Cortex-M4 ELF: sizes, symbols, one inference under QEMU, vs the cost model."""
-    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware")
-    run = run_m4(elf, np.asarray(x_one, np.int8).reshape(1, -1), spec.num_classes)
+def library_of(nn_path) -> str:
+    return "cmsis-nn" if nn_path else "portable"
+
+
+def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, spec) -> dict:
     sizes = qemu.elf_sizes(elf)
     syms = elf_symbols(elf)
     arena = syms.get(ARENA_SYMBOL, 0)
     net_const = sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX))
-    ram_measured = sizes["ram"] + run.stack_bytes
-    ram_est, flash_est = model_ram_estimate(cost, budget, spec), model_flash_estimate(cost, budget)
-    insn = int(run.insn[0])
+    ram_measured = sizes["ram"] + stack
+    ram_est, flash_est = model_ram_estimate(cost, budget, spec), model_flash_estimate(cost, spec)
+    return {"elf_sections": sizes, "arena_symbol_bytes": arena, "arena_cost_model_bytes": cost.arena_bytes,
+            "arena_matches_cost_model": arena == cost.arena_bytes,
+            "network_const_bytes": net_const, "network_flash_cost_model_bytes": cost.network_flash_bytes,
+            "network_const_matches_cost_model": net_const == cost.network_flash_bytes, "stack_bytes": stack,
+            "flash_bytes": sizes["flash"], "flash_estimate_bytes": flash_est,
+            "flash_vs_estimate": sizes["flash"] / flash_est, "flash_within_estimate": sizes["flash"] <= flash_est,
+            "ram_bytes_with_stack": ram_measured, "ram_estimate_bytes": ram_est,
+            "ram_vs_estimate": ram_measured / ram_est, "ram_within_estimate": ram_measured <= ram_est,
+            "flash_vs_cost_model_total": sizes["flash"] / cost.flash_bytes,
+            "ram_vs_cost_model_total": ram_measured / cost.ram_bytes}
+
+
+def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget, spec, x_int8: np.ndarray,
+               expected: np.ndarray, nn_path: str | os.PathLike | None = None) -> dict:
+    """The model on the budget's instruction set and optimisation level under QEMU: every window of
+    `x_int8` bit-exact with `expected` (else VerifyError), instructions per inference against the cost
+    model's prediction for these kernels, and the deployment-like ELF's (one window) sizes and symbols
+    against the cost model."""
+    cost = costmodel.estimate(spec, budget, library_of(nn_path))
+    chip = cost.chip
+    x = np.ascontiguousarray(np.asarray(x_int8, np.int8).reshape(len(x_int8), -1))
+    check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", opt=f"-{chip.opt}", isa=chip.isa)
+    run = run_m4(check, x, spec.num_classes)
+    bad = int((run.scores != np.asarray(expected)).any(axis=1).sum())
+    if bad:
+        raise VerifyError(f"Cortex-M scores differ from the integer reference on {bad} of {len(x)} windows")
+    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware", opt=f"-{chip.opt}", isa=chip.isa)
+    one = run_m4(elf, x[:1], spec.num_classes)
+    insn = int(np.median(run.insn))
     return {
-        "toolchain": "arm-none-eabi-gcc " + " ".join(qemu.M4_CFLAGS) + " -O2, " + qemu.QEMU_MACHINE + " -icount shift=0",
+        "toolchain": f"arm-none-eabi-gcc {' '.join(qemu.CPU_FLAGS[chip.isa])} -{chip.opt}, {qemu.QEMU_MACHINE} "
+                     "-icount shift=0",
+        "isa": chip.isa, "opt_level": chip.opt,
         "kernels": f"CMSIS-NN at {nn_path}" if nn_path else "portable CMSIS-NN kernels",
-        "elf_sections": sizes,
-        "arena_symbol_bytes": arena, "arena_cost_model_bytes": cost.arena_bytes,
-        "arena_matches_cost_model": arena == cost.arena_bytes,
-        "network_const_bytes": net_const, "network_flash_cost_model_bytes": cost.network_flash_bytes,
-        "network_const_matches_cost_model": net_const == cost.network_flash_bytes,
-        "stack_bytes": run.stack_bytes,
-        "flash_bytes": sizes["flash"], "flash_estimate_bytes": flash_est,
-        "flash_vs_estimate": sizes["flash"] / flash_est,
-        "ram_bytes_with_stack": ram_measured, "ram_estimate_bytes": ram_est,
-        "ram_vs_estimate": ram_measured / ram_est,
-        "ram_within_estimate": ram_measured <= ram_est,
-        "flash_vs_cost_model_total": sizes["flash"] / cost.flash_bytes,
-        "ram_vs_cost_model_total": ram_measured / cost.ram_bytes,
+        "bit_exact_windows": int(len(x)),
+        **_sizes_vs_cost(elf, one.stack_bytes, cost, budget, spec),
         "instructions_per_inference": insn,
-        "macs": cost.macs,
-        "instructions_per_mac": insn / cost.macs if cost.macs else None,
-        "scores": run.scores[0].tolist(),
+        "instructions_per_inference_range": [int(run.insn.min()), int(run.insn.max())],
+        "instructions_predicted": round(cost.instructions_per_window),
+        "instructions_vs_predicted": insn / cost.instructions_per_window,
+        "macs": cost.macs, "instructions_per_mac": insn / cost.macs if cost.macs else None,
         "_elf": str(elf),
     }
 
@@ -278,8 +305,9 @@ def pipeline_pushes(spec) -> int:
 
 
 def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp_root: str | os.PathLike,
-                      pushes: int, nn_path: str | os.PathLike | None = None) -> Path:
-    """Cortex-M4F ELF of front-end (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
+                      pushes: int, nn_path: str | os.PathLike | None = None, opt: str = "-O2",
+                      isa: str = "cortex-m4") -> Path:
+    """Cortex-M ELF of front-end (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
     from nas.export import frontend_c as fc
 
     model_dir = Path(model_dir)
@@ -294,23 +322,26 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
     defines = {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_FRONTEND": None, "NAS_DRIVER_PUSHES": pushes,
                **{d: None for d in fc.CMSIS_DSP_DEFINES}}
     try:
-        return qemu.build_elf([model_dir / MODEL_C, model_dir / fc.SOURCE_NAME, DRIVER_C, *srcs, *dsp_srcs],
-                              [model_dir, *incs, *dsp_incs], Path(work), defines=defines, name="pipeline",
-                              cflags=cflags)
+        return qemu.build_elf([model_dir / MODEL_C, model_dir / fc.SOURCE_NAME, DRIVER_C], [model_dir, *incs, *dsp_incs],
+                              Path(work), defines=defines, name="pipeline", cflags=cflags, opt=opt,
+                              cpu_flags=qemu.CPU_FLAGS[isa], cached=[*srcs, *dsp_srcs],
+                              cached_include_dirs=[*incs, *dsp_incs])
     except qemu.BuildError as exc:
         raise VerifyError(str(exc)) from None
 
 
-def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget,
+def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget,
                      qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None) -> dict:
-    """Front-end + model on the Cortex-M4 under QEMU, against `run_int8` and the cost model totals."""
+    """Front-end + model on the budget's core under QEMU, against `run_int8` and the cost model totals
+    (priced for the kernels linked)."""
     from nas.export import frontend_c as fc
     from nas.quant.quantize import run_int8
 
     spec = qm.spec
     fe = spec.frontend
+    cost = costmodel.estimate(spec, budget, library_of(nn_path))
     pushes = pipeline_pushes(spec)
-    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path)
+    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa)
     text, tags = _run_qemu(elf, None, 300.0, "QEMU pipeline run")
     n = int(tags["done"]["n"])
     if n < 1:
@@ -329,6 +360,8 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
     fe_tables = sum(syms.get(k, 0) for k in (*fc.TABLE_SYMBOLS, *fc.rfft_table_symbols(fe.n_fft)))
     ram = sizes["ram"] + stack
     audio = syms.get("nas_driver_hop", 0)     # the application's capture buffer, outside the cost model
+    harness = sum(v for k, v in qemu.map_footprints(elf.with_suffix(".map"), stubs=True).items()
+                  if re.match(r"\d{4}_(startup|harness|nas_driver)\.o\(", k))     # the test program, not the model
     frames = int(tags["fe"]["frames"])
     return {
         "windows": n,
@@ -340,13 +373,17 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
         "arena_symbol_bytes": syms.get(ARENA_SYMBOL, 0),
         "network_const_bytes": sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX)),
         "stack_bytes": stack,
-        "flash_bytes": sizes["flash"], "flash_cost_model_total_bytes": cost.flash_bytes,
-        "flash_vs_cost_model_total": sizes["flash"] / cost.flash_bytes,
+        "flash_bytes": sizes["flash"], "harness_flash_bytes": harness,
+        "flash_bytes_without_harness": sizes["flash"] - harness, "flash_cost_model_total_bytes": cost.flash_bytes,
+        "flash_vs_cost_model_total": (sizes["flash"] - harness) / cost.flash_bytes,
         "ram_bytes_with_stack": ram, "audio_hop_buffer_bytes": audio,
         "ram_bytes_without_audio_buffer": ram - audio, "ram_cost_model_total_bytes": cost.ram_bytes,
         "ram_vs_cost_model_total": (ram - audio) / cost.ram_bytes,
         "ram_within_cost_model_total": ram - audio <= cost.ram_bytes,
+        "flash_within_cost_model_total": sizes["flash"] - harness <= cost.flash_bytes,
         "model_instructions_per_inference": int(np.median(insn)),
+        "model_instructions_predicted": round(cost.instructions_per_window),
+        "frontend_instructions_per_frame_predicted": round(cost.chip.frontend_instructions_per_frame),
         "frontend_instructions_per_frame_max": int(tags["fe"]["frame_max"]),
         "frontend_instructions_per_frame_mean": (int(tags["fe"]["frame_total"]) / frames) if frames else None,
     }

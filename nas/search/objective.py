@@ -30,7 +30,7 @@ from nas.train.loop import StopTraining, TrainResult, train
 from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 
-CONSTRAINTS = ("ram", "flash", "macs_per_second", "valid")
+CONSTRAINTS = ("ram", "flash", "macs_per_second", "cpu_share", "valid")
 
 
 class Interrupted(Exception):
@@ -48,13 +48,16 @@ def describe_violations(cost: costmodel.Cost, budget: Budget) -> str:
     if cost.macs_per_second > lim.macs_per_second:
         parts.append(f"MAC/s {cost.macs_per_second / 1e6:.2f} M > {lim.macs_per_second / 1e6:.2f} M "
                      f"({cost.macs_per_second / lim.macs_per_second - 1:+.0%})")
+    if lim.cpu_share is not None and cost.cpu_share > lim.cpu_share:
+        parts.append(f"CPU {cost.cpu_share:.1%} > {lim.cpu_share:.1%} ({cost.cpu_share / lim.cpu_share - 1:+.0%})")
     return "over budget: " + "; ".join(parts)
 
 
-def trial_point(t, score: float) -> Point:
-    """A trial's (score, compute, RAM) for the fidelity rules, from its recorded costs."""
+def trial_point(t, score: float, compute: str = "macs_per_second") -> Point:
+    """A trial's (score, compute, RAM) for the fidelity rules, from its recorded costs; `compute` is
+    the study's compute objective (a cost-summary key)."""
     ua = t.user_attrs
-    return Point(t.number, score, ua.get("macs_per_second", float("inf")), ua.get("ram_bytes", float("inf")))
+    return Point(t.number, score, ua.get(compute, float("inf")), ua.get("ram_bytes", float("inf")))
 
 
 class Objective:
@@ -66,6 +69,7 @@ class Objective:
         self.fidelity = fidelity or Fidelity()
         self.checkpoints, self.log = checkpoints, log
         self.stop = stop or threading.Event()
+        self.compute = budget.objectives.compute     # the second objective: macs_per_second or cpu_share
 
     def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float]) -> None:
         for key in CONSTRAINTS:
@@ -128,7 +132,7 @@ class Objective:
         train_set, val_set, norm = self.data.get(spec.frontend)
         t0 = time.perf_counter()
         runs = [self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=0)]
-        me = trial_point(trial, runs[0].best_score)
+        me = trial_point(trial, runs[0].best_score, self.compute)
         if self.fidelity.seeds > 1 and near_front(me, self._completed(trial), self.fidelity.seed_margin):
             for k in range(1, self.fidelity.seeds):
                 runs.append(self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=k))
@@ -148,9 +152,9 @@ class Objective:
         ref = trial.user_attrs.get("reference")
         spread = f" ± {statistics.stdev(scores):.3f} ({len(scores)} seeds)" if len(scores) > 1 else ""
         self.log(f"trial {trial.number:>4} trained    score {score:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
-                 f"RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
+                 f"CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
                  f"{time.perf_counter() - t0:5.1f} s" + (f"  [{ref}]" if ref else ""))
-        return score, cost.macs_per_second, float(cost.ram_bytes)
+        return score, float(getattr(cost, self.compute)), float(cost.ram_bytes)
 
     def _completed(self, trial: optuna.Trial) -> list[Point]:
         return [Point(t.number, t.values[0], t.values[1], t.values[2])
@@ -188,14 +192,15 @@ class Objective:
         rungs = dict(trial.user_attrs.get("rungs") or {})
         rungs[str(rung)] = round(score, 4)
         trial.set_user_attr("rungs", rungs)
-        rivals = [trial_point(t, t.user_attrs["rungs"][str(rung)])
+        rivals = [trial_point(t, t.user_attrs["rungs"][str(rung)], self.compute)
                   for t in trial.study.get_trials(deepcopy=False)
                   if t.number != trial.number and str(rung) in (t.user_attrs.get("rungs") or {})]
-        ahead = (rival_ahead(trial_point(trial, score), rivals, self.fidelity.margin)
+        ahead = (rival_ahead(trial_point(trial, score, self.compute), rivals, self.fidelity.margin)
                  if len(rivals) >= self.fidelity.min_rivals else None)
         if ahead is not None:
+            what = "MAC/s" if self.compute == "macs_per_second" else "CPU"
             raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number} scored {ahead.score:.3f} "
-                               f"vs {score:.3f} there at no more MAC/s and RAM")
+                               f"vs {score:.3f} there at no more {what} and RAM")
         if score <= 1.2 / spec.num_classes:
             raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
 

@@ -12,7 +12,8 @@ from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.study.trials import pareto_front
 
-COST_KEYS = ("macs_per_second", "ram_bytes", "flash_bytes", "macs", "params", "arena_bytes")
+COST_KEYS = ("macs_per_second", "cpu_share", "instructions_per_second", "ram_bytes", "flash_bytes", "macs",
+             "params", "arena_bytes")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -40,8 +41,10 @@ def plot_pareto(df: pd.DataFrame, budget: Budget) -> bytes:
     done = df[df.state == "COMPLETE"]
     front = done[done.pareto]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    panels = [("macs_per_second", 1e6, "M MAC/s", budget.limits.macs_per_second),
-              ("ram_bytes", 1024, "RAM (kB)", budget.limits.ram_bytes)]
+    compute = ("macs_per_second", 1e6, "M MAC/s", budget.limits.macs_per_second)
+    if budget.objectives.compute == "cpu_share":
+        compute = ("cpu_share", 0.01, "CPU share (%)", budget.limits.cpu_share)
+    panels = [compute, ("ram_bytes", 1024, "RAM (kB)", budget.limits.ram_bytes)]
     for ax, (key, scale, label, limit) in zip(axes, panels):
         ax.scatter(done[key] / scale, done.val_accuracy, s=18, c="0.65", label="trained")
         ax.scatter(front[key] / scale, front.val_accuracy, s=36, c="tab:red", label="Pareto front")
@@ -51,7 +54,8 @@ def plot_pareto(df: pd.DataFrame, budget: Budget) -> bytes:
         for _, r in refs.iterrows():
             ax.annotate(r.reference, (r[key] / scale, r.val_accuracy), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
-        ax.axvline(limit / scale, c="k", ls="--", lw=1, label="budget")
+        if limit is not None:
+            ax.axvline(limit / scale, c="k", ls="--", lw=1, label="budget")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation accuracy (clip)")
@@ -65,7 +69,7 @@ def plot_pareto(df: pd.DataFrame, budget: Budget) -> bytes:
 
 
 def front_table(front: list[FrozenTrial]) -> str:
-    head = ("trial", "model", "val acc", "MAC/s", "RAM kB", "FLASH kB", "params", "input", "network")
+    head = ("trial", "model", "val acc", "MAC/s", "CPU", "RAM kB", "FLASH kB", "params", "input", "network")
     rows = [head]
     for t in front:
         p, ua = t.params, t.user_attrs
@@ -73,7 +77,9 @@ def front_table(front: list[FrozenTrial]) -> str:
         net = (f"{'DS' if p['conv_type'] == 'depthwise_separable' else 'std'} "
                f"{p['downsampling']} {p['blocks']}x{p['kernel']}x{p['kernel']} f{p['base_filters']}"
                f"*{p['growth']:g} {p['head']} d{p['dense_units']}")
-        rows.append((str(t.number), ua.get("reference", ""), f"{t.values[0]:.3f}", f"{t.values[1] / 1e6:.2f} M",
+        cpu = ua.get("cpu_share")
+        rows.append((str(t.number), ua.get("reference", ""), f"{t.values[0]:.3f}",
+                     f"{ua.get('macs_per_second', 0) / 1e6:.2f} M", "?" if cpu is None else f"{cpu:.1%}",
                      f"{t.values[2] / 1024:.1f}", f"{ua.get('flash_bytes', 0) / 1024:.1f}",
                      f"{ua.get('params', 0):,}", inp, net))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]

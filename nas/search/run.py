@@ -113,7 +113,7 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     out.mkdir(parents=True, exist_ok=True)
     claim = claim_for(storage, study_name)
     with claim:  # workers starting together: one creates the study and queues the references
-        study = load_study(study_name, storage, seed)
+        study = load_study(study_name, storage, seed, budget.objectives.compute)
         require_definition(study, defines)
         closed = close_stale_trials(study)
         redone = requeue_unfinished(study)

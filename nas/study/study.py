@@ -1,7 +1,9 @@
 """Creating and opening the study: three objectives, a resumable storage, one-line errors.
 
-Objectives: validation accuracy (max), MAC/s (min), RAM (min); FLASH is a constraint. Importing this
-module quiets Optuna's per-trial logging and its experimental-API warnings for every verb.
+Objectives: validation accuracy (max), compute (min: MAC/s, or the measured CPU share when the budget's
+``objectives.compute`` says so; its name is the study's second metric name), RAM (min); FLASH is a
+constraint. Importing this module quiets Optuna's per-trial logging and its experimental-API warnings
+for every verb.
 """
 from __future__ import annotations
 
@@ -25,8 +27,14 @@ def sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
 
 
-def load_study(study: str, storage: str, seed: int | None) -> optuna.Study:
-    """The study `study` in `storage`, created when absent (TPE sampler seeded with `seed`)."""
+def objectives(compute: str = "macs_per_second") -> tuple[str, str, str]:
+    """The metric names of a study whose compute objective is `compute`."""
+    return (OBJECTIVES[0], compute, OBJECTIVES[2])
+
+
+def load_study(study: str, storage: str, seed: int | None, compute: str = "macs_per_second") -> optuna.Study:
+    """The study `study` in `storage`, created when absent (TPE sampler seeded with `seed`), with
+    `compute` (a cost-summary key) as its second objective."""
     try:
         s = optuna.create_study(study_name=study, storage=open_storage(storage), directions=list(DIRECTIONS),
                                 sampler=sampler(seed), load_if_exists=True)
@@ -36,7 +44,10 @@ def load_study(study: str, storage: str, seed: int | None) -> optuna.Study:
                               optuna.study.StudyDirection.MINIMIZE]:
         raise UserError(f"study {study!r} in {storage} was not created by nas.search (other objectives)")
     if not s.metric_names:
-        s.set_metric_names(list(OBJECTIVES))
+        s.set_metric_names(list(objectives(compute)))
+    elif s.metric_names[1] != compute:
+        raise UserError(f"study {study!r} in {storage} minimises {s.metric_names[1]}, the budget's "
+                        f"objectives.compute is {compute}: use another --study or the same objective")
     return s
 
 

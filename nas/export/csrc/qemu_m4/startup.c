@@ -55,12 +55,13 @@ void Reset_Handler(void)
 }
 
 /* Any unexpected exception: hand the stacked frame (MSP) and the exception
- * number to qh_fault_report, which prints them and exits QH_FAULT_EXIT_CODE. */
+ * number to qh_fault_report, which prints them and exits QH_FAULT_EXIT_CODE
+ * (bl, not b: its range also reaches across large ARMv6-M programs). */
 void Default_Handler(void)
 {
     __asm__ volatile("mrs r0, msp\n\t"
                      "mrs r1, ipsr\n\t"
-                     "b qh_fault_report\n\t");
+                     "bl qh_fault_report\n\t");
 }
 
 void NMI_Handler(void) __attribute__((weak, alias("Default_Handler")));

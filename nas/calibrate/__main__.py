@@ -1,0 +1,51 @@
+"""`python -m nas.calibrate --cmsis-nn PATH`: regenerate the chip cost data shipped in nas/cost/data/.
+
+Steps (each cached under ``--work``, so an interrupted run resumes and a refit reruns nothing):
+
+* ``kernels``: every layer call of 150 random networks of the default search space plus 1200 random
+  calls around them, counted exactly under QEMU for each kernel library (the CMSIS-NN checkout and
+  the portable kernels), instruction set (cortex-m4 DSP, cortex-m3, cortex-m0plus) and optimisation
+  level (O2, Os, O3); one fit per kernel -> ``instructions.json``;
+* ``codesize``: the FLASH of every function each CMSIS-NN entry point links (and the verification
+  harness) -> ``codesize.json``;
+* ``glue``: whole exported models (random weights) on the same configurations: the generated code's
+  instructions per layer and per inference beyond the kernel calls, and its FLASH per layer kind
+  (into both files);
+* ``frontend``: the generated CMSIS-DSP front-end's instructions per frame and code size for FFT
+  lengths 64..4096 -> ``frontend.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from nas.calibrate.run import DEFAULT_WORK, STEPS, regenerate
+from nas.core.errors import run_cli
+from nas.cost import cpu
+
+
+def _list(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nas.calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--cmsis-nn", default=os.environ.get("CMSIS_NN_PATH") or None,
+                   help="CMSIS-NN checkout measured as the 'cmsis-nn' library (default $CMSIS_NN_PATH)")
+    p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,
+                   help="CMSIS-DSP tree for the front-end step (default $CMSIS_DSP_PATH)")
+    p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    p.add_argument("--libraries", default=",".join(cpu.LIBRARIES))
+    p.add_argument("--isas", default=",".join(cpu.ISAS))
+    p.add_argument("--opts", default=",".join(cpu.OPT_LEVELS))
+    p.add_argument("--work", default=str(DEFAULT_WORK), help="cache of builds and raw counts (default %(default)s)")
+    p.add_argument("--out", default=str(cpu.DATA_DIR), help="where the JSON files go (default: the package's data/)")
+    a = p.parse_args(argv)
+    regenerate(_list(a.steps), _list(a.libraries), _list(a.isas), _list(a.opts), a.cmsis_nn, a.cmsis_dsp,
+               Path(a.work), Path(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,165 @@
+"""The generated code's own cost: instructions and FLASH of model.c beyond the CMSIS-NN calls.
+
+On `GLUE_SPECS` (random default-space networks with every layer kind among them, small enough to
+build fast) exported with random weights, per configuration:
+
+* instructions: one inference of model.c linked against `STUB_KERNELS_C` (every CMSIS-NN function
+  it calls returns at once) = per_invoke + per_layer x layers, least squares (exact counts, so the
+  fit is exact up to a few instructions of immediate-encoding differences);
+* FLASH: the ELF minus the harness, the network constants (+ their alignment padding) and the
+  measured kernel code = per_invoke + sum of per_layer[op], least squares; ``margin`` = the largest positive residual, so
+  that the estimate bounds every measured model.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from nas.calibrate import DEFAULT_SPACE, models
+from nas.cost import cpu
+from nas.cost.codesize import ENTRY_POINTS, CodeSizeModel, weight_padding
+
+GLUE_SEEDS = range(20_000, 20_400)
+
+# The entry points model.c calls, doing nothing: what is left of an inference is the generated code.
+STUB_KERNELS_C = """#include "arm_nnfunctions.h"
+#define NAS_UNUSED(x) (void)(x)
+arm_cmsis_nn_status arm_convolve_wrapper_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
+    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
+    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
+int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *a, const cmsis_nn_dims *b,
+    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
+arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *a, const cmsis_nn_dw_conv_params *b,
+    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
+    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
+int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *a, const cmsis_nn_dims *b,
+    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
+arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *a, const cmsis_nn_fc_params *b,
+    const cmsis_nn_per_tensor_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
+    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
+int32_t arm_fully_connected_s8_get_buffer_size(const cmsis_nn_dims *a) { NAS_UNUSED(a); return 0; }
+arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *a, const cmsis_nn_pool_params *b, const cmsis_nn_dims *c,
+    const int8_t *d, const cmsis_nn_dims *e, const cmsis_nn_dims *f, int8_t *g)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  return ARM_CMSIS_NN_SUCCESS; }
+arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *a, const cmsis_nn_pool_params *b, const cmsis_nn_dims *c,
+    const int8_t *d, const cmsis_nn_dims *e, const cmsis_nn_dims *f, int8_t *g)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  return ARM_CMSIS_NN_SUCCESS; }
+int32_t arm_avgpool_s8_get_buffer_size(const int a, const int b) { NAS_UNUSED(a); NAS_UNUSED(b); return 0; }
+void arm_softmax_s8(const int8_t *a, const int32_t b, const int32_t c, const int32_t d, const int32_t e,
+    const int32_t f, int8_t *g)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g); }
+"""
+GLUE_NETWORKS = 14
+MAX_NETWORK_FLASH = 60_000
+
+
+def glue_specs():
+    """Small random networks of the default space until every op appears at least twice."""
+    from nas.cost import analytic as costmodel
+    from nas.arch.space import InvalidArchitecture, SearchSpace
+
+    space = SearchSpace.load(DEFAULT_SPACE)
+    budget = models.budget_for("cortex-m4")
+    specs, seen = [], Counter()
+    for seed in GLUE_SEEDS:
+        try:
+            spec = space.build(space.sample(random.Random(seed)), name=f"glue{seed}")
+        except InvalidArchitecture:
+            continue
+        if costmodel.estimate(spec, budget).network_flash_bytes > MAX_NETWORK_FLASH:
+            continue
+        ops = Counter(c.op for c in cpu.kernel_calls(spec))
+        if len(specs) >= GLUE_NETWORKS and all(seen[op] >= 2 for op in ENTRY_POINTS):
+            break
+        if len(specs) < GLUE_NETWORKS or any(seen[op] < 2 for op in ops):
+            specs.append(spec)
+            seen.update(ops.keys())
+    return specs
+
+
+GLUE_REPEATS = 64      # inferences averaged: each is timed to the 40-instruction SysTick step
+
+
+def _glue_instructions(folder: Path, work: Path, isa: str, opt: str, x: np.ndarray, classes: int) -> float:
+    """Mean instructions of an inference of model.c with every kernel a stub: the generated code's own."""
+    from nas.export import qemu, verify
+
+    stub = work / "glue" / "stub_kernels.c"
+    stub.write_text(STUB_KERNELS_C)
+    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, qemu.PORTABLE_DIR],
+                         folder / f"stub_{isa}_{opt}", name="stub", opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
+                         defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": GLUE_REPEATS})
+    return float(verify.run_m4(elf, np.repeat(x, GLUE_REPEATS, axis=0), classes).insn.mean())
+
+
+def _exports(cfg, roots, work: Path) -> list[tuple[list[cpu.KernelCall], "models.ExportRun", float]]:
+    """(calls, export run, glue instructions) per glue network, from the cache or QEMU."""
+    lib, isa, opt = cfg
+    cache = work / "records" / f"glue_{lib}_{isa}_{opt}.json"
+    specs = glue_specs()
+    if cache.is_file():
+        rows = json.loads(cache.read_text())
+        if [r["network"] for r in rows] == [s.name for s in specs]:
+            return [(cpu.kernel_calls(s), models.ExportRun(r["instructions"], r["flash"], r["const"], True, Path()),
+                     r["glue"]) for s, r in zip(specs, rows)]
+    out = _export_all(cfg, roots, work, specs)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps([{"network": s.name, "instructions": run.instructions, "flash": run.flash_bytes,
+                                  "const": run.const_bytes, "glue": glue} for s, (_, run, glue) in zip(specs, out)]))
+    return out
+
+
+def _export_all(cfg, roots, work: Path, specs) -> list[tuple[list[cpu.KernelCall], "models.ExportRun", float]]:
+    lib, isa, opt = cfg
+    out = []
+    for k, spec in enumerate(specs):
+        folder = work / "glue" / ("dsp" if isa == "cortex-m4" else "nodsp") / spec.name
+        fe = spec.frontend
+        x = np.random.default_rng(k).integers(-128, 128, size=(1, fe.frames, fe.n_mels)).astype(np.int8)
+        qm = models.random_model(spec, k)
+        if not (folder / "model.c").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            models.write_c(qm, isa, folder, x)
+        run = models.run_exported(qm, lib, roots[lib], isa, opt, folder, x)
+        if not run.scores_match:
+            raise RuntimeError(f"{spec.name} on {cpu.config_key(*cfg)}: scores differ from the integer reference")
+        out.append((cpu.kernel_calls(spec), run, _glue_instructions(folder, work, isa, opt, x, qm.num_classes)))
+    return out
+
+
+def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
+    """(instruction glue, FLASH glue) of one configuration."""
+    rows = _exports(cfg, roots, work)
+    n_layers = np.array([len(calls) for calls, _, _ in rows], dtype=float)
+    insn = np.array([glue for _, _, glue in rows], dtype=float)
+    a = np.stack([np.ones_like(n_layers), n_layers], axis=1)
+    (per_invoke, per_layer), *_ = np.linalg.lstsq(a, insn, rcond=None)
+    ops = list(ENTRY_POINTS)
+    counts = np.array([[sum(c.op == op for c in calls) for op in ops] for calls, _, _ in rows], dtype=float)
+    rest = np.array([run.flash_bytes - sizes.harness_bytes - run.const_bytes - weight_padding(calls)
+                     - sizes.kernel_bytes((c.op for c in calls), beside_harness=True) for calls, run, _ in rows],
+                    dtype=float)
+    x = np.concatenate([np.ones((len(rows), 1)), counts], axis=1)
+    coef, *_ = np.linalg.lstsq(x, rest, rcond=None)
+    resid = rest - x @ coef
+    insn_glue = {"per_invoke": round(float(per_invoke), 1), "per_layer": round(float(per_layer), 1),
+                 "networks": len(rows),
+                 "max_abs_residual": round(float(np.abs(insn - a @ [per_invoke, per_layer]).max()), 1)}
+    flash_glue = {"per_invoke": round(float(coef[0]), 1),
+                  "per_layer": {op: round(float(v), 1) for op, v in zip(ops, coef[1:])},
+                  "margin": round(float(max(0.0, resid.max())), 1), "networks": len(rows)}
+    return insn_glue, flash_glue

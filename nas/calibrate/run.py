@@ -1,0 +1,64 @@
+"""One regeneration run: the requested steps over the requested configurations, in order."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import tempfile
+from pathlib import Path
+
+from nas.core.atomic import atomic_write_text
+from nas.core.errors import UserError
+from nas.cost import codesize, cpu, frontend
+
+STEPS = ("kernels", "codesize", "glue", "frontend")
+DEFAULT_WORK = Path(tempfile.gettempdir()) / "nas_chip_measure"
+
+
+def _write(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {path}", flush=True)
+
+
+def _glue(cfgs, roots, work: Path, insn_file: Path, size_file: Path) -> None:
+    from nas.calibrate import glue
+
+    insn, size = json.loads(insn_file.read_text()), json.loads(size_file.read_text())
+    for cfg in cfgs:
+        key = cpu.config_key(*cfg)
+        print(f"glue of the generated code on {key} ...", flush=True)
+        insn["configs"][key]["glue"], size["configs"][key]["glue"] = glue.measure(
+            cfg, roots, work, codesize.codesize_model(*cfg, path=size_file))
+    _write(insn_file, insn)
+    _write(size_file, size)
+
+
+def regenerate(steps, libraries, isas, opts, cmsis_nn: str | None, cmsis_dsp: str | None, work: Path,
+               out: Path) -> None:
+    """Run `steps` (a subset of `STEPS`) and write the JSON files into `out`."""
+    bad = [s for s in steps if s not in STEPS]
+    if bad:
+        raise UserError(f"--steps: unknown {', '.join(bad)} (have {', '.join(STEPS)})")
+    if "cmsis-nn" in libraries and not cmsis_nn:
+        raise UserError("--cmsis-nn: the cmsis-nn library needs a checkout (or pass --libraries portable)")
+    if "frontend" in steps and not cmsis_dsp:
+        raise UserError("--cmsis-dsp: the frontend step needs a CMSIS-DSP tree (or CMSIS_DSP_PATH)")
+    roots = {"cmsis-nn": cmsis_nn, "portable": None}
+    cfgs = [(lib, isa, opt) for lib in libraries for isa in isas for opt in opts]
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    insn_file, size_file = out / cpu.INSTRUCTIONS_FILE.name, out / codesize.CODESIZE_FILE.name
+    if "kernels" in steps:
+        from nas.calibrate import instructions
+
+        _write(insn_file, instructions.regenerate(cfgs, roots, work, stamp, insn_file))
+    if "codesize" in steps:
+        from nas.calibrate import sizes
+
+        _write(size_file, sizes.regenerate(cfgs, roots, work, stamp, size_file))
+    if "glue" in steps:
+        _glue(cfgs, roots, work, insn_file, size_file)
+    if "frontend" in steps:
+        from nas.calibrate import frontend as fe_measure
+
+        _write(out / frontend.FRONTEND_FILE.name,
+               fe_measure.regenerate(sorted({(isa, opt) for _, isa, opt in cfgs}), cmsis_dsp, work, stamp))
