@@ -15,17 +15,20 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.search.objective import Interrupted
-from nas.study.trials import WORKER, counted
+from nas.search.progress import Progress
+from nas.study.trials import WORKER, counted, finished
 
 
 def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
-               stop: threading.Event | None = None) -> None:
+               stop: threading.Event | None = None, progress: Progress | None = None) -> None:
     """Run trials until the study holds `total` counted trials, `timeout` passes or `stop` is set.
 
     With jobs > 1 the trials run in threads; Ctrl-C sets `stop`, running trials end at their next
     epoch (failed, uncounted) and KeyboardInterrupt is re-raised once every thread has told its trial.
     """
     stop = stop or threading.Event()
+    progress = progress or Progress.off()
+    progress.start(finished(study))
     deadline = time.monotonic() + timeout if timeout else None
 
     def loop() -> None:
@@ -35,7 +38,9 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
                     return
                 trial = study.ask()
                 trial.set_user_attr("worker", WORKER)
-            _run_one(study, objective, trial)
+            progress.trial_started(trial.number)
+            _run_one(study, objective, trial, progress)
+            progress.trial_finished(trial.number, finished(study))
 
     if jobs == 1:
         try:
@@ -69,7 +74,7 @@ def _guarded(loop: Callable[[], None], stop: threading.Event) -> None:
         raise
 
 
-def _run_one(study: optuna.Study, objective, trial: optuna.Trial) -> None:
+def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Progress) -> None:
     try:
         values = objective(trial)
     except optuna.TrialPruned:
@@ -78,7 +83,10 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial) -> None:
         trial.set_user_attr("interrupted", True)
         study.tell(trial, state=TrialState.FAIL)
         raise KeyboardInterrupt from None
-    except Exception:  # the objective stored the reason; the study goes on
+    except Exception as exc:  # the study goes on; the objective stored the reason of its own failures
+        if "fail_reason" not in trial.user_attrs:  # e.g. the sampler: counted, so the loop cannot spin on it
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            progress.log(f"trial {trial.number:>4} FAILED     {type(exc).__name__}: {exc}")
         study.tell(trial, state=TrialState.FAIL)
     else:
         study.tell(trial, values)
