@@ -32,6 +32,7 @@ import numpy as np
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
 from nas.export import qemu
+from nas.export.api import Api
 from nas.export.codegen import ARENA_SYMBOL, MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
@@ -58,6 +59,19 @@ def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) ->
     if not port.is_dir():
         port = qemu.PORTABLE_DIR
     return sorted(port.glob("*.c")), [port], True
+
+
+def driver_api_flags(api: Api, work: Path) -> list[str]:
+    """Compiler flags that let the driver call a model exported with a non-default `api`: a header
+    mapping the default names to its names, force-included (`templates/driver_api.h.j2`)."""
+    if api.is_default:
+        return []
+    from nas.export.render import render
+
+    header = Path(work) / "driver_api.h"
+    header.parent.mkdir(parents=True, exist_ok=True)
+    header.write_text(render("driver_api.h.j2", api=api))
+    return ["-include", str(header)]
 
 
 def _digest(*parts: bytes) -> str:
@@ -93,7 +107,7 @@ def _cached_objects(cc: str, flags: Sequence[str], srcs: Sequence[Path], headers
 
 
 def build_host(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-               max_inputs: int = 256) -> Path:
+               max_inputs: int = 256, api: Api = Api()) -> Path:
     """Host executable of the model + kernels + batch driver; model.c and the driver (and the
     portable kernels) must compile without a single warning."""
     cc = host_compiler()
@@ -112,11 +126,12 @@ def build_host(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: s
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(lambda so: _compile(cc, lib_flags, *so), zip(srcs, lib_objs)))
     own_flags = [*STRICT, HOST_OPT, f"-I{model_dir}", *inc_flags, f"-DNAS_DRIVER_MAX_INPUTS={max_inputs}"]
-    own = [(model_dir / MODEL_C, work / "model.o"), (DRIVER_C, work / "nas_driver.o")]
+    own = [(model_dir / MODEL_C, work / "model.o", own_flags),
+           (DRIVER_C, work / "nas_driver.o", [*own_flags, *driver_api_flags(api, work)])]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda so: _compile(cc, own_flags, *so), own))
+        list(pool.map(lambda sof: _compile(cc, sof[2], sof[0], sof[1]), own))
     exe = work / "nas_driver"
-    cmd = [cc, *[str(o) for _, o in own], *map(str, lib_objs), "-o", str(exe)]
+    cmd = [cc, *[str(o) for _, o, _ in own], *map(str, lib_objs), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise VerifyError(f"link failed: {' '.join(cmd)}\n{res.stderr}")
@@ -150,11 +165,11 @@ def run_host(exe: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: 
 
 
 def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-             max_inputs: int = 1, name: str = "model", opt: str = "-O2") -> Path:
+             max_inputs: int = 1, name: str = "model", opt: str = "-O2", api: Api = Api()) -> Path:
     """Cortex-M4F ELF of the model + kernels + driver + QEMU harness (qemu.build_elf)."""
     model_dir = Path(model_dir)
     srcs, incs, strict = kernel_library(model_dir, nn_path)
-    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else [])]
+    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *driver_api_flags(api, Path(work))]
     try:
         return qemu.build_elf([model_dir / MODEL_C, DRIVER_C, *srcs], [model_dir, *incs], Path(work),
                               defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": max_inputs},
@@ -234,9 +249,9 @@ def model_flash_estimate(cost: costmodel.Cost, budget: Budget) -> int:
 
 
 def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget, spec,
-               x_one: np.ndarray, nn_path: str | os.PathLike | None = None) -> dict:
+               x_one: np.ndarray, nn_path: str | os.PathLike | None = None, api: Api = Api()) -> dict:
     """Deployment-like Cortex-M4 ELF: sizes, symbols, one inference under QEMU, vs the cost model."""
-    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware")
+    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware", api=api)
     run = run_m4(elf, np.asarray(x_one, np.int8).reshape(1, -1), spec.num_classes)
     sizes = qemu.elf_sizes(elf)
     syms = elf_symbols(elf)
@@ -278,7 +293,7 @@ def pipeline_pushes(spec) -> int:
 
 
 def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp_root: str | os.PathLike,
-                      pushes: int, nn_path: str | os.PathLike | None = None) -> Path:
+                      pushes: int, nn_path: str | os.PathLike | None = None, api: Api = Api()) -> Path:
     """Cortex-M4F ELF of front-end (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
     from nas.export import frontend_c as fc
 
@@ -290,7 +305,8 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
     except FileNotFoundError as exc:
         raise VerifyError(str(exc)) from None
     srcs, incs, strict = kernel_library(model_dir, nn_path)
-    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *fc.FRONTEND_CFLAGS[1:]]
+    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *fc.FRONTEND_CFLAGS[1:],
+              *driver_api_flags(api, Path(work))]
     defines = {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_FRONTEND": None, "NAS_DRIVER_PUSHES": pushes,
                **{d: None for d in fc.CMSIS_DSP_DEFINES}}
     try:
@@ -302,7 +318,8 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
 
 
 def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget,
-                     qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None) -> dict:
+                     qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None,
+                     api: Api = Api()) -> dict:
     """Front-end + model on the Cortex-M4 under QEMU, against `run_int8` and the cost model totals."""
     from nas.export import frontend_c as fc
     from nas.quant.quantize import run_int8
@@ -310,7 +327,7 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
     spec = qm.spec
     fe = spec.frontend
     pushes = pipeline_pushes(spec)
-    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path)
+    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, api)
     text, tags = _run_qemu(elf, None, 300.0, "QEMU pipeline run")
     n = int(tags["done"]["n"])
     if n < 1:
