@@ -5,8 +5,9 @@ front points filled (coloured by the objective not on the panel's x axis) and nu
 trial number, as in the front table; other trained trials grey; trials stopped early faint at the
 best accuracy they reached; rejected trials as faint ticks along the bottom at their cost (clipped
 at the right edge when far over budget); dashed lines at the budget's limits. Reference models are
-labelled by name, placed so that no label overlaps another or a front point. `points` is the data
-behind both figures (tested), `pareto_png` (matplotlib) and `pareto_html` (plotly, self-contained).
+labelled by name, placed so that no label overlaps another or a front point (in the PNG; the HTML
+shows every point's details on hover). `points` is the data behind both figures (tested),
+`pareto_png` (matplotlib) and `pareto_html` (plotly, self-contained).
 """
 from __future__ import annotations
 
@@ -158,6 +159,12 @@ def pareto_png(df: pd.DataFrame, budget: Budget) -> bytes:
     return buf.getvalue()
 
 
+def _alternate(x: pd.Series) -> list[str]:
+    """Text above and below in turn along x, so neighbouring labels of the HTML front part."""
+    rank = x.rank(method="first").astype(int)
+    return ["top center" if r % 2 else "bottom center" for r in rank]
+
+
 def pareto_html(df: pd.DataFrame, budget: Budget) -> str:
     """The same panels in plotly (hover: trial, model, network, costs), one self-contained HTML file."""
     import plotly.graph_objects as go
@@ -168,17 +175,22 @@ def pareto_html(df: pd.DataFrame, budget: Budget) -> str:
              "trained": dict(size=7, color="grey"), "stopped": dict(size=7, color="lightgrey", symbol="x"),
              "rejected": dict(size=9, color="rgba(214,39,40,0.3)", symbol="line-ns-open")}
     for col, (key, scale, *_rest) in enumerate(PANELS, start=1):
+        limit = getattr(budget.limits, LIMITS[key])
+        xmax = _x_max(df, key, limit) / scale
         for kind, marker in style.items():
             part = df[df.kind == kind]
             y = part.accuracy if kind != "rejected" else [0.0] * len(part)
+            x = part[key] / scale if kind != "rejected" else (part[key] / scale).clip(upper=xmax * 0.995)
             hover = [f"trial {r.trial} {r.model}<br>{r.network}<br>acc {r.accuracy if r.accuracy == r.accuracy else '-'}"
                      f"<br>MAC/s {r.macs_per_second:,.0f} RAM {r.ram_bytes:,} B FLASH {r.flash_bytes:,} B"
                      + (f"<br>{r.reason}" if r.reason else "") for r in part.itertuples()]
-            fig.add_trace(go.Scatter(x=part[key] / scale, y=y, mode="markers+text" if kind == "front" else "markers",
-                                     text=part.label if kind == "front" else None, textposition="top center",
+            fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text" if kind == "front" else "markers",
+                                     text=part.label if kind == "front" else None,
+                                     textposition=_alternate(part[key]) if kind == "front" else None,
                                      marker=marker, name=kind, legendgroup=kind, showlegend=col == 1,
                                      hovertext=hover, hoverinfo="text"), row=1, col=col)
-        fig.add_vline(x=getattr(budget.limits, LIMITS[key]) / scale, line_dash="dash", row=1, col=col)
+        fig.add_vline(x=limit / scale, line_dash="dash", row=1, col=col)
+        fig.update_xaxes(range=[0, xmax], row=1, col=col)
     fig.update_yaxes(title_text="validation accuracy (clip)", row=1, col=1)
     fig.update_layout(title=f"Pareto front on {budget.name}", height=520, width=1500, template="plotly_white")
     return fig.to_html(include_plotlyjs=True, full_html=True)

@@ -62,7 +62,7 @@ class Progress:
         self._stop = threading.Event()
         if mode == "bars":
             self._free = [tqdm(total=epochs, position=i + 1, leave=False, file=self.err, dynamic_ncols=True,
-                               bar_format="{desc} |{bar:12}| {postfix}") for i in range(jobs)]
+                               bar_format="{desc} |{bar:12}|") for i in range(jobs)]
             for bar in self._free:
                 bar.set_description_str("  idle", refresh=False)
             threading.Thread(target=self._tick, name="progress", daemon=True).start()
@@ -96,8 +96,8 @@ class Progress:
                 return
             self._slots[number] = bar
         bar.reset(total=self.epochs)
-        bar.set_description_str(f"  trial {number:>4}  epoch  0/{self.epochs}", refresh=False)
-        bar.set_postfix_str("pricing, loading features", refresh=True)
+        bar.set_description_str(f"  trial {number:>4}  pricing, loading features (computed once per front-end)",
+                                refresh=True)
 
     def epoch(self, number: int, record: dict) -> None:
         """A finished epoch of trial `number` (the training loop's record: epoch, val_acc, seconds)."""
@@ -110,8 +110,8 @@ class Progress:
         bar = self._slots.get(number)
         if bar is None:
             return
-        bar.set_description_str(f"  trial {number:>4}  epoch {epoch:>2}/{self.epochs}", refresh=False)
-        bar.set_postfix_str(f"val {record['val_acc']:.3f}  {record['seconds']:.1f} s/epoch", refresh=False)
+        bar.set_description_str(f"  trial {number:>4}  epoch {epoch:>2}/{self.epochs}  val {record['val_acc']:.3f}  "
+                                f"{record['seconds']:5.1f} s/epoch", refresh=False)
         bar.update(epoch - bar.n)
 
     def trial_finished(self, number: int, done: int) -> None:
@@ -125,8 +125,7 @@ class Progress:
                 self._free.append(bar)
         if bar is not None:
             bar.reset(total=self.epochs)
-            bar.set_description_str("  idle", refresh=False)
-            bar.set_postfix_str("", refresh=True)
+            bar.set_description_str("  idle", refresh=True)
         if self._overall is not None:
             self._overall.update(max(0, done - self._overall.n))
 
