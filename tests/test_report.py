@@ -29,8 +29,8 @@ SPACE = SearchSpace.load(ROOT / "search_spaces/default.yaml")
 class AttrSink:
     """Collects set_user_attr calls (what record_spec writes)."""
 
-    def __init__(self, user_attrs=None):
-        self.user_attrs = dict(user_attrs or {})
+    def __init__(self, number: int, user_attrs=None):
+        self.number, self.user_attrs = number, dict(user_attrs or {})
 
     def set_user_attr(self, key, value):
         self.user_attrs[key] = value
@@ -38,7 +38,7 @@ class AttrSink:
 
 def add(study: optuna.Study, params: dict, state=TrialState.COMPLETE, acc: float | None = None,
         curve=(), **attrs) -> None:
-    trial = AttrSink(attrs)
+    trial = AttrSink(len(study.trials), attrs)
     spec = SPACE.build(params, name=model_name(trial, params))
     cost = costmodel.estimate(spec, BUDGET)
     record_spec(trial, spec)
@@ -113,7 +113,7 @@ def test_front_table_names_every_model_and_shows_the_whole_network(study):
     body = {int(line.split()[0]): line for line in table[2:]}
     assert set(body) == {0, 1, 3, 4}
     assert "Stride-DS-24" in body[0] and "Stride-DS-12" in body[1]
-    assert "Stride-DS-32-b4" in body[3] and "Pool-8-b3" in body[4]           # generated names
+    assert "Stride-DS-32-b4-t3" in body[3] and "Pool-8-b3-t4" in body[4]           # generated names
     capped_spec = report.TrialView(study.trials[3]).spec
     assert network_summary(capped_spec) in body[3] and "c48" in body[3] and "c72" not in body[3]   # cap 48 shown
     assert "0.710 ± 0.010 (3 seeds)" in body[3]
@@ -155,7 +155,7 @@ def test_pareto_png_and_html_are_written(study, tmp_path):
     report.summarise(study, BUDGET, tmp_path)
     assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     html = (tmp_path / "pareto.html").read_text()
-    assert "plotly" in html.lower() and "Stride-DS-24" in html and "trial 3 Stride-DS-32-b4" in html
+    assert "plotly" in html.lower() and "Stride-DS-24" in html and "trial 3 Stride-DS-32-b4-t3" in html
 
 
 def test_a_column_is_one_line(study):

@@ -57,18 +57,18 @@ def objective_values(val_acc: float, cost: costmodel.Cost) -> tuple[float, float
     return round(float(val_acc), ACCURACY_DECIMALS), float(round(cost.macs_per_second)), float(cost.ram_bytes)
 
 
-def short_name(params: dict) -> str:
+def short_name(params: dict, number: int) -> str:
     """A generated model name in the thesis's style (`Stride-DS-24`): downsampling, conv type, base
-    filters, blocks; e.g. `Pool-12-b2`, `Stride-DS-24-b3`."""
+    filters, blocks, and the trial number that makes it unique; e.g. `Pool-12-b2-t15`."""
     parts = ["Stride" if params["downsampling"] == "strided" else "Pool"]
     if params["conv_type"] == "depthwise_separable":
         parts.append("DS")
-    return "-".join([*parts, str(params["base_filters"]), f"b{params['blocks']}"])
+    return "-".join([*parts, str(params["base_filters"]), f"b{params['blocks']}", f"t{number}"])
 
 
 def model_name(trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> str:
     """The reference model's name, or a generated short name."""
-    return trial.user_attrs.get("reference") or short_name(params)
+    return trial.user_attrs.get("reference") or short_name(params, trial.number)
 
 
 def network_summary(spec: ArchSpec) -> str:
