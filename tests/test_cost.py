@@ -145,3 +145,42 @@ def test_spec_round_trips_through_yaml_and_json(tmp_path):
         spec.save(tmp_path / "s.yaml")
         assert ArchSpec.load(tmp_path / "s.yaml") == spec
         assert ArchSpec.from_json(spec.to_json()) == spec
+
+
+def run_cost(argv: list[str], capsys) -> tuple[int, str, str]:
+    from nas.core.errors import run_cli
+    from nas.cost.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_cost_cli_prices_a_trial_of_a_study(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from nas.cost.analytic import report
+    from nas.study.study import load_study
+
+    budget = Budget.load(ROOT / "budgets/stm32l476.yaml")
+    space = SearchSpace.load(ROOT / "search_spaces/default.yaml")
+    spec = space.build(space.reference_params()["Stride-DS-24"], "Stride-DS-24")
+    journal = tmp_path / "s" / "journal.log"
+    study = load_study("s", str(journal), seed=0)
+    study.set_user_attr("budget", asdict(budget))
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 1.0, 1.0], user_attrs={"spec": spec.to_json()}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED,
+                                              user_attrs={"reject_reason": "invalid architecture: too small"}))
+    code, out, _ = run_cost(["--study", "s", "--storage", str(journal), "--trial", "0"], capsys)
+    assert code == 0 and out == f"study s, trial 0: Stride-DS-24\n{report(spec, budget, estimate(spec, budget))}\n"
+    tight = tmp_path / "tight.yaml"
+    tight.write_text((ROOT / "budgets/stm32l476.yaml").read_text().replace("ram_bytes: 65536", "ram_bytes: 16384"))
+    assert run_cost(["--study", "s", "--storage", str(journal), "--trial", "0", "--budget", str(tight)], capsys)[0] == 1
+    for argv, message in ((["--trial", "3"], "--trial 3: not in study 's' (trials 0..1)"),
+                          (["--trial", "1"], "has no architecture (invalid architecture: too small)"),
+                          ([], "--trial: required with --study")):
+        code, _, err = run_cost(["--study", "s", "--storage", str(journal), *argv], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    code, _, err = run_cost(["--arch", str(ROOT / "specs/thesis/stride-ds-24.yaml")], capsys)
+    assert code == 2 and "--budget: required with --arch" in err

@@ -31,6 +31,8 @@ from nas.data.urbansound import FoldSplit
 from nas.export import codegen, onnx_export, qemu, verify
 from nas.quant import intref
 from nas.quant import quantize as Q
+from nas.export import frontend_c
+from nas.export.api import Api, c_name
 from nas.train.clips import eval_windows
 from nas.train.loop import train
 from nas.train.recipe import Augment, Recipe
@@ -423,6 +425,85 @@ def test_search_space_models_with_random_weights_are_bit_exact_on_host(tmp_path)
         assert max(onnx_export.layerwise_int8_diff(qm, x)) <= 1, spec.name
 
 
+@needs_gcc
+def test_two_prefixed_models_link_into_one_program_and_both_run_bit_exactly(model, tmp_path):
+    """Two exports with --prefix kws / siren: their headers in one file, their code (and, with a
+    CMSIS-DSP tree, their front-ends) in one program, each self-test bit-exact; verify's own
+    driver runs a prefixed export too."""
+    spec_b = random_space_specs(1, seed=11)[0]
+    torch.manual_seed(3)
+    net_b = build(spec_b).eval()
+    fe_b = spec_b.frontend
+    qb = Q.quantize(net_b, (0.0, 1.0), torch.randn(64, 1, fe_b.frames, fe_b.n_mels))
+    xb = np.random.default_rng(2).integers(-128, 128, size=(1, fe_b.frames, fe_b.n_mels)).astype(np.int8)
+    models = {"kws": (model["qm"], model["cost"], model["x"][0], model["ref"][0]),
+              "siren": (qb, costmodel.estimate(spec_b, BUDGET), xb[0], Q.run_int8(qb, xb)[0])}
+    for name, (qm, cost, x, ref) in models.items():
+        codegen.write_model_c(qm, cost, tmp_path / name, selftest=(x, ref), api=Api(name))
+        codegen.write_frontend(qm, tmp_path / name, Api(name))
+    main = tmp_path / "main.c"
+    main.write_text("""#include <stdio.h>
+#include "kws/model.h"
+#include "kws/nas_frontend.h"
+#include "siren/model.h"
+#include "siren/nas_frontend.h"
+#ifdef WITH_FRONTEND
+static int first_window(int (*push)(const int16_t *), const int8_t *(*window)(void),
+                        int (*invoke)(const int8_t *, int8_t *))
+{
+    static int16_t silence[4096];   /* longer than any hop */
+    int8_t scores[16];
+    int k;
+    for (k = 0; k < 1000; k++)
+        if (push(silence))
+            return invoke(window(), scores);
+    return -1000;
+}
+#endif
+int main(void)
+{
+    const int a = nas_kws_selftest(), b = nas_siren_selftest();
+    int fa = 0, fb = 0;
+#ifdef WITH_FRONTEND
+    nas_kws_frontend_init();
+    nas_siren_frontend_init();
+    fa = first_window(nas_kws_frontend_push, nas_kws_frontend_window, nas_kws_invoke);
+    fb = first_window(nas_siren_frontend_push, nas_siren_frontend_window, nas_siren_invoke);
+#endif
+    printf("%d %d %d %d %d %d\\n", a, b, NAS_KWS_INPUT_BYTES, NAS_SIREN_FRONTEND_WINDOW_BYTES, fa, fb);
+    return a != 0 || b != 0 || fa != 0 || fb != 0;
+}
+""")
+    port = sorted(qemu.PORTABLE_DIR.glob("*.c"))
+    srcs = [main, *[tmp_path / n / f for n in models for f in ("model.c", "model_selftest.c")], *port]
+    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{qemu.PORTABLE_DIR}"], []
+    try:
+        import _cmsisdsp as cd
+
+        libs = [str(cd.dsp_library("host")), "-lm"]
+        flags += [*cd.STRICT, *(f"-D{d}" for d in frontend_c.CMSIS_DSP_DEFINES), "-DWITH_FRONTEND",
+                  *(f"-I{d}" for d in frontend_c.cmsis_dsp_sources(cd.dsp_root())[1])]
+        srcs += [tmp_path / n / "nas_frontend.c" for n in models]
+    except cd.Unavailable:        # no CMSIS-DSP: the front-end headers still share one file above
+        pass
+    exe = tmp_path / "two_models"
+    res = subprocess.run([verify.host_compiler(), *flags, *map(str, srcs), *libs, "-o", str(exe)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and not res.stderr, res.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.split()[:2] == ["0", "0"] and run.stdout.split()[4:] == ["0", "0"], \
+        run.stdout
+    assert run.stdout.split()[2:4] == [str(FE.frames * FE.n_mels), str(fe_b.frames * fe_b.n_mels)]
+    symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True).stdout
+    assert " T nas_kws_invoke" in symbols and " T nas_siren_invoke" in symbols and "nas_model_invoke" not in symbols
+    if libs:
+        assert " T nas_kws_frontend_push" in symbols and " T nas_siren_frontend_push" in symbols
+    got = verify.run_host(verify.build_host(tmp_path / "kws", tmp_path / "drv", api=Api("kws")), model["x"],
+                          model["qm"].num_classes)
+    assert np.array_equal(got, model["ref"])
+    assert c_name("Stride-DS-24") == "stride_ds_24" and Api(c_name("Stride-DS-24")).model == "nas_stride_ds_24"
+
+
 # --------------------------------------------------------------------------- Cortex-M4
 
 @needs_m4
@@ -565,12 +646,22 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
     assert "nas_model_invoke" in text and "CMSIS_NN_PATH" in text and f"{cost.arena_bytes:,}" in text
     header = (folder / "model.h").read_text()
     assert "air_conditioner" in (folder / "model.c").read_text() and "NAS_MODEL_INPUT_SCALE" in header
+    assert ArchSpec.load(folder / "spec.yaml") == net.spec
+    from optuna.artifacts import get_all_artifact_meta
+
+    from nas.study.study import load_study
+
+    names = [m.filename for m in get_all_artifact_meta(load_study(name, str(storage), None))]
+    assert sorted(names) == ["trial_0_model.h", "trial_0_report.json", "trial_0_spec.yaml"]   # for the dashboard
     # a second export replaces the folder atomically
     first = (folder / "report.json").stat().st_mtime_ns
-    assert run_export(["--study", name, "--trial", "0", "--no-verify", "--calibration", "minmax"]) == 0
+    assert run_export(["--study", name, "--trial", "0", "--no-verify", "--calibration", "minmax",
+                       "--prefix", "kws"]) == 0
     rep2 = json.loads((folder / "report.json").read_text())
     assert (folder / "report.json").stat().st_mtime_ns != first and rep2["quantisation"]["method"] == "minmax"
-    assert rep2["host_c"] == {"skipped": "--no-verify"}
+    assert rep2["host_c"] == {"skipped": "--no-verify"} and rep2["c_api"]["invoke"] == "nas_kws_invoke"
+    assert "int nas_kws_invoke(" in (folder / "model.h").read_text() and "nas_model_" not in \
+        (folder / "model.h").read_text()
 
 
 def test_export_cli_user_errors_are_one_line(trained, demo_root, tmp_path, monkeypatch, capsys):
@@ -581,7 +672,9 @@ def test_export_cli_user_errors_are_one_line(trained, demo_root, tmp_path, monke
              (["--study", "nope", "--storage", str(storage)], "unknown study"),
              (["--study", name, "--trial", "7"], "--trial 7: not found"),
              (["--study", name, "--trial", "1"], "was not trained (PRUNED: not learning)"),
-             (["--study", name, "--calibration-windows", "0"], "--calibration-windows")]
+             (["--study", name, "--calibration-windows", "0"], "--calibration-windows"),
+             (["--study", name, "--prefix", "Bad-Name"], "--prefix Bad-Name: expected a C name"),
+             (["--study", name, "--prefix", "a", "--prefix", "b"], "--prefix: give one per exported model")]
     for argv, msg in cases:
         assert run_export(argv) == 2
         err = capsys.readouterr().err.strip()

@@ -2,6 +2,8 @@
 
 The layer order is the ```layers block of ARCHITECTURE.md (lowest line = lowest layer). Imports are
 read with `ast` from every module of `nas/`, function bodies included, so a lazy import counts too.
+A verb's `__main__.py` is its CLI and sits above every layer: it may import any library module, and
+no module may import it.
 Function lengths are checked in `nas/` and `bench/` (tests and templates may be longer).
 """
 from __future__ import annotations
@@ -70,6 +72,11 @@ def layer_violations(graph: dict[str, set[str]], layers: list[set[str]]) -> list
     bad = []
     for src, targets in graph.items():
         for dst in sorted(targets):
+            if dst.endswith(".__main__"):
+                bad.append(f"{src} imports {dst}: a CLI is above every layer")
+                continue
+            if src.endswith(".__main__"):
+                continue
             a, b = unit(src), unit(dst)
             if a is None or b is None or a == b:
                 continue
@@ -137,6 +144,13 @@ def test_layer_check_catches_an_injected_import(src, dst):
     assert layer_violations(graph, LAYERS) == [
         f"{src} imports {dst}: {unit(dst)} is in "
         f"{'the same layer as' if dst == 'nas.data.cache' else 'a higher layer than'} {unit(src)}"]
+
+
+def test_a_cli_may_import_any_layer_but_nothing_imports_a_cli():
+    graph = import_graph()
+    assert "nas.study.study" in graph["nas.cost.__main__"]         # nas.cost --study
+    graph["nas.arch.space"] = graph["nas.arch.space"] | {"nas.cost.__main__"}
+    assert layer_violations(graph, LAYERS) == ["nas.arch.space imports nas.cost.__main__: a CLI is above every layer"]
 
 
 def test_cycle_check_catches_an_injected_cycle():

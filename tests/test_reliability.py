@@ -147,6 +147,7 @@ def test_signal_during_training_stops_cleanly_and_rerun_completes(tmp_path, demo
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted" in out and "Traceback" not in out
+    assert " 0 failed; 1 interrupted (redone when you rerun the same command)" in out, out
     assert (tmp_path / "studies" / "sig" / "trials.csv").is_file()
     study = load(tmp_path, "sig")
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]

@@ -1,5 +1,6 @@
 """The search end to end on the generated dataset: rejection before data, resume after SIGKILL,
-outputs, and the study as optuna-dashboard serves it."""
+outputs (beside the storage when it is elsewhere), and the study as optuna-dashboard serves it:
+constraints, learning curves, names, artifacts."""
 from __future__ import annotations
 
 import json
@@ -58,7 +59,8 @@ def test_rejected_candidates_are_fast_store_reasons_and_never_touch_data(tmp_pat
         assert t.user_attrs["feasible"] is False
         reason = t.user_attrs["reject_reason"]
         assert reason.startswith(("over budget:", "invalid architecture:"))
-        assert set(t.constraints) == set(CONSTRAINTS) and max(t.constraints.values()) > 0
+        assert set(CONSTRAINTS) <= set(t.constraints) and max(t.constraints.values()) > 0
+        assert t.system_attrs["constraints"] == [t.constraints[k] for k in CONSTRAINTS]   # what the dashboard reads
         if reason.startswith("over budget"):
             assert {"ram_bytes", "macs_per_second", "flash_bytes", "spec"} <= set(t.user_attrs)
     seconds = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
@@ -77,7 +79,7 @@ def test_cpu_limit_rejects_a_model_that_fits_the_mac_limit(tmp_path):
     cfg["limits"]["cpu_share"] = round(0.9 * cost.cpu_share, 6)
     path = tmp_path / "cpu.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    objective = Objective(space, Budget.load(path), NoData(), TrainConfig(epochs=1), checkpoints=tmp_path / "ck",
+    objective = Objective(space, Budget.load(path), NoData(), Recipe(epochs=1), checkpoints=tmp_path / "ck",
                           log=lambda *_: None)
     study = optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=0))
     study.enqueue_trial(params)
@@ -100,12 +102,13 @@ def test_the_compute_objective_is_the_studys_second_metric(tmp_path):
     cfg["objectives"] = {"compute": "cpu_share"}
     path = tmp_path / "b.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    assert Objective(SearchSpace.load(SPACE), Budget.load(path), NoData(), TrainConfig(epochs=1),
+    assert Objective(SearchSpace.load(SPACE), Budget.load(path), NoData(), Recipe(epochs=1),
                      checkpoints=tmp_path).compute == "cpu_share"
 
 
 def search(cwd: Path, data: Path, *extra: str, **kw) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "nas.search", "--budget", str(BUDGET), "--space", str(SPACE), "--data", str(data),
+    budget = [] if "--budget" in extra else ["--budget", str(BUDGET)]
+    cmd = [sys.executable, "-m", "nas.search", *budget, "--space", str(SPACE), "--data", str(data),
            "--cache", str(cwd / "cache"), *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
@@ -131,6 +134,12 @@ def test_search_cli_writes_front_csv_and_plot(tmp_path, demo_root):
     for t in study.best_trials:
         assert max(t.constraints.values()) <= 0 and (study_dir / "checkpoints" / f"trial_{t.number}.pt").is_file()
         assert t.user_attrs["spec"] and len(t.user_attrs["curve"]) >= 1
+    for t in study.trials:
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:   # a duplicate trains nothing
+            assert [round(v, 4) for _, v in sorted(t.intermediate_values.items())] == t.user_attrs["curve"]
+            assert t.values[0] == round(t.values[0], 4) and t.values[1] == round(t.values[1])
+        elif t.state != TrialState.COMPLETE:   # a pruned trial with intermediate values breaks TPE (test_report.py)
+            assert t.intermediate_values == {}
 
 
 def test_killed_search_resumes_without_losing_trials(tmp_path, demo_root):
@@ -163,28 +172,68 @@ def test_killed_search_resumes_without_losing_trials(tmp_path, demo_root):
         assert trials[number].state == TrialState.COMPLETE and tuple(trials[number].values) == values
 
 
-def test_dashboard_serves_the_study_over_http(tmp_path, demo_root):
-    from optuna_dashboard import wsgi
+def get_json(base: str, path: str):
+    return json.load(urllib.request.urlopen(f"{base}{path}", timeout=30))
 
-    proc = search(tmp_path, demo_root, "--trials", "4", "--epochs", "1", "--study", "dash")
-    out, _ = proc.communicate(timeout=600)
+
+def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_beside_the_storage(tmp_path,
+                                                                                                    demo_root):
+    from optuna_dashboard import wsgi
+    from optuna.artifacts import FileSystemArtifactStore
+
+    tight = yaml.safe_load(BUDGET.read_text())
+    tight["limits"]["macs_per_second"] = 500_000        # three references fit; most sampled models do not
+    budget = tmp_path / "tight.yaml"
+    budget.write_text(yaml.safe_dump(tight))
+    journal = tmp_path / "elsewhere" / "runs.log"
+    proc = search(tmp_path, demo_root, "--trials", "6", "--epochs", "2", "--study", "dash", "--storage", str(journal),
+                  "--budget", str(budget))
+    out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
+    outputs = tmp_path / "elsewhere" / "dash"
+    for name in ("trials.csv", "curves.csv", "pareto.png", "pareto.html"):
+        assert (outputs / name).is_file(), name
+    assert not (tmp_path / "studies").exists()
+    study = load_study("dash", str(journal), seed=None)
+    assert all((outputs / "checkpoints" / f"trial_{t.number}.pt").is_file()
+               for t in study.trials if t.state == TrialState.COMPLETE)
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = make_server("127.0.0.1", 0, wsgi(str(tmp_path / "studies" / "dash" / "journal.log")), handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    app = wsgi(str(journal), artifact_store=FileSystemArtifactStore(str(outputs / "artifacts")))
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_port}"
-        studies = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=30))["study_summaries"]
-        study_id = next(s["study_id"] for s in studies if s["study_name"] == "dash")
-        detail = json.load(urllib.request.urlopen(f"{base}/api/studies/{study_id}", timeout=30))
+        study_id = next(s["study_id"] for s in get_json(base, "/api/studies")["study_summaries"]
+                        if s["study_name"] == "dash")
+        detail = get_json(base, f"/api/studies/{study_id}")
+        trained = [t for t in detail["trials"] if t["state"] == "Complete"]
+        first = trained[0]
+        ids = {a["filename"]: a["artifact_id"] for a in first["artifacts"]}
+        url = f"{base}/artifacts/{study_id}/{first['trial_id']}/"
+        checkpoint = urllib.request.urlopen(url + ids[f"trial_{first['number']}.pt"], timeout=30).read()
+        spec_yaml = urllib.request.urlopen(url + ids["spec.yaml"], timeout=30).read().decode()
     finally:
         server.shutdown()
     assert detail["objective_names"] == list(OBJECTIVES)
-    attrs = {a["key"] for t in detail["trials"] for a in t["user_attrs"]}
-    assert {"ram_bytes", "flash_bytes", "macs_per_second", "spec", "feasible"} <= attrs
-    assert detail["best_trials"]
+    assert "val_accuracy" in detail["note"]["body"] and "ram, flash, macs_per_second, valid" in detail["note"]["body"]
+    by_number = {t.number: t for t in study.trials}
+    rejected = [t for t in detail["trials"] if by_number[t["number"]].user_attrs.get("feasible") is False]
+    assert rejected, "no over-budget trial to show as infeasible"
+    for t in detail["trials"]:
+        if t["state"] in ("Complete", "Pruned"):   # the dashboard's constraint list, in CONSTRAINTS order
+            assert t["constraints"] == [by_number[t["number"]].constraints[k] for k in CONSTRAINTS]
+    assert all(max(t["constraints"]) > 0 for t in rejected)
+    assert all(max(t["constraints"]) <= 0 for t in trained)
+    for t in trained:   # the learning curve the dashboard draws (a duplicate reuses a result: no curve)
+        assert [v["value"] for v in t["intermediate_values"]] == by_number[t["number"]].user_attrs.get("curve", [])
+        assert [v["step"] for v in t["intermediate_values"]] == list(range(len(t["intermediate_values"])))
+        attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+        assert attrs["model"] and attrs["network"].startswith("c") and "·" in attrs["network"]
+    assert detail["has_intermediate_values"]
+    assert checkpoint == (outputs / "checkpoints" / f"trial_{trained[0]['number']}.pt").read_bytes()
+    assert yaml.safe_load(spec_yaml)["name"] == by_number[trained[0]["number"]].user_attrs["model"]
+

@@ -1,6 +1,7 @@
-"""`python -m nas.cost --budget B --arch A`: the per-layer int8 cost of an architecture against a budget.
+"""`python -m nas.cost --budget B --arch A` or `--study S --trial N`: the per-layer int8 cost of an
+architecture against a budget.
 
-Exit 0 if it fits, 1 if not, 2 for a bad file.
+Exit 0 if it fits, 1 if not, 2 for a bad file, flag or trial.
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 
 from nas.arch.spec import ArchSpec
 from nas.budget import Budget
-from nas.core.errors import run_cli
+from nas.core.errors import UserError, run_cli
 from nas.cost.analytic import estimate, report
 
 
@@ -16,14 +17,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nas.cost",
                                      description="Per-layer int8 cost of an architecture against a budget. "
                                                  "Exit 0 if it fits, 1 if not.")
-    parser.add_argument("--budget", required=True, help="budget YAML, e.g. budgets/stm32l476.yaml")
-    parser.add_argument("--arch", required=True, help="architecture spec YAML, e.g. specs/thesis/stride-ds-24.yaml")
+    parser.add_argument("--budget", help="budget YAML, e.g. budgets/stm32l476.yaml (with --study: default "
+                                         "the budget the study was searched with)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch", help="architecture spec YAML, e.g. specs/thesis/stride-ds-24.yaml")
+    which.add_argument("--study", help="a study of nas.search: price its trial --trial")
+    parser.add_argument("--trial", type=int, help="trial number in --study")
+    parser.add_argument("--storage", help="Optuna storage of --study (default studies/<study>/journal.log)")
     args = parser.parse_args(argv)
-    budget = Budget.load(args.budget)
-    spec = ArchSpec.load(args.arch)
+    if args.study:
+        spec, budget = _from_study(args)
+        print(f"study {args.study}, trial {args.trial}: {spec.name}")
+    else:
+        if not args.budget:
+            raise UserError("--budget: required with --arch")
+        spec, budget = ArchSpec.load(args.arch), Budget.load(args.budget)
     cost = estimate(spec, budget)
     print(report(spec, budget, cost))
     return 0 if cost.fits(budget) else 1
+
+
+def _from_study(args) -> tuple[ArchSpec, Budget]:
+    from nas.study.settings import recorded_budget
+    from nas.study.study import open_study
+    from nas.study.trials import trial_spec
+
+    if args.trial is None:
+        raise UserError("--trial: required with --study")
+    study, _ = open_study(args.study, args.storage)
+    return trial_spec(study, args.trial), Budget.load(args.budget) if args.budget else recorded_budget(study)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 
 from nas.core.errors import run_cli
 from nas.evaluate.stage import evaluate_study
+from nas.study.folders import output_dir
 from nas.study.study import open_study
 
 
@@ -28,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
     args = p.parse_args(argv)
-    study, _ = open_study(args.study, args.storage)
+    study, storage = open_study(args.study, args.storage)
     return evaluate_study(study, data=args.data, trials=args.trials, folds=args.folds, seeds=args.seeds,
-                          epochs=args.epochs, seed=args.seed, cache=args.cache)
+                          epochs=args.epochs, seed=args.seed, cache=args.cache, out=output_dir(args.study, storage))
 
 
 if __name__ == "__main__":

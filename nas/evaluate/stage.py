@@ -149,9 +149,10 @@ def record_final_models(study: optuna.Study, records: list[dict], split: FoldSpl
 
 def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | None = None, folds: str | None = None,
                    seeds: int = 3, epochs: int | None = None, seed: int = 0, cache: str | None = None,
-                   log=print) -> int:
+                   log=print, out: Path | None = None) -> int:
     """Retrain `trials` (default: the Pareto front) on the study's split, or on a rotation over
-    `folds`, with `seeds` seeds each; prints the tables, writes evaluation.csv and the confusion PNGs."""
+    `folds`, with `seeds` seeds each; prints the tables, writes evaluation.csv and the confusion PNGs
+    into `out` (default `studies/<study>/`)."""
     if seeds < 1:
         raise UserError(f"--seeds: expected a positive integer, got {seeds}")
     selected = select(study, trials)
@@ -163,7 +164,7 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
     if folds is None and not split.test:
         raise UserError(f"study {study.study_name!r} has no test fold ({split.describe()}): pass --folds for a rotation")
     validate_dataset(root, splits)
-    out = study_dir(study.study_name)
+    out = Path(out) if out else study_dir(study.study_name)
     done = _finished(out / "evaluation.jsonl")
     teachers = _teachers(recipe, splits, root, Path(cache_dir), out)
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -16,7 +16,8 @@ from nas.core.errors import UserError, run_cli
 from nas.quant import quantize as Q
 from nas.export.pipeline import export_study
 from nas.export.verify import VerifyError
-from nas.study.folders import checkpoint_dir
+from nas.study.artifacts import artifact_store
+from nas.study.folders import checkpoint_dir, output_dir
 from nas.study.study import open_study
 
 DEFAULT_EXPORT_ROOT = Path("export")
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "export did not write (by default such a folder is left alone and the export refuses)")
     p.add_argument("--flash-over-estimate", choices=("fail", "warn"), default="fail",
                    help="an ELF above the cost model's FLASH estimate fails the export (default) or warns")
+    p.add_argument("--prefix", action="append", metavar="NAME", help="C API name, once per exported model in "
+                   "--trial order: nas_NAME_invoke, NAS_NAME_*, nas_NAME_frontend_* (default nas_model_invoke), "
+                   "so several models link into one firmware")
     return p
 
 
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         export_study(study, out, budget, args.data, None, args.cache, trials=args.trial,
                      calibration_windows=args.calibration_windows, method=args.calibration, checkpoints=ckpts,
                      build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
-                     force=args.force, flash_over_estimate=args.flash_over_estimate)
+                     force=args.force, flash_over_estimate=args.flash_over_estimate,
+                     prefixes=args.prefix, artifacts=artifact_store(output_dir(args.study, storage)))
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

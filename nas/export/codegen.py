@@ -38,6 +38,7 @@ from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPo
 from nas.core.atomic import atomic_write_text
 from nas.cost import analytic as costmodel
 from nas.export import frontend_c
+from nas.export.api import Api
 from nas.export.qemu import CMSIS_NN_SOURCES, PORTABLE_DIR
 from nas.quant.quantize import QLayer, QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 from nas.export.render import render
@@ -111,7 +112,7 @@ class LayerC:
     slot: Slot
 
 
-def _values(qm: QuantizedModel, cost: costmodel.Cost, origin: str) -> dict:
+def _values(qm: QuantizedModel, cost: costmodel.Cost, origin: str, api: Api) -> dict:
     for q in qm.layers:
         if q.kind not in KINDS:
             raise TypeError(f"no CMSIS-NN call for {q.kind}")
@@ -119,39 +120,41 @@ def _values(qm: QuantizedModel, cost: costmodel.Cost, origin: str) -> dict:
     names = list(qm.class_names[:qm.num_classes]) + [f"class_{i}" for i in range(len(qm.class_names), qm.num_classes)]
     return dict(spec=qm.spec, fe=qm.spec.frontend, iq=qm.input_quant, input_scale=qm.input_scale,
                 input_zero_point=qm.input_zero_point, output_scale=SOFTMAX_SCALE, output_zero_point=SOFTMAX_ZERO_POINT,
-                cost=cost, origin=origin, layers=layers, class_names=names, err_null=ERR_NULL)
+                cost=cost, origin=origin, layers=layers, class_names=names, err_null=ERR_NULL, api=api)
 
 
-def model_header(qm: QuantizedModel, cost: costmodel.Cost, origin: str = "") -> str:
-    return render(MODEL_H + ".j2", **_values(qm, cost, origin))
+def model_header(qm: QuantizedModel, cost: costmodel.Cost, origin: str = "", api: Api = Api()) -> str:
+    return render(MODEL_H + ".j2", **_values(qm, cost, origin, api))
 
 
-def model_source(qm: QuantizedModel, cost: costmodel.Cost, origin: str = "") -> str:
-    return render(MODEL_C + ".j2", **_values(qm, cost, origin))
+def model_source(qm: QuantizedModel, cost: costmodel.Cost, origin: str = "", api: Api = Api()) -> str:
+    return render(MODEL_C + ".j2", **_values(qm, cost, origin, api))
 
 
-def selftest_source(qm: QuantizedModel, x_int8: np.ndarray, expected: np.ndarray) -> str:
-    return render(SELFTEST_C + ".j2", x_int8=np.asarray(x_int8, np.int8), expected=np.asarray(expected, np.int8))
+def selftest_source(qm: QuantizedModel, x_int8: np.ndarray, expected: np.ndarray, api: Api = Api()) -> str:
+    return render(SELFTEST_C + ".j2", x_int8=np.asarray(x_int8, np.int8), expected=np.asarray(expected, np.int8),
+                  api=api)
 
 
 def write_model_c(qm: QuantizedModel, cost: costmodel.Cost, out_dir: str | Path, selftest: tuple | None = None,
-                  origin: str = "") -> list[Path]:
-    """Write model.h, model.c (and model_selftest.c when `selftest` = (x_int8, expected) is given)."""
+                  origin: str = "", api: Api = Api()) -> list[Path]:
+    """Write model.h, model.c (and model_selftest.c when `selftest` = (x_int8, expected) is given),
+    with `api`'s external names (`nas_model_*` by default)."""
     out = Path(out_dir)
     files = [out / MODEL_H, out / MODEL_C]
-    atomic_write_text(files[0], model_header(qm, cost, origin))
-    atomic_write_text(files[1], model_source(qm, cost, origin))
+    atomic_write_text(files[0], model_header(qm, cost, origin, api))
+    atomic_write_text(files[1], model_source(qm, cost, origin, api))
     if selftest is not None:
         files.append(out / SELFTEST_C)
-        atomic_write_text(files[2], selftest_source(qm, *selftest))
+        atomic_write_text(files[2], selftest_source(qm, *selftest, api=api))
     return files
 
 
 # --------------------------------------------------------------------------- front-end
 
-def write_frontend(qm: QuantizedModel, out_dir: str | Path) -> list[Path]:
+def write_frontend(qm: QuantizedModel, out_dir: str | Path, api: Api = Api()) -> list[Path]:
     """The device front-end (nas_frontend.c/.h, CMSIS-DSP): the single call site of its generator."""
-    return [Path(p) for p in frontend_c.write_frontend(qm.spec.frontend, qm.input_quant, Path(out_dir))]
+    return [Path(p) for p in frontend_c.write_frontend(qm.spec.frontend, qm.input_quant, Path(out_dir), api)]
 
 
 # --------------------------------------------------------------------------- build files
@@ -167,14 +170,14 @@ def copy_portable_kernels(out_dir: str | Path) -> list[Path]:
     return files
 
 
-def write_build_files(out_dir: str | Path) -> list[Path]:
+def write_build_files(out_dir: str | Path, api: Api = Api()) -> list[Path]:
     """Makefile + CMakeLists.txt (front-end rules filled from `nas.export.frontend_c`, the CMSIS-NN
     files from `qemu.CMSIS_NN_SOURCES`) and the portable CMSIS-NN kernels under cmsisnn_portable/."""
     out = Path(out_dir)
     facts = dict(dsp_files=frontend_c.CMSIS_DSP_SOURCES, nn_files=CMSIS_NN_SOURCES,
                  # __GNUC_PYTHON__ is the build files' choice: it depends on CMSIS_CORE_INCLUDE
                  dsp_defines=[d for d in frontend_c.CMSIS_DSP_DEFINES if d != "__GNUC_PYTHON__"],
-                 fe_cflags=[f for f in frontend_c.FRONTEND_CFLAGS if f != "-std=c99"])
+                 fe_cflags=[f for f in frontend_c.FRONTEND_CFLAGS if f != "-std=c99"], api=api)
     atomic_write_text(out / "Makefile", render("Makefile.j2", **facts))
     atomic_write_text(out / "CMakeLists.txt", render("CMakeLists.txt.j2", **facts))
     return [out / "Makefile", out / "CMakeLists.txt", *copy_portable_kernels(out)]

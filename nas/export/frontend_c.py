@@ -50,6 +50,7 @@ import numpy as np
 from nas.arch import frontend as F
 from nas.arch.spec import FrontEnd
 from nas.cost.analytic import BITREV_TABLE_LENGTHS, frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
+from nas.export.api import Api
 from nas.quant.inputq import InputQuant, quantize_features
 from nas.export.render import render
 
@@ -182,9 +183,9 @@ def _check(fe: FrontEnd, iq: InputQuant) -> None:
             raise ValueError(f"InputQuant {name} is not finite: {v}")
 
 
-def render_header(fe: FrontEnd, iq: InputQuant) -> str:
+def render_header(fe: FrontEnd, iq: InputQuant, api: Api = Api()) -> str:
     _check(fe, iq)
-    return render(HEADER_NAME + ".j2", fe=fe, iq=iq, ram_bytes=frontend_ram_bytes(fe),
+    return render(HEADER_NAME + ".j2", fe=fe, iq=iq, api=api, ram_bytes=frontend_ram_bytes(fe),
                   table_bytes=frontend_table_bytes(fe, mel_nonzeros(fe)))
 
 
@@ -206,16 +207,16 @@ def frontend_values(fe: FrontEnd, iq: InputQuant) -> dict:
                 db_per_neper=F.DB_PER_NEPER)
 
 
-def render_source(fe: FrontEnd, iq: InputQuant) -> str:
-    return render(SOURCE_NAME + ".j2", **frontend_values(fe, iq))
+def render_source(fe: FrontEnd, iq: InputQuant, api: Api = Api()) -> str:
+    return render(SOURCE_NAME + ".j2", api=api, **frontend_values(fe, iq))
 
 
-def write_frontend(fe: FrontEnd, iq: InputQuant, out_dir: str | os.PathLike) -> list[Path]:
-    """Write nas_frontend.h and nas_frontend.c for `fe` with input quantisation `iq` into `out_dir`;
-    returns their paths (header first)."""
+def write_frontend(fe: FrontEnd, iq: InputQuant, out_dir: str | os.PathLike, api: Api = Api()) -> list[Path]:
+    """Write nas_frontend.h and nas_frontend.c for `fe` with input quantisation `iq` into `out_dir`,
+    with `api`'s names (`nas_frontend_*` by default); returns their paths (header first)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     header, source = out / HEADER_NAME, out / SOURCE_NAME
-    header.write_text(render_header(fe, iq))
-    source.write_text(render_source(fe, iq))
+    header.write_text(render_header(fe, iq, api))
+    source.write_text(render_source(fe, iq, api))
     return [header, source]

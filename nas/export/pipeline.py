@@ -31,12 +31,14 @@ from nas.data import cache as fcache
 from nas.data.urbansound import CLASSES, FoldSplit
 from nas.data.validate import validate_dataset
 from nas.export import codegen, measure, onnx_export
+from nas.export.api import Api
 from nas.export.folder import check_replaceable, clean_stale, staged
 from nas.export.frontend_c import cmsis_dsp_sources
 from nas.export.measure import Log
 from nas.export.qemu import BuildError, cmsis_nn_sources
 from nas.export.readme import readme
 from nas.quant import quantize as Q
+from nas.study.artifacts import record_export
 from nas.study.folders import study_dir
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
@@ -94,9 +96,10 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
                  val_folds: Sequence[int] = (), calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS,
                  method: str = Q.DEFAULT_METHOD, build_c: bool = True, cmsis_nn: str | None = None,
                  cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
-                 log: Log = _print) -> Path:
+                 log: Log = _print, api: Api = Api()) -> Path:
     """Export one trained trial into ``out_dir/trial_<n>`` (atomically; an existing folder holding
-    files the export did not write is refused unless `force`); returns that folder."""
+    files the export did not write is refused unless `force`), its C with `api`'s names;
+    returns that folder."""
     t_start = time.perf_counter()
     n = trial.number
     tag = f"export trial {n}"
@@ -112,30 +115,43 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
     folded = fold_batchnorm(net)
     report: dict = {"study": study_name, "trial": n, "model": model_name, "spec": spec.to_dict(),
                     "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "budget": budget.name,
+                    "budget": budget.name, "c_api": {"invoke": f"{api.model}_invoke", "macros": f"{api.MODEL}_*",
+                                                     "frontend": f"{api.frontend}_push"},
                     "accuracy": measure.accuracy(qm, folded, val_set, val_folds, tag, log),
                     "quantisation": measure.quantisation_summary(qm), "cost_model": measure.cost_summary(cost)}
     checks = check_windows(val_set if len(val_set) else _as_clipset(calib), spec.frontend)
     x_int8 = Q.quantize_input(qm, checks[:, 0])
     ref = Q.run_int8(qm, x_int8)
     with staged(out_dir, f"trial_{n}", force) as tmp:
+        spec.save(tmp / "spec.yaml")
         onnx_export.save(onnx_export.float_model(net), tmp / "model.onnx")
         onnx_export.save(onnx_export.int8_model(qm), tmp / "model_int8.onnx")
         report["onnx"] = measure.onnx_checks(tmp, qm, folded, checks, x_int8, ref, tag, log)
         sel = int(np.argmax(ref.max(axis=1)))          # a window the model is confident about
         origin = f"study {study_name}, trial {n}" if study_name else f"trial {n}"
-        codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin)
-        report["frontend_c"] = bool(codegen.write_frontend(qm, tmp))
-        codegen.write_build_files(tmp)
+        codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api)
+        report["frontend_c"] = bool(codegen.write_frontend(qm, tmp, api))
+        codegen.write_build_files(tmp, api)
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
-            tmp, qm, budget, x_int8, ref, build_c, cmsis_nn, cmsis_dsp, tag, log, flash_over_estimate)
+            tmp, qm, budget, x_int8, ref, build_c, cmsis_nn, cmsis_dsp, tag, log, flash_over_estimate, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
         report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
             ["README.md", "report.json"]
         atomic_write_text(tmp / "report.json", json.dumps(measure.jsonable(report), indent=2) + "\n")
-        atomic_write_text(tmp / "README.md", readme(qm, cost, budget, measure.jsonable(report)))
+        atomic_write_text(tmp / "README.md", readme(qm, cost, budget, measure.jsonable(report), api))
     log(f"{tag}: wrote {out_dir / f'trial_{n}'} ({time.perf_counter() - t_start:.1f} s)")
     return out_dir / f"trial_{n}"
+
+
+def c_apis(prefixes: Sequence[str] | None, n: int) -> list[Api]:
+    """The C API of each of `n` exported models: one --prefix each, all different; default nas_model_*."""
+    if not prefixes:
+        return [Api()] * n
+    if len(prefixes) != n:
+        raise UserError(f"--prefix: give one per exported model ({n} models, {len(prefixes)} prefixes)")
+    if len(set(prefixes)) < n:
+        raise UserError(f"--prefix: the names must differ, got {', '.join(prefixes)}")
+    return [Api(p) for p in prefixes]
 
 
 def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None = None, data: str | Path | None = None,
@@ -143,12 +159,14 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
                  calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS, method: str = Q.DEFAULT_METHOD,
                  checkpoints: str | Path | None = None, build_c: bool = True, cmsis_nn: str | None = None,
                  cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
-                 log: Log = _print) -> list[Path]:
+                 log: Log = _print, prefixes: Sequence[str] | None = None, artifacts=None) -> list[Path]:
     """Export `trials` (default: the Pareto front) of `study` into ``out_dir/trial_<n>/``.
 
     budget/data/split/cache default to what the study recorded (nas.search stores them);
     checkpoints default to ``studies/<study>/checkpoints``, except for models the final stage
-    (`nas.evaluate`) retrained: their recorded retrained model is exported. Returns the folders written."""
+    (`nas.evaluate`) retrained: their recorded retrained model is exported. `prefixes` (one per trial)
+    name each model's C API (`nas_<prefix>_invoke`; default `nas_model_invoke`); with an artifact
+    store each folder's report, header and spec are also study artifacts. Returns the folders written."""
     if calibration_windows < 1:
         raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
     if method not in Q.METHODS:
@@ -156,6 +174,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
     check_libraries(cmsis_nn, cmsis_dsp)
     budget, data, split, cache = recorded_settings(study, budget, data, split, cache)
     selected = select_trials(study, trials)
+    apis = c_apis(prefixes, len(selected))
     ckpt_dir = Path(checkpoints) if checkpoints else study_dir(study.study_name) / "checkpoints"
     out = Path(out_dir)
     for t in selected:
@@ -166,7 +185,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
     log(f"exporting {len(selected)} model(s) of study {study.study_name!r} to {out}")
     provider = TrialData(data, split, cache, progress=False)
     written = []
-    for t in selected:
+    for t, api in zip(selected, apis):
         spec = ArchSpec.from_json(t.user_attrs["spec"])
         train_set, val_set, _ = provider.get(spec.frontend)
         try:
@@ -182,7 +201,9 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
                                     class_names=classes[:spec.num_classes], study_name=study.study_name,
                                     val_folds=split.val, calibration_windows=calibration_windows, method=method,
                                     build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, force=force,
-                                    flash_over_estimate=flash_over_estimate, log=log))
+                                    flash_over_estimate=flash_over_estimate, log=log, api=api))
+        if artifacts is not None:
+            record_export(study, artifacts, written[-1])
     return written
 
 

@@ -34,7 +34,8 @@ from nas.budget import Budget
 from nas.cost import analytic as costmodel
 from nas.cost import codesize, cpu
 from nas.export import qemu
-from nas.export.codegen import ARENA_SYMBOL, MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
+from nas.export.api import Api
+from nas.export.codegen import MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
@@ -60,6 +61,19 @@ def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) ->
     if not port.is_dir():
         port = qemu.PORTABLE_DIR
     return sorted(port.glob("*.c")), [port], True
+
+
+def driver_api_flags(api: Api, work: Path) -> list[str]:
+    """Compiler flags that let the driver call a model exported with a non-default `api`: a header
+    mapping the default names to its names, force-included (`templates/driver_api.h.j2`)."""
+    if api.is_default:
+        return []
+    from nas.export.render import render
+
+    header = Path(work) / "driver_api.h"
+    header.parent.mkdir(parents=True, exist_ok=True)
+    header.write_text(render("driver_api.h.j2", api=api))
+    return ["-include", str(header)]
 
 
 def _digest(*parts: bytes) -> str:
@@ -95,7 +109,7 @@ def _cached_objects(cc: str, flags: Sequence[str], srcs: Sequence[Path], headers
 
 
 def build_host(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-               max_inputs: int = 256) -> Path:
+               max_inputs: int = 256, api: Api = Api()) -> Path:
     """Host executable of the model + kernels + batch driver; model.c and the driver (and the
     portable kernels) must compile without a single warning."""
     cc = host_compiler()
@@ -114,11 +128,12 @@ def build_host(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: s
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(lambda so: _compile(cc, lib_flags, *so), zip(srcs, lib_objs)))
     own_flags = [*STRICT, HOST_OPT, f"-I{model_dir}", *inc_flags, f"-DNAS_DRIVER_MAX_INPUTS={max_inputs}"]
-    own = [(model_dir / MODEL_C, work / "model.o"), (DRIVER_C, work / "nas_driver.o")]
+    own = [(model_dir / MODEL_C, work / "model.o", own_flags),
+           (DRIVER_C, work / "nas_driver.o", [*own_flags, *driver_api_flags(api, work)])]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda so: _compile(cc, own_flags, *so), own))
+        list(pool.map(lambda sof: _compile(cc, sof[2], sof[0], sof[1]), own))
     exe = work / "nas_driver"
-    cmd = [cc, *[str(o) for _, o in own], *map(str, lib_objs), "-o", str(exe)]
+    cmd = [cc, *[str(o) for _, o, _ in own], *map(str, lib_objs), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise VerifyError(f"link failed: {' '.join(cmd)}\n{res.stderr}")
@@ -152,12 +167,13 @@ def run_host(exe: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: 
 
 
 def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-             max_inputs: int = 1, name: str = "model", opt: str = "-O2", isa: str = "cortex-m4") -> Path:
+             max_inputs: int = 1, name: str = "model", opt: str = "-O2", isa: str = "cortex-m4",
+             api: Api = Api()) -> Path:
     """Cortex-M ELF (`qemu.CPU_FLAGS[isa]`, default the Cortex-M4F) of the model + kernels + driver +
     QEMU harness (qemu.build_elf; kernel objects cached across builds)."""
     model_dir = Path(model_dir)
     srcs, incs, strict = kernel_library(model_dir, nn_path)
-    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else [])]
+    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *driver_api_flags(api, Path(work))]
     try:
         return qemu.build_elf([model_dir / MODEL_C, DRIVER_C], [model_dir, *incs], Path(work),
                               defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": max_inputs},
@@ -244,10 +260,10 @@ def library_of(nn_path) -> str:
     return "cmsis-nn" if nn_path else "portable"
 
 
-def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, spec) -> dict:
+def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, spec, api: Api) -> dict:
     sizes = qemu.elf_sizes(elf)
     syms = elf_symbols(elf)
-    arena = syms.get(ARENA_SYMBOL, 0)
+    arena = syms.get(f"{api.model}_arena", 0)
     net_const = sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX))
     ram_measured = sizes["ram"] + stack
     ram_est, flash_est = model_ram_estimate(cost, budget, spec), model_flash_estimate(cost, spec)
@@ -264,7 +280,7 @@ def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, 
 
 
 def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget, spec, x_int8: np.ndarray,
-               expected: np.ndarray, nn_path: str | os.PathLike | None = None) -> dict:
+               expected: np.ndarray, nn_path: str | os.PathLike | None = None, api: Api = Api()) -> dict:
     """The model on the budget's instruction set and optimisation level under QEMU: every window of
     `x_int8` bit-exact with `expected` (else VerifyError), instructions per inference against the cost
     model's prediction for these kernels, and the deployment-like ELF's (one window) sizes and symbols
@@ -272,12 +288,14 @@ def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Bu
     cost = costmodel.estimate(spec, budget, library_of(nn_path))
     chip = cost.chip
     x = np.ascontiguousarray(np.asarray(x_int8, np.int8).reshape(len(x_int8), -1))
-    check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", opt=f"-{chip.opt}", isa=chip.isa)
+    check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", opt=f"-{chip.opt}", isa=chip.isa,
+                     api=api)
     run = run_m4(check, x, spec.num_classes)
     bad = int((run.scores != np.asarray(expected)).any(axis=1).sum())
     if bad:
         raise VerifyError(f"Cortex-M scores differ from the integer reference on {bad} of {len(x)} windows")
-    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware", opt=f"-{chip.opt}", isa=chip.isa)
+    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware", opt=f"-{chip.opt}", isa=chip.isa,
+                   api=api)
     one = run_m4(elf, x[:1], spec.num_classes)
     insn = int(np.median(run.insn))
     return {
@@ -286,7 +304,7 @@ def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Bu
         "isa": chip.isa, "opt_level": chip.opt,
         "kernels": f"CMSIS-NN at {nn_path}" if nn_path else "portable CMSIS-NN kernels",
         "bit_exact_windows": int(len(x)),
-        **_sizes_vs_cost(elf, one.stack_bytes, cost, budget, spec),
+        **_sizes_vs_cost(elf, one.stack_bytes, cost, budget, spec, api),
         "instructions_per_inference": insn,
         "instructions_per_inference_range": [int(run.insn.min()), int(run.insn.max())],
         "instructions_predicted": round(cost.instructions_per_window),
@@ -306,7 +324,7 @@ def pipeline_pushes(spec) -> int:
 
 def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp_root: str | os.PathLike,
                       pushes: int, nn_path: str | os.PathLike | None = None, opt: str = "-O2",
-                      isa: str = "cortex-m4") -> Path:
+                      isa: str = "cortex-m4", api: Api = Api()) -> Path:
     """Cortex-M ELF of front-end (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
     from nas.export import frontend_c as fc
 
@@ -318,7 +336,8 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
     except FileNotFoundError as exc:
         raise VerifyError(str(exc)) from None
     srcs, incs, strict = kernel_library(model_dir, nn_path)
-    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *fc.FRONTEND_CFLAGS[1:]]
+    cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *fc.FRONTEND_CFLAGS[1:],
+              *driver_api_flags(api, Path(work))]
     defines = {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_FRONTEND": None, "NAS_DRIVER_PUSHES": pushes,
                **{d: None for d in fc.CMSIS_DSP_DEFINES}}
     try:
@@ -331,7 +350,8 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
 
 
 def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget,
-                     qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None) -> dict:
+                     qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None,
+                     api: Api = Api()) -> dict:
     """Front-end + model on the budget's core under QEMU, against `run_int8` and the cost model totals
     (priced for the kernels linked)."""
     from nas.export import frontend_c as fc
@@ -341,7 +361,8 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, budg
     fe = spec.frontend
     cost = costmodel.estimate(spec, budget, library_of(nn_path))
     pushes = pipeline_pushes(spec)
-    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa)
+    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa,
+                            api=api)
     text, tags = _run_qemu(elf, None, 300.0, "QEMU pipeline run")
     n = int(tags["done"]["n"])
     if n < 1:
@@ -370,7 +391,7 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, budg
         "elf_sections": sizes,
         "frontend_ram_symbol_bytes": fe_ram, "frontend_ram_cost_model_bytes": cost.frontend_ram_bytes,
         "frontend_table_symbol_bytes": fe_tables, "frontend_flash_cost_model_bytes": cost.frontend_flash_bytes,
-        "arena_symbol_bytes": syms.get(ARENA_SYMBOL, 0),
+        "arena_symbol_bytes": syms.get(f"{api.model}_arena", 0),
         "network_const_bytes": sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX)),
         "stack_bytes": stack,
         "flash_bytes": sizes["flash"], "harness_flash_bytes": harness,

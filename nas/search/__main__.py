@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from nas.core.errors import run_cli
+from nas.search.progress import MODES
 from nas.search.run import DEFAULT_SPACE, search
 from nas.study.folders import DEFAULT_CACHE, DEMO
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=None, help="distil from this teacher file (per-clip probabilities, "
                    "README 'Distillation'), or 'auto'/'none' (default: the space file's training.distillation.teacher)")
     p.add_argument("--export", action="store_true", help="export the Pareto front (ONNX + CMSIS-NN C) at the end")
+    p.add_argument("--progress", choices=MODES, default="auto", help="live progress on stderr: bars (a terminal), "
+                   "lines (one line per epoch, for several workers in one terminal), off; auto (default): bars in a "
+                   "foreground terminal, lines in a background job, off when not a terminal")
     return p
 
 
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
                   storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, train_folds=a.train_folds,
                   val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export,
-                  teacher=a.teacher)
+                  teacher=a.teacher, progress=a.progress)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,14 @@ from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import fault_line
 from nas.cost import analytic as costmodel
 from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
+from nas.search.progress import Progress
+from nas.search.records import (CONSTRAINTS, model_name, objective_values, record_constraints, record_curve,
+                                record_spec, record_trained)
 from nas.train.loop import StopTraining, TrainResult, train
 from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 
-CONSTRAINTS = ("ram", "flash", "macs_per_second", "cpu_share", "valid")
+__all__ = ["CONSTRAINTS", "Interrupted", "Objective", "describe_violations", "trial_point"]
 
 
 class Interrupted(Exception):
@@ -64,16 +67,17 @@ class Objective:
     """One trial of the study; see the module docstring. Data is loaded lazily, only for survivors."""
 
     def __init__(self, space: SearchSpace, budget: Budget, data: TrialData, recipe: Recipe, checkpoints: Path,
-                 fidelity: Fidelity | None = None, log=print, stop: threading.Event | None = None):
+                 fidelity: Fidelity | None = None, log=print, stop: threading.Event | None = None, artifacts=None,
+                 progress: Progress | None = None):
         self.space, self.budget, self.data, self.recipe = space, budget, data, recipe
         self.fidelity = fidelity or Fidelity()
         self.checkpoints, self.log = checkpoints, log
         self.stop = stop or threading.Event()
         self.compute = budget.objectives.compute     # the second objective: macs_per_second or cpu_share
+        self.artifacts, self.progress = artifacts, progress or Progress.off()
 
     def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float]) -> None:
-        for key in CONSTRAINTS:
-            trial.set_constraint(key, float(violations.get(key, 0.0)))
+        record_constraints(trial, violations)
         trial.set_user_attr("feasible", False)
         trial.set_user_attr("reject_reason", reason)
         self.log(f"trial {trial.number:>4} rejected   {reason}")
@@ -82,18 +86,17 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
         params = self.space.suggest(trial)
         try:
-            spec = self.space.build(params, name=trial.user_attrs.get("reference") or f"trial{trial.number}")
+            spec = self.space.build(params, name=model_name(trial, params))
         except InvalidArchitecture as exc:
             self.reject(trial, f"invalid architecture: {exc}", {"valid": 1.0})
         cost = costmodel.estimate(spec, self.budget)
-        trial.set_user_attr("spec", spec.to_json())
+        record_spec(trial, spec)
         for key, value in cost.summary().items():
             trial.set_user_attr(key, value)
         violations = cost.violations(self.budget)
         if not cost.fits(self.budget):
             self.reject(trial, describe_violations(cost, self.budget), violations)
-        for key in CONSTRAINTS:
-            trial.set_constraint(key, float(violations.get(key, 0.0)))
+        record_constraints(trial, violations)
         trial.set_user_attr("feasible", True)
         reused = self.reuse(trial, params)
         if reused is not None:
@@ -148,13 +151,15 @@ class Objective:
         trial.set_user_attr("input_norm", [norm.mean, norm.std])
         for k, r in enumerate(runs):
             self._save_checkpoint(f"trial_{trial.number}_seed{k}.pt", spec, r.state_dict, norm)
-        self._save_checkpoint(f"trial_{trial.number}.pt", spec, best.state_dict, norm)
-        ref = trial.user_attrs.get("reference")
+        record_trained(trial, self.artifacts, spec,
+                       self._save_checkpoint(f"trial_{trial.number}.pt", spec, best.state_dict, norm))
+        record_curve(trial, runs[0].curve)
+        values = objective_values(score, cost, self.compute)
         spread = f" ± {statistics.stdev(scores):.3f} ({len(scores)} seeds)" if len(scores) > 1 else ""
-        self.log(f"trial {trial.number:>4} trained    score {score:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
+        self.log(f"trial {trial.number:>4} trained    score {values[0]:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
                  f"CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
-                 f"{time.perf_counter() - t0:5.1f} s" + (f"  [{ref}]" if ref else ""))
-        return score, float(getattr(cost, self.compute)), float(cost.ram_bytes)
+                 f"{time.perf_counter() - t0:5.1f} s  [{spec.name}]")
+        return values
 
     def _completed(self, trial: optuna.Trial) -> list[Point]:
         return [Point(t.number, t.values[0], t.values[1], t.values[2])
@@ -173,6 +178,7 @@ class Objective:
             if self.stop.is_set():
                 raise Interrupted("the run is stopping")
             best[0] = max(best[0], record["smoothed"])
+            self.progress.epoch(trial.number, record)
             if seed_index == 0:
                 curve.append(round(record["val_acc"], 4))
                 trial.set_user_attr("curve", curve)
@@ -204,8 +210,9 @@ class Objective:
         if score <= 1.2 / spec.num_classes:
             raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
 
-    def _save_checkpoint(self, name: str, spec: ArchSpec, state: dict, norm) -> None:
+    def _save_checkpoint(self, name: str, spec: ArchSpec, state: dict, norm) -> Path:
         """`trial_<n>_seed<k>.pt` per training run; `trial_<n>.pt` is the best run's, the one exported."""
         buf = io.BytesIO()
         torch.save({"spec": spec.to_json(), "state_dict": state, "input_norm": [norm.mean, norm.std]}, buf)
         atomic_write_bytes(self.checkpoints / name, buf.getvalue())
+        return self.checkpoints / name

@@ -1,108 +1,232 @@
-"""What a study hands back: the Pareto front as a table, `trials.csv` and `pareto.png`."""
+"""What a study hands back: the summary, the Pareto front as a table, `trials.csv`, `curves.csv`,
+`pareto.png` and `pareto.html` (`nas.search.plots`).
+
+Both tables are lists of columns (`TRIAL_COLUMNS`, `FRONT_COLUMNS`): a new figure is one more line.
+`trials.csv` has one row per trial, integers as integers and numbers rounded to what they mean;
+`curves.csv` has the per-epoch validation accuracy in long format (trial, epoch, val_accuracy), epoch
+0-based as Optuna's intermediate-value steps. A trial retrained on several seeds (user attribute
+`seed_accuracies`) shows their mean ± std and the count.
+"""
 from __future__ import annotations
 
-import io
+import statistics
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any, Callable
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
+from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
+from nas.search import plots
+from nas.search.records import ACCURACY_DECIMALS, network_summary
 from nas.study.trials import pareto_front
 
-COST_KEYS = ("macs_per_second", "cpu_share", "instructions_per_second", "ram_bytes", "flash_bytes", "macs",
-             "params", "arena_bytes")
+OUTCOMES = ("trained", "rejected", "stopped", "failed", "interrupted", "running", "queued")
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
+@dataclass
+class TrialView:
+    """One trial as the tables see it: outcome, name, accuracy (mean over seeds when retrained)."""
+
+    t: FrozenTrial
+    pareto: bool = False
+
+    @property
+    def ua(self) -> dict:
+        return self.t.user_attrs
+
+    @property
+    def outcome(self) -> str:
+        state = self.t.state
+        if state == TrialState.COMPLETE:
+            return "trained"
+        if state == TrialState.PRUNED:
+            return "rejected" if self.ua.get("feasible") is False else "stopped"
+        if state == TrialState.FAIL:
+            return "failed" if "fail_reason" in self.ua else "interrupted"
+        return "running" if state == TrialState.RUNNING else "queued"
+
+    @cached_property
+    def spec(self) -> ArchSpec | None:
+        return ArchSpec.from_json(self.ua["spec"]) if "spec" in self.ua else None
+
+    @property
+    def name(self) -> str:
+        return self.ua.get("model") or self.ua.get("reference") or (self.spec.name if self.spec else "")
+
+    @property
+    def network(self) -> str:
+        return self.ua.get("network") or (network_summary(self.spec) if self.spec else "")
+
+    @property
+    def seeds(self) -> list[float]:
+        return [float(a) for a in self.ua.get("seed_accuracies") or []]
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.seeds:
+            return statistics.fmean(self.seeds)
+        return self.t.values[0] if self.t.values else None
+
+    @property
+    def accuracy_std(self) -> float | None:
+        return statistics.stdev(self.seeds) if len(self.seeds) > 1 else None
+
+    @property
+    def n_seeds(self) -> int | None:
+        return len(self.seeds) or (1 if self.t.values else None)
+
+    @property
+    def curve(self) -> list[tuple[int, float]]:
+        """(epoch, validation accuracy): the intermediate values, else the older `curve` attribute."""
+        if self.t.intermediate_values:
+            return sorted(self.t.intermediate_values.items())
+        return list(enumerate(self.ua.get("curve") or []))
+
+    @property
+    def reason(self) -> str:
+        ua = self.ua
+        if self.outcome == "interrupted":
+            return "interrupted (redone when the search is rerun)"
+        return ua.get("reject_reason") or ua.get("prune_reason") or ua.get("fail_reason") or ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, how a trial gives its value, and its type in the CSV ('int', 'float1',
+    'float4', 'bool', 'str': floats rounded to that many decimals)."""
+
+    name: str
+    value: Callable[[TrialView], Any]
+    kind: str = "str"
+
+
+def _ua(key: str) -> Callable[[TrialView], Any]:
+    return lambda v: v.ua.get(key)
+
+
+TRIAL_COLUMNS = [
+    Column("trial", lambda v: v.t.number, "int"),
+    Column("outcome", lambda v: v.outcome),
+    Column("pareto", lambda v: v.pareto, "bool"),
+    Column("model", lambda v: v.name),
+    Column("val_accuracy", lambda v: v.accuracy, f"float{ACCURACY_DECIMALS}"),
+    Column("val_accuracy_std", lambda v: v.accuracy_std, f"float{ACCURACY_DECIMALS}"),
+    Column("n_seeds", lambda v: v.n_seeds, "int"),
+    Column("macs_per_second", _ua("macs_per_second"), "int"),
+    Column("cpu_share", _ua("cpu_share"), "float6"),
+    Column("instructions_per_second", _ua("instructions_per_second"), "int"),
+    Column("ram_bytes", _ua("ram_bytes"), "int"),
+    Column("flash_bytes", _ua("flash_bytes"), "int"),
+    Column("macs", _ua("macs"), "int"),
+    Column("params", _ua("params"), "int"),
+    Column("arena_bytes", _ua("arena_bytes"), "int"),
+    Column("epochs", lambda v: len(v.curve) or None, "int"),
+    Column("best_epoch", _ua("best_epoch"), "int"),
+    Column("train_seconds", _ua("train_seconds"), "float1"),
+    Column("network", lambda v: v.network),
+    Column("reason", lambda v: v.reason),
+]
+
+
+def views(study: optuna.Study) -> list[TrialView]:
     front = {t.number for t in pareto_front(study)}
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        ua = t.user_attrs
-        row = {"trial": t.number, "state": t.state.name, "pareto": t.number in front,
-               "reference": ua.get("reference", ""), "val_accuracy": t.values[0] if t.values else None}
-        row.update({k: ua.get(k) for k in COST_KEYS})
-        row.update({"feasible": ua.get("feasible"), "train_seconds": ua.get("train_seconds"),
-                    "best_epoch": ua.get("best_epoch"),
-                    "reason": ua.get("reject_reason") or ua.get("prune_reason") or ua.get("fail_reason") or ""})
-        row.update({f"param_{k}": v for k, v in t.params.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return [TrialView(t, t.number in front) for t in study.get_trials(deepcopy=False)]
 
 
-def plot_pareto(df: pd.DataFrame, budget: Budget) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = df[df.state == "COMPLETE"]
-    front = done[done.pareto]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    compute = ("macs_per_second", 1e6, "M MAC/s", budget.limits.macs_per_second)
-    if budget.objectives.compute == "cpu_share":
-        compute = ("cpu_share", 0.01, "CPU share (%)", budget.limits.cpu_share)
-    panels = [compute, ("ram_bytes", 1024, "RAM (kB)", budget.limits.ram_bytes)]
-    for ax, (key, scale, label, limit) in zip(axes, panels):
-        ax.scatter(done[key] / scale, done.val_accuracy, s=18, c="0.65", label="trained")
-        ax.scatter(front[key] / scale, front.val_accuracy, s=36, c="tab:red", label="Pareto front")
-        order = front.sort_values(key)
-        ax.step(order[key] / scale, order.val_accuracy, where="post", c="tab:red", lw=1)
-        refs = done[done.reference != ""]
-        for _, r in refs.iterrows():
-            ax.annotate(r.reference, (r[key] / scale, r.val_accuracy), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-        if limit is not None:
-            ax.axvline(limit / scale, c="k", ls="--", lw=1, label="budget")
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("validation accuracy (clip)")
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Pareto front on {budget.name}", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+def _typed(values: list, kind: str) -> pd.Series:
+    if kind == "int":
+        return pd.Series([None if v is None else round(v) for v in values], dtype="Int64")
+    if kind.startswith("float"):
+        return pd.Series([None if v is None else round(float(v), int(kind[5:])) for v in values], dtype="Float64")
+    if kind == "bool":
+        return pd.Series(values, dtype="boolean")
+    return pd.Series(["" if v is None else str(v) for v in values], dtype="string")
 
 
-def front_table(front: list[FrozenTrial]) -> str:
-    head = ("trial", "model", "val acc", "MAC/s", "CPU", "RAM kB", "FLASH kB", "params", "input", "network")
-    rows = [head]
-    for t in front:
-        p, ua = t.params, t.user_attrs
-        inp = f"{p['sample_rate'] / 1000:g}k/{p['n_mels']}m/{p['frames']}f/ov{p['overlap']:g}"
-        net = (f"{'DS' if p['conv_type'] == 'depthwise_separable' else 'std'} "
-               f"{p['downsampling']} {p['blocks']}x{p['kernel']}x{p['kernel']} f{p['base_filters']}"
-               f"*{p['growth']:g} {p['head']} d{p['dense_units']}")
-        cpu = ua.get("cpu_share")
-        rows.append((str(t.number), ua.get("reference", ""), f"{t.values[0]:.3f}",
-                     f"{ua.get('macs_per_second', 0) / 1e6:.2f} M", "?" if cpu is None else f"{cpu:.1%}",
-                     f"{t.values[2] / 1024:.1f}", f"{ua.get('flash_bytes', 0) / 1024:.1f}",
-                     f"{ua.get('params', 0):,}", inp, net))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
+def trials_frame(trials: list[TrialView], columns: list[Column] = TRIAL_COLUMNS) -> pd.DataFrame:
+    """One row per trial: `columns`, then the sampled parameters as `param_<name>`."""
+    df = pd.DataFrame({c.name: _typed([c.value(v) for v in trials], c.kind) for c in columns})
+    params = pd.DataFrame([{f"param_{k}": p for k, p in v.t.params.items()} for v in trials], index=df.index)
+    return pd.concat([df, params], axis=1)
+
+
+def curves_frame(trials: list[TrialView]) -> pd.DataFrame:
+    """Long format: one row per (trial, epoch) with its validation accuracy."""
+    rows = [{"trial": v.t.number, "model": v.name, "outcome": v.outcome, "epoch": e,
+             "val_accuracy": round(float(a), ACCURACY_DECIMALS)} for v in trials for e, a in v.curve]
+    return pd.DataFrame(rows, columns=["trial", "model", "outcome", "epoch", "val_accuracy"])
+
+
+def _accuracy_text(v: TrialView) -> str:
+    text = f"{v.accuracy:.3f}"
+    if v.accuracy_std is not None:
+        text += f" ± {v.accuracy_std:.3f} ({v.n_seeds} seeds)"
+    return text
+
+
+def _input_text(v: TrialView) -> str:
+    fe = v.spec.frontend
+    return f"{fe.sample_rate / 1000:g}k/{fe.n_mels}m/{fe.frames}f/ov{fe.overlap:g}"
+
+
+FRONT_COLUMNS: list[tuple[str, Callable[[TrialView], str]]] = [
+    ("trial", lambda v: str(v.t.number)),
+    ("model", lambda v: v.name),
+    ("val acc", _accuracy_text),
+    ("MAC/s", lambda v: f"{v.ua['macs_per_second'] / 1e6:.2f} M"),
+    ("CPU", lambda v: "?" if v.ua.get("cpu_share") is None else f"{v.ua['cpu_share']:.1%}"),
+    ("RAM kB", lambda v: f"{v.ua['ram_bytes'] / 1024:.1f}"),
+    ("FLASH kB", lambda v: f"{v.ua['flash_bytes'] / 1024:.1f}"),
+    ("params", lambda v: f"{v.ua['params']:,}"),
+    ("input", _input_text),
+    ("network", lambda v: v.network),
+]
+LEGEND = ("input: kHz/mel bands/frames per window/overlap; network: cF KxK = conv with F filters, dwKxK = "
+          "depthwise, /2 = stride 2, mpAxB = max-pool, gap = global average pool, dN = dense, · between blocks")
+
+
+def front_table(front: list[TrialView], columns=FRONT_COLUMNS) -> str:
+    rows = [tuple(h for h, _ in columns)] + [tuple(f(v) for _, f in columns) for v in front]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
     return "\n".join(lines)
+
+
+def counts_line(trials: list[TrialView]) -> str:
+    """`24 finished trials: 18 trained, ...`; interrupted, running and queued ones said apart."""
+    n = {o: 0 for o in OUTCOMES}
+    for v in trials:
+        n[v.outcome] += 1
+    done = sum(n[o] for o in ("trained", "rejected", "stopped", "failed"))
+    line = (f"{done} finished trials: {n['trained']} trained, {n['rejected']} rejected before training, "
+            f"{n['stopped']} stopped early, {n['failed']} failed")
+    extra = [f"{n[o]} {o}" for o in ("interrupted", "running", "queued") if n[o]]
+    if n["interrupted"]:
+        extra[0] += " (redone when you rerun the same command)"
+    return line + (f"; {', '.join(extra)}" if extra else "")
 
 
 def summarise(study: optuna.Study, budget: Budget, out: Path) -> str:
-    df = trials_frame(study)
-    atomic_write_text(out / "trials.csv", df.to_csv(index=False))
-    counts = df.state.value_counts().to_dict() if len(df) else {}
-    rejected = int((df.feasible == False).sum()) if len(df) else 0  # noqa: E712 (pandas)
-    lines = [f"{sum(counts.get(s, 0) for s in ('COMPLETE', 'PRUNED', 'FAIL'))} finished trials: "
-             f"{counts.get('COMPLETE', 0)} trained, {rejected} rejected before training, "
-             f"{counts.get('PRUNED', 0) - rejected} stopped early, {counts.get('FAIL', 0)} failed"
-             + (f" ({counts.get('WAITING', 0)} queued, {counts.get('RUNNING', 0)} running)"
-                if counts.get("WAITING") or counts.get("RUNNING") else "")]
-    front = pareto_front(study)
+    """Write trials.csv, curves.csv, pareto.png and pareto.html into `out`; return the summary text."""
+    trials = views(study)
+    atomic_write_text(out / "trials.csv", trials_frame(trials).to_csv(index=False))
+    atomic_write_text(out / "curves.csv", curves_frame(trials).to_csv(index=False))
+    written = [out / "trials.csv", out / "curves.csv"]
+    lines = [counts_line(trials)]
+    front = sorted((v for v in trials if v.pareto), key=lambda v: v.ua["macs_per_second"])
     if front:
-        atomic_write_bytes(out / "pareto.png", plot_pareto(df, budget))
-        lines += ["", f"Pareto front ({len(front)} models, all within {budget.name}):", front_table(front),
-                  "", f"wrote {out / 'trials.csv'} and {out / 'pareto.png'}"]
+        points = plots.points(trials)
+        atomic_write_bytes(out / "pareto.png", plots.pareto_png(points, budget))
+        atomic_write_text(out / "pareto.html", plots.pareto_html(points, budget))
+        written += [out / "pareto.png", out / "pareto.html"]
+        lines += ["", f"Pareto front ({len(front)} models, all within {budget.name}):", front_table(front), LEGEND]
     else:
-        lines += ["no trained model within the budget yet", f"wrote {out / 'trials.csv'}"]
-    return "\n".join(lines)
+        lines += ["no trained model within the budget yet"]
+    return "\n".join(lines + ["", "wrote " + ", ".join(map(str, written))])

@@ -21,9 +21,12 @@ from nas.data.validate import validate_dataset
 from nas.search import report
 from nas.search.fidelity import load_fidelity
 from nas.search.objective import Objective
+from nas.search.progress import Progress, choose_mode
+from nas.search.records import record_study_note
 from nas.search.worker import run_trials
+from nas.study.artifacts import artifact_store
 from nas.study.claim import claim_for
-from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, resolve_data, study_dir
+from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, output_dir, resolve_data
 from nas.study.identity import definition, require_definition
 from nas.study.settings import record_settings
 from nas.study.storage import check_storage
@@ -84,11 +87,33 @@ def load_teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | 
     return load_teacher(path, split, read_metadata(root).classes)
 
 
+def _say_opened(study: optuna.Study, storage: str, closed: int, redone: list, queued: list[str]) -> None:
+    print(f"study {study.study_name!r} in {storage}: {counted(study)} trials"
+          + (f", {closed} stale running trial(s) closed" if closed else "")
+          + (f", {len(redone)} unfinished trial(s) queued again" if redone else "")
+          + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
+
+
+def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: int, timeout: float | None,
+         stop: threading.Event, bars: Progress) -> bool:
+    """The trial loop with its progress; True when it was interrupted (Ctrl-C, SIGTERM)."""
+    interrupted = False
+    try:
+        run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop, progress=bars)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bars.close()  # before anything else is printed
+    if interrupted:
+        print("interrupted: unfinished trials are redone when you rerun the same command", file=sys.stderr)
+    return interrupted
+
+
 def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, trials: int | None = None,
            timeout: float | None = None, study_name: str = "nas", storage: str | None = None, seed: int = 0,
            epochs: int | None = None, jobs: int = 1, train_folds: str | None = None, val_folds: str = "9",
            test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False,
-           teacher: str | None = None) -> int:
+           teacher: str | None = None, progress: str = "auto") -> int:
     """Run the search (the arguments are `python -m nas.search`'s flags); returns the exit code."""
     space_file = resolve_space(space_path)
     budget, space = Budget.load(budget_path), SearchSpace.load(space_file)
@@ -109,7 +134,7 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     defines = definition(budget, budget_path, space_file, dataset, split, recipe.to_dict())
     storage = storage or default_storage(study_name)
     check_storage(storage)
-    out = study_dir(study_name)
+    out = output_dir(study_name, storage)
     out.mkdir(parents=True, exist_ok=True)
     claim = claim_for(storage, study_name)
     with claim:  # workers starting together: one creates the study and queues the references
@@ -120,26 +145,23 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
         queued = enqueue_references(study, space, budget)
         record_settings(study, budget, root, split, cache, epochs, recipe=recipe.to_dict())
         study.sampler = sampler(register_worker(study, WORKER, seed))
-    print(f"study {study_name!r} in {storage}: {counted(study)} trials"
-          + (f", {closed} stale running trial(s) closed" if closed else "")
-          + (f", {len(redone)} unfinished trial(s) queued again" if redone else "")
-          + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
+        record_study_note(study, budget, space)
+    _say_opened(study, storage, closed, redone, queued)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
     stop = threading.Event()
-    data = TrialData(root, split, cache, teacher=load_teacher_for(recipe, root, split, cache, out),
-                     temperature=recipe.distillation.temperature)
-    objective = Objective(space, budget, data, recipe, checkpoints=out / "checkpoints", fidelity=fidelity, stop=stop)
-    interrupted = False
-    try:
-        run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("interrupted: unfinished trials are redone when you rerun the same command", file=sys.stderr)
+    bars = Progress(choose_mode(progress), trials, epochs, jobs, label=WORKER)
+    store = artifact_store(out)
+    provider = TrialData(root, split, cache, teacher=load_teacher_for(recipe, root, split, cache, out),
+                         temperature=recipe.distillation.temperature, progress=False)  # the slot's line says it
+    objective = Objective(space, budget, provider, recipe, checkpoints=out / "checkpoints", fidelity=fidelity,
+                          stop=stop, log=bars.log, artifacts=store, progress=bars)
+    interrupted = _run(study, objective, trials, claim, jobs, timeout, stop, bars)
     print(report.summarise(study, budget, out), flush=True)
     if interrupted:
         return 130
     if export:
         from nas.export.pipeline import export_study
 
-        export_study(study, out_dir=Path("export") / study_name, budget=budget, data=root, split=split, cache=cache)
+        export_study(study, out_dir=Path("export") / study_name, budget=budget, data=root, split=split, cache=cache,
+                     checkpoints=out / "checkpoints", artifacts=store)
     return 0

@@ -21,11 +21,12 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.search.objective import Interrupted
-from nas.study.trials import WORKER, counted
+from nas.search.progress import Progress
+from nas.study.trials import WORKER, counted, finished
 
 
 def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
-               stop: threading.Event | None = None) -> None:
+               stop: threading.Event | None = None, progress: Progress | None = None) -> None:
     """Run trials until the study holds `total` counted trials, `timeout` passes or `stop` is set.
 
     With jobs > 1 the trials run in threads; Ctrl-C sets `stop`, running trials end at their next
@@ -33,6 +34,8 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
     an exception that stops one thread stops the others and is re-raised here.
     """
     stop = stop or threading.Event()
+    progress = progress or Progress.off()
+    progress.start(finished(study))
     deadline = time.monotonic() + timeout if timeout else None
 
     def loop() -> None:
@@ -42,7 +45,9 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
                     return
                 trial = study.ask()
                 trial.set_user_attr("worker", WORKER)
-            _run_one(study, objective, trial)
+            progress.trial_started(trial.number)
+            _run_one(study, objective, trial, progress)
+            progress.trial_finished(trial.number, finished(study))
 
     if jobs == 1:
         try:
@@ -80,7 +85,7 @@ def _guarded(loop: Callable[[], None], stop: threading.Event, errors: list[BaseE
         stop.set()
 
 
-def _run_one(study: optuna.Study, objective, trial: optuna.Trial) -> None:
+def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Progress) -> None:
     try:
         values = objective(trial)
     except optuna.TrialPruned:

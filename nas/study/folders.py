@@ -1,5 +1,6 @@
 """The `studies/` folder: one subfolder per study (journal, checkpoints, outputs), the shared feature
-cache and the demo dataset, all relative to where the tool runs."""
+cache and the demo dataset, all relative to where the tool runs; a study whose storage is elsewhere
+keeps its outputs beside that storage (`output_dir`)."""
 from __future__ import annotations
 
 import sys
@@ -31,9 +32,19 @@ def resolve_data(data: str, seed: int) -> Path:
     return DEMO_DATA
 
 
+def output_dir(study: str, storage: str) -> Path:
+    """Where a study's checkpoints, tables, plots and artifacts go: beside its storage file.
+
+    A journal or SQLite file in a folder named after the study (the default
+    ``studies/<study>/journal.log``) → that folder; a file elsewhere → ``<study>/`` beside it, so
+    several studies can share one file; a server URL → ``studies/<study>/`` here."""
+    path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else storage
+    if "://" in path:
+        return study_dir(study)
+    parent = Path(path).parent
+    return parent if parent.name == study else parent / study
+
+
 def checkpoint_dir(study: str, storage: str) -> Path:
-    """Where a study's trained models are: ``checkpoints/`` beside a journal file that has one, else
-    ``studies/<study>/checkpoints``."""
-    if "://" not in storage and (Path(storage).parent / "checkpoints").is_dir():
-        return Path(storage).parent / "checkpoints"
-    return study_dir(study) / "checkpoints"
+    """Where a study's trained models are: ``checkpoints/`` in its output folder."""
+    return output_dir(study, storage) / "checkpoints"

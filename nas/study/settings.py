@@ -27,15 +27,20 @@ def record_settings(study: optuna.Study, budget: Budget, data: str | Path, split
             study.set_user_attr(key, value)
 
 
+def recorded_budget(study: optuna.Study) -> Budget:
+    """The budget the study was searched with."""
+    if "budget" not in study.user_attrs:
+        raise UserError(f"study {study.study_name!r} records no budget: pass --budget")
+    return config.load(Budget, study.user_attrs["budget"], f"study {study.study_name} budget")
+
+
 def recorded_settings(study: optuna.Study, budget: Budget | None = None, data: str | Path | None = None,
                       split: FoldSplit | None = None,
                       cache: str | Path | None = None) -> tuple[Budget, Path, FoldSplit, Path]:
     """(budget, data, split, cache): each one given, else the one the study recorded."""
     ua = study.user_attrs
     if budget is None:
-        if "budget" not in ua:
-            raise UserError(f"study {study.study_name!r} records no budget: pass --budget")
-        budget = config.load(Budget, ua["budget"], f"study {study.study_name} budget")
+        budget = recorded_budget(study)
     if data is None:
         if "data" not in ua:
             raise UserError(f"study {study.study_name!r} records no dataset: pass --data")

@@ -15,6 +15,8 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.arch.spec import ArchSpec
+from nas.core.errors import UserError
 from nas.core.locks import pid_alive
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -48,6 +50,13 @@ def requeue_unfinished(study: optuna.Study) -> list[int]:
     return queued
 
 
+def finished(study: optuna.Study) -> int:
+    """Counted trials that have ended (what a progress bar shows done)."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs))
+
+
 def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
     """Fail RUNNING trials whose worker is gone: on this host, when its process no longer exists;
     elsewhere, when it has not reported an epoch for `stale_after` seconds."""
@@ -69,3 +78,16 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first."""
     return sorted(study.best_trials, key=lambda t: t.values[1])
+
+
+def trial_spec(study: optuna.Study, number: int) -> ArchSpec:
+    """The architecture trial `number` of `study` was built from; UserError when there is none."""
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials):
+        have = f"trials 0..{len(trials) - 1}" if trials else "no trials"
+        raise UserError(f"--trial {number}: not in study {study.study_name!r} ({have})")
+    spec = trials[number].user_attrs.get("spec")
+    if spec is None:
+        raise UserError(f"--trial {number}: trial {number} of study {study.study_name!r} has no architecture "
+                        f"({trials[number].user_attrs.get('reject_reason') or trials[number].state.name})")
+    return ArchSpec.from_json(spec, f"study {study.study_name} trial {number}")

@@ -1,0 +1,151 @@
+"""Live progress of a search on the terminal: trials done of the total, each running trial's epoch and
+validation accuracy, elapsed time and ETA (tqdm, which Optuna uses too).
+
+Three modes (`choose_mode`):
+
+* ``bars`` (stderr is a terminal and this process is in its foreground): one line for the study
+  (`trials 5/24`, elapsed, ETA) and one per `--jobs` slot (`trial 7  epoch 3/12  val 0.512`),
+  redrawn in place; the one-line-per-trial log is written above them.
+* ``lines`` (a terminal, but a background job, e.g. several workers started with `&` in one
+  shell): no cursor movement, which would garble when processes share a terminal; one plain line
+  per epoch, labelled with the worker (`[host:pid]`), with the same figures.
+* ``off`` (not a terminal: a log file, a pipe, CI): nothing but the one line per trial event.
+
+Counts are the study's (`done` is passed in by the worker loop), so with several processes every
+worker's ETA is the study's. The ETA is the mean rate since this process started.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+MODES = ("auto", "bars", "lines", "off")
+REFRESH_SECONDS = 1.0
+
+
+def choose_mode(requested: str, stream: TextIO | None = None) -> str:
+    """`requested` unless it is ``auto``: bars in a foreground terminal, lines in a background one,
+    off when `stream` (default stderr) is not a terminal."""
+    if requested != "auto":
+        return requested
+    stream = stream or sys.stderr
+    try:
+        if not stream.isatty():
+            return "off"
+        return "bars" if os.tcgetpgrp(stream.fileno()) == os.getpgrp() else "lines"
+    except (OSError, ValueError, AttributeError):
+        return "off"
+
+
+def _interval(seconds: float | None) -> str:
+    return "?" if seconds is None else tqdm.format_interval(seconds)
+
+
+class Progress:
+    """What the worker loop and the objective report; see the module docstring."""
+
+    def __init__(self, mode: str, total: int, epochs: int, jobs: int = 1, label: str = "",
+                 out: TextIO | None = None, err: TextIO | None = None):
+        self.mode, self.total, self.epochs, self.label = mode, total, epochs, label
+        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self._lock = threading.Lock()
+        self._t0 = time.monotonic()
+        self._done0 = self._done = 0
+        self._slots: dict[int, tqdm] = {}
+        self._free: list[tqdm] = []
+        self._overall: tqdm | None = None
+        self._stop = threading.Event()
+        if mode == "bars":
+            self._free = [tqdm(total=epochs, position=i + 1, leave=False, file=self.err, dynamic_ncols=True,
+                               bar_format="{desc} |{bar:12}|") for i in range(jobs)]
+            for bar in self._free:
+                bar.set_description_str("  idle", refresh=False)
+            threading.Thread(target=self._tick, name="progress", daemon=True).start()
+
+    @classmethod
+    def off(cls) -> "Progress":
+        return cls("off", total=0, epochs=0)
+
+    def start(self, done: int) -> None:
+        """The study's finished trials when this process starts (ETA counts from here)."""
+        self._done0 = self._done = done
+        self._t0 = time.monotonic()
+        if self.mode == "bars":  # initial=done: the rate, hence the ETA, counts this run's trials only
+            self._overall = tqdm(total=self.total, initial=done, position=0, leave=True, file=self.err, smoothing=0,
+                                 dynamic_ncols=True, bar_format="trials {n_fmt}/{total_fmt} |{bar:24}| {elapsed} "
+                                 "elapsed, ETA {remaining}")
+
+    def log(self, message: str) -> None:
+        """One event line (a trial's outcome); above the bars when they are shown."""
+        if self.mode == "bars":
+            tqdm.write(message, file=self.out)
+        else:
+            print(message, file=self.out, flush=True)
+
+    def trial_started(self, number: int) -> None:
+        if self.mode != "bars":
+            return
+        with self._lock:
+            bar = self._free.pop(0) if self._free else None
+            if bar is None:
+                return
+            self._slots[number] = bar
+        bar.reset(total=self.epochs)
+        bar.set_description_str(f"  trial {number:>4}  pricing, loading features (computed once per front-end)",
+                                refresh=True)
+
+    def epoch(self, number: int, record: dict) -> None:
+        """A finished epoch of trial `number` (the training loop's record: epoch, val_acc, seconds)."""
+        epoch = record["epoch"] + 1
+        if self.mode == "lines":
+            print(f"[{self.label}] trial {number} epoch {epoch}/{self.epochs} val {record['val_acc']:.3f} · "
+                  f"{self._done}/{self.total} trials · {_interval(time.monotonic() - self._t0)} elapsed · "
+                  f"ETA {_interval(self.eta())}", file=self.out, flush=True)
+            return
+        bar = self._slots.get(number)
+        if bar is None:
+            return
+        bar.set_description_str(f"  trial {number:>4}  epoch {epoch:>2}/{self.epochs}  val {record['val_acc']:.3f}  "
+                                f"{record['seconds']:5.1f} s/epoch", refresh=False)
+        bar.update(epoch - bar.n)
+
+    def trial_finished(self, number: int, done: int) -> None:
+        """Trial `number` was told; `done` = the study's finished trials now."""
+        self._done = done
+        if self.mode != "bars":
+            return
+        with self._lock:
+            bar = self._slots.pop(number, None)
+            if bar is not None:
+                self._free.append(bar)
+        if bar is not None:
+            bar.reset(total=self.epochs)
+            bar.set_description_str("  idle", refresh=True)
+        if self._overall is not None:
+            self._overall.update(max(0, done - self._overall.n))
+
+    def eta(self) -> float | None:
+        """Seconds left at this run's mean rate; None before its first finished trial."""
+        finished = self._done - self._done0
+        if finished <= 0:
+            return None
+        return (time.monotonic() - self._t0) * max(0, self.total - self._done) / finished
+
+    def close(self) -> None:
+        self._stop.set()
+        for bar in [*self._free, *self._slots.values()]:
+            bar.close()
+        if self._overall is not None:
+            self._overall.close()
+
+    def _tick(self) -> None:
+        """Redraw once a second so elapsed and ETA move while a long epoch runs."""
+        while not self._stop.wait(REFRESH_SECONDS):
+            for bar in [self._overall, *list(self._slots.values())]:
+                if bar is not None and not bar.disable:
+                    bar.refresh()
