@@ -297,7 +297,7 @@ def test_a_storage_that_cannot_work_is_one_line(tmp_path, demo_root):
 def test_a_read_only_studies_folder_is_one_line_and_the_study_resumes_once_writable(work):
     studies = work / "studies"
     shutil.move(studies, work / "saved")
-    with tmpfs(studies, "8m"):
+    with tmpfs(studies, "32m"):
         shutil.copytree(work / "saved", studies, dirs_exist_ok=True)
         before = completed(study_of(work))
         remount(studies, "ro")

@@ -219,7 +219,7 @@ def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_
     finally:
         server.shutdown()
     assert detail["objective_names"] == list(OBJECTIVES)
-    assert "val_accuracy" in detail["note"]["body"] and "ram, flash, macs_per_second, valid" in detail["note"]["body"]
+    assert "val_accuracy" in detail["note"]["body"] and "ram, flash, macs_per_second, cpu_share, valid" in detail["note"]["body"]
     by_number = {t.number: t for t in study.trials}
     rejected = [t for t in detail["trials"] if by_number[t["number"]].user_attrs.get("feasible") is False]
     assert rejected, "no over-budget trial to show as infeasible"

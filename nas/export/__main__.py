@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from nas.budget import Budget
-from nas.core.errors import UserError, run_cli
+from nas.core.errors import run_cli
 from nas.quant import quantize as Q
 from nas.export.pipeline import export_study
 from nas.export.verify import VerifyError
@@ -59,8 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.calibration_windows < 1:
-        raise UserError(f"--calibration-windows: expected a positive integer, got {args.calibration_windows}")
     study, storage = open_study(args.study, args.storage)
     ckpts = Path(args.checkpoints) if args.checkpoints else checkpoint_dir(args.study, storage)
     budget = Budget.load(args.budget) if args.budget else None

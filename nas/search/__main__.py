@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: 12 on the demo data, else the space file's training.epochs)")
     p.add_argument("--jobs", type=int, default=1, help="trials run in parallel threads in this process (default: 1); "
                    "for more processes or machines, start the same command again with the same --study/--storage")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per trial (default: $OMP_NUM_THREADS "
+                   "when set, else the cores divided by --jobs); with several processes on one machine give each "
+                   "its share, e.g. 1 each on 2 cores: more threads than cores slow training several-fold")
     p.add_argument("--train-folds", default=None, help="folds to train on, e.g. 1,2 (default: every fold of the "
                    "dataset that is not a validation or test fold)")
     p.add_argument("--val-fold", "--val-folds", dest="val_folds", default="9",
@@ -52,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
-                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, train_folds=a.train_folds,
+                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, threads=a.threads,
+                  train_folds=a.train_folds,
                   val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export,
                   teacher=a.teacher, progress=a.progress)
 

@@ -94,6 +94,13 @@ def _say_opened(study: optuna.Study, storage: str, closed: int, redone: list, qu
           + (f", references queued: {', '.join(queued)}" if queued else ""), flush=True)
 
 
+def training_threads(jobs: int) -> int:
+    """Torch threads per trial: $OMP_NUM_THREADS when the user set it (several processes sharing the
+    cores), else the cores divided among the process's `jobs`."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
 def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: int, timeout: float | None,
          stop: threading.Event, bars: Progress) -> bool:
     """The trial loop with its progress; True when it was interrupted (Ctrl-C, SIGTERM)."""
@@ -111,8 +118,8 @@ def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: in
 
 def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, trials: int | None = None,
            timeout: float | None = None, study_name: str = "nas", storage: str | None = None, seed: int = 0,
-           epochs: int | None = None, jobs: int = 1, train_folds: str | None = None, val_folds: str = "9",
-           test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False,
+           epochs: int | None = None, jobs: int = 1, threads: int | None = None, train_folds: str | None = None,
+           val_folds: str = "9", test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False,
            teacher: str | None = None, progress: str = "auto") -> int:
     """Run the search (the arguments are `python -m nas.search`'s flags); returns the exit code."""
     space_file = resolve_space(space_path)
@@ -121,7 +128,8 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     demo = data == DEMO
     trials = trials if trials is not None else (24 if demo else 200)
     epochs = epochs if epochs is not None else (12 if demo else recipe.epochs)
-    for flag, value in (("--trials", trials), ("--epochs", epochs), ("--jobs", jobs)):
+    threads = threads if threads is not None else training_threads(jobs)
+    for flag, value in (("--trials", trials), ("--epochs", epochs), ("--jobs", jobs), ("--threads", threads)):
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
     recipe = recipe.replace(epochs=epochs, seed=seed)
@@ -147,7 +155,7 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
         study.sampler = sampler(register_worker(study, WORKER, seed))
         record_study_note(study, budget, space)
     _say_opened(study, storage, closed, redone, queued)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    torch.set_num_threads(threads)
     stop = threading.Event()
     bars = Progress(choose_mode(progress), trials, epochs, jobs, label=WORKER)
     store = artifact_store(out)
