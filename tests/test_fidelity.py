@@ -13,6 +13,7 @@ from nas.data.urbansound import FoldSplit
 from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
 from nas.search.objective import Objective
 from nas.study.study import DIRECTIONS, register_worker
+from nas.study.trials import pareto_front
 from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 from tests.test_search import BUDGET, SPACE, NoData
@@ -105,6 +106,7 @@ def test_same_parameters_reuse_the_finished_result_without_training(tmp_path):
     t = study.trials[-1]
     assert t.state == TrialState.COMPLETE and t.values == [0.62, 750078.0, 29992.0]
     assert t.user_attrs["duplicate_of"] == 0 and t.user_attrs["seed_scores"] == [0.61, 0.63]
+    assert [f.number for f in pareto_front(study)] == [0]   # the original stands on the front, once
 
 
 def test_workers_with_one_seed_get_distinct_sampler_seeds():

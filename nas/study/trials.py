@@ -76,8 +76,9 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first."""
-    return sorted(study.best_trials, key=lambda t: t.values[1])
+    """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first; a
+    trial that reused a duplicate's result stands for nothing new, its original is listed instead."""
+    return sorted((t for t in study.best_trials if "duplicate_of" not in t.user_attrs), key=lambda t: t.values[1])
 
 
 def trial_spec(study: optuna.Study, number: int) -> ArchSpec:
