@@ -126,6 +126,18 @@ def test_summary_tells_interrupted_from_failed(study):
     assert "1 interrupted (redone when you rerun the same command)" in line
 
 
+def test_a_reused_duplicate_is_counted_apart_and_not_drawn():
+    s = optuna.create_study(directions=list(DIRECTIONS))
+    ds24 = SPACE.reference_params()["Stride-DS-24"]
+    add(s, ds24, acc=0.688, curve=[0.688], reference="Stride-DS-24")
+    add(s, ds24, acc=0.688, duplicate_of=0)
+    views = report.views(s)
+    assert [v.outcome for v in views] == ["trained", "reused"]
+    assert report.counts_line(views) == ("2 finished trials: 1 trained, 0 rejected before training, 0 stopped early, "
+                                         "0 failed, 1 reused the result of the same parameters")
+    assert list(plots.points(views).trial) == [0] and [v.t.number for v in views if v.pareto] == [0]
+
+
 def test_pareto_points_membership_numbering_and_labels(study):
     views = report.views(study)
     pts = plots.points(views)

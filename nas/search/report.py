@@ -26,7 +26,7 @@ from nas.search import plots
 from nas.search.records import ACCURACY_DECIMALS, network_summary
 from nas.study.trials import pareto_front
 
-OUTCOMES = ("trained", "rejected", "stopped", "failed", "interrupted", "running", "queued")
+OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "interrupted", "running", "queued")
 
 
 @dataclass
@@ -43,6 +43,8 @@ class TrialView:
     @property
     def outcome(self) -> str:
         state = self.t.state
+        if "duplicate_of" in self.ua and state in (TrialState.COMPLETE, TrialState.PRUNED):
+            return "reused"        # the sampler proposed finished parameters again: nothing was trained
         if state == TrialState.COMPLETE:
             return "trained"
         if state == TrialState.PRUNED:
@@ -204,9 +206,11 @@ def counts_line(trials: list[TrialView]) -> str:
     n = {o: 0 for o in OUTCOMES}
     for v in trials:
         n[v.outcome] += 1
-    done = sum(n[o] for o in ("trained", "rejected", "stopped", "failed"))
+    done = sum(n[o] for o in ("trained", "rejected", "stopped", "failed", "reused"))
     line = (f"{done} finished trials: {n['trained']} trained, {n['rejected']} rejected before training, "
             f"{n['stopped']} stopped early, {n['failed']} failed")
+    if n["reused"]:
+        line += f", {n['reused']} reused the result of the same parameters"
     extra = [f"{n[o]} {o}" for o in ("interrupted", "running", "queued") if n[o]]
     if n["interrupted"]:
         extra[0] += " (redone when you rerun the same command)"
