@@ -88,13 +88,15 @@ def write(records: list[dict], trials, out: Path, study_name: str) -> str:
     table = summary(records, trials)
     atomic_write_text(out / "evaluation.csv", table.to_csv(index=False))
     atomic_write_text(out / "evaluation_per_class.csv", per_class(records).to_csv(index=False))
-    lines = ["", "final stage: test folds read once, after training and selection on the validation folds", ""]
-    for _, r in table.iterrows():
+    lines = ["", "final stage: test folds read once, after training and selection on the validation folds; "
+             "best validation score first", ""]
+    for _, r in table.sort_values("val_score_mean", ascending=False, kind="stable").iterrows():
         runs = [x for x in records if x["trial"] == r.trial]
         png = out / f"confusion_trial_{r.trial}.png"
         atomic_write_bytes(png, confusion_png(runs, f"study {study_name}, trial {r.trial} {r.model}: int8, "
                                                     f"{len(runs)} run(s), test {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}"))
-        lines.append(f"trial {r.trial:>4} {r.model:<14} float {_pm(r.test_acc_mean, r.test_acc_std)}  "
+        lines.append(f"trial {r.trial:>4} {r.model:<14} val {100 * r.val_score_mean:4.1f} %  "
+                     f"test float {_pm(r.test_acc_mean, r.test_acc_std)}  "
                      f"int8 {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}  ({r.runs} runs, {r.qat_runs} QAT)  "
                      f"MAC/s {r.macs_per_second / 1e6:.2f} M  RAM {r.ram_bytes / 1024:.1f} kB")
     lines.append(f"wrote {out / 'evaluation.csv'}, {out / 'evaluation_per_class.csv'} and confusion_trial_<n>.png")

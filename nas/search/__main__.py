@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "postgresql://user:pw@host/db for several machines")
     p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="maximum training epochs per candidate "
-                   "(default: 12 on the demo data, else the space file's training.epochs)")
+                   "(default: 8 on the demo data, else the space file's training.epochs)")
     p.add_argument("--jobs", type=int, default=1, help="trials run in parallel threads in this process (default: 1); "
                    "for more processes or machines, start the same command again with the same --study/--storage")
     p.add_argument("--threads", type=int, default=None, help="torch threads per trial (default: $OMP_NUM_THREADS "

@@ -127,7 +127,9 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     recipe, fidelity = Recipe.from_space_file(space_file), load_fidelity(space_file)
     demo = data == DEMO
     trials = trials if trials is not None else (24 if demo else 200)
-    epochs = epochs if epochs is not None else (12 if demo else recipe.epochs)
+    epochs = epochs if epochs is not None else (8 if demo else recipe.epochs)
+    if demo:  # the synthetic demo shows the machinery in minutes: one run per candidate
+        fidelity = replace(fidelity, seeds=1)
     threads = threads if threads is not None else training_threads(jobs)
     for flag, value in (("--trials", trials), ("--epochs", epochs), ("--jobs", jobs), ("--threads", threads)):
         if value < 1:
