@@ -237,3 +237,17 @@ def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_
     assert checkpoint == (outputs / "checkpoints" / f"trial_{trained[0]['number']}.pt").read_bytes()
     assert yaml.safe_load(spec_yaml)["name"] == by_number[trained[0]["number"]].user_attrs["model"]
 
+
+
+def test_training_threads_follow_omp_num_threads_else_share_the_cores(monkeypatch):
+    """Several processes on one machine must not each take every core (OpenMP threads then spin
+    against each other): $OMP_NUM_THREADS wins, else the cores are divided among --jobs."""
+    from nas.search.run import training_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert training_threads(jobs=1) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert training_threads(jobs=1) == 8 and training_threads(jobs=3) == 2 and training_threads(jobs=16) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert training_threads(jobs=2) == 4
