@@ -46,22 +46,6 @@ def _dsp_root():
     return str(found[-1]) if found and (found[-1] / "Include" / "arm_math.h").is_file() else None
 
 
-def _random_net(spec, seed: int):
-    import torch
-
-    from nas.arch.net import build
-
-    torch.manual_seed(seed)
-    net = build(spec)
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.3, 0.3)
-            mod.running_var.uniform_(0.3, 3.0)
-            mod.weight.data.uniform_(0.5, 2.0)
-            mod.bias.data.uniform_(-0.5, 0.5)
-    return net.eval()
-
-
 def _m4_rows(name: str, folder: Path, cost, budget, spec, x, ref,
              nn_path: str | None) -> list[tuple[str, float, str]]:
     """Cortex-M4 (QEMU) figures of one exported model: portable kernels, and CMSIS-NN when given
@@ -95,6 +79,7 @@ def run() -> list[tuple[str, float, str]]:
     import torch
 
     from nas.budget import Budget
+    from nas.calibrate.models import random_net
     from nas.cost import analytic as costmodel
     from nas.export import codegen, onnx_export, qemu, verify
     from nas.quant import quantize as Q
@@ -110,7 +95,7 @@ def run() -> list[tuple[str, float, str]]:
         for k, spec in enumerate(_specs()):
             fe = spec.frontend
             name = spec.name
-            net = _random_net(spec, k)
+            net = random_net(spec, k)
             calib = torch.randn(256, 1, fe.frames, fe.n_mels)
             folder = Path(tmp) / name
             t0 = time.perf_counter()

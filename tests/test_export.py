@@ -26,6 +26,7 @@ from nas.arch.space import InvalidArchitecture, SearchSpace
 from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
                            Softmax)
 from nas.budget import Budget
+from nas.calibrate.models import random_net
 from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit
 from nas.export import codegen, onnx_export, qemu, verify
@@ -400,15 +401,7 @@ def test_search_space_models_with_random_weights_are_bit_exact_on_host(tmp_path)
                            Dense(units=10, activation="none"), Softmax()))
     rng = np.random.default_rng(0)
     for k, spec in enumerate([gap, *random_space_specs(4, seed=7)]):
-        torch.manual_seed(k)
-        net = build(spec)
-        for mod in net.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.3, 0.3)
-                mod.running_var.uniform_(0.3, 3.0)
-                mod.weight.data.uniform_(0.5, 2.0)
-                mod.bias.data.uniform_(-0.5, 0.5)
-        net.eval()
+        net = random_net(spec, k)
         fe = spec.frontend
         calib = torch.randn(64, 1, fe.frames, fe.n_mels)
         qm = Q.quantize(net, (0.0, 1.0), calib)

@@ -26,10 +26,11 @@ def budget_for(isa: str) -> Budget:
     return Budget.load(REPO / "budgets" / _BUDGET[isa])
 
 
-def random_model(spec: ArchSpec, seed: int, calibration: int = 64):
+def random_net(spec: ArchSpec, seed: int):
+    """The float network of `spec` with seeded random weights and BatchNorm statistics far from the
+    identity, so folding and quantisation meet realistic ranges (eval mode)."""
     import torch
 
-    from nas.quant import quantize as Q
     from nas.arch.net import build
 
     torch.manual_seed(seed)
@@ -40,7 +41,15 @@ def random_model(spec: ArchSpec, seed: int, calibration: int = 64):
             mod.running_var.uniform_(0.3, 3.0)
             mod.weight.data.uniform_(0.5, 2.0)
             mod.bias.data.uniform_(-0.5, 0.5)
-    net.eval()
+    return net.eval()
+
+
+def random_model(spec: ArchSpec, seed: int, calibration: int = 64):
+    import torch
+
+    from nas.quant import quantize as Q
+
+    net = random_net(spec, seed)
     fe = spec.frontend
     return Q.quantize(net, (0.0, 1.0), torch.randn(calibration, 1, fe.frames, fe.n_mels))
 
