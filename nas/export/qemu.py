@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
     "CSRC_DIR",
@@ -203,11 +203,22 @@ def _define_flags(defines: Iterable[str] | Mapping[str, object]) -> list[str]:
 OBJ_CACHE = Path(tempfile.gettempdir()) / "nas_m4_objcache"
 
 
-def _digest(*parts: bytes) -> str:
+def digest(*parts: bytes) -> str:
     h = hashlib.sha256()
     for part in parts:
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:24]
+
+
+def cached_object(cache: Path, key: str, src: Path, compile_to: Callable[[Path], None]) -> Path:
+    """`src` compiled once per its content and `key` (compiler, flags, headers) into `cache`; builders
+    running at once each compile to a private temporary and rename, so none sees a partial object."""
+    obj = cache / f"{src.stem}-{digest(key.encode(), src.read_bytes())}.o"
+    if not obj.exists():
+        tmp = obj.with_name(f"{obj.stem}.{os.getpid()}.{threading.get_ident()}.tmp.o")
+        compile_to(tmp)
+        os.replace(tmp, obj)
+    return obj
 
 
 @lru_cache(maxsize=8)
@@ -270,7 +281,7 @@ def _compile_objects(srcs: list[Path], obj_dir: Path, flags: list[str], lib: lis
     obj_dir.mkdir(parents=True, exist_ok=True)
     if lib:
         headers = sorted({h for d in [*lib_dirs, HARNESS_DIR] for h in Path(d).rglob("*.h")})
-        common = _digest(_compiler_version(gcc), " ".join(lib_flags).encode(), *[h.read_bytes() for h in headers])
+        common = digest(_compiler_version(gcc), " ".join(lib_flags).encode(), *[h.read_bytes() for h in headers])
         OBJ_CACHE.mkdir(parents=True, exist_ok=True)
 
     def compile_one(item: tuple[int, Path]) -> Path:
@@ -280,12 +291,7 @@ def _compile_objects(srcs: list[Path], obj_dir: Path, flags: list[str], lib: lis
         return obj
 
     def compile_cached(src: Path) -> Path:
-        obj = OBJ_CACHE / f"{src.stem}-{_digest(common.encode(), src.read_bytes())}.o"
-        if not obj.exists():
-            tmp = obj.with_name(f"{obj.stem}.{os.getpid()}.{threading.get_ident()}.tmp.o")
-            _compile(lib_flags, src, tmp, timeout)
-            os.replace(tmp, obj)
-        return obj
+        return cached_object(OBJ_CACHE, common, src, lambda tmp: _compile(lib_flags, src, tmp, timeout))
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
         return list(pool.map(compile_one, enumerate(srcs))) + list(pool.map(compile_cached, lib))

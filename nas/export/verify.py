@@ -17,7 +17,6 @@ Host objects of a real CMSIS-NN checkout (113 files) are cached by content hash 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -76,13 +75,6 @@ def driver_api_flags(api: Api, work: Path) -> list[str]:
     return ["-include", str(header)]
 
 
-def _digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(hashlib.sha256(p).digest())
-    return h.hexdigest()[:24]
-
-
 def _compile(cc: str, flags: Sequence[str], src: Path, obj: Path) -> None:
     cmd = [cc, *flags, "-c", str(src), "-o", str(obj)]
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -94,15 +86,10 @@ def _cached_objects(cc: str, flags: Sequence[str], srcs: Sequence[Path], headers
     """Compile library sources once per (compiler, flags, source, headers) content."""
     OBJ_CACHE.mkdir(parents=True, exist_ok=True)
     ver = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.encode()
-    common = _digest(ver, " ".join(flags).encode(), *[h.read_bytes() for h in sorted(headers)])
+    common = qemu.digest(ver, " ".join(flags).encode(), *[h.read_bytes() for h in sorted(headers)])
 
     def one(src: Path) -> Path:
-        obj = OBJ_CACHE / f"{src.stem}-{_digest(common.encode(), src.read_bytes())}.o"
-        if not obj.exists():
-            tmp = obj.with_suffix(f".{os.getpid()}.tmp.o")
-            _compile(cc, flags, src, tmp)
-            os.replace(tmp, obj)
-        return obj
+        return qemu.cached_object(OBJ_CACHE, common, src, lambda tmp: _compile(cc, flags, src, tmp))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(one, srcs))
