@@ -1,7 +1,7 @@
 """Shared helpers for the kernel tests and bench: random int8 layers, a C layer driver, builds.
 
 A *case* is one layer invocation (conv / depthwise / FC / pools / softmax) with random shapes and
-quantisation parameters, its arrays, and the output expected from :mod:`nas.quant.intref`.
+quantisation parameters, its arrays, and the output expected from :mod:`nas.int8.intref`.
 Cases are serialised into one binary blob that a small C driver (``DRIVER_C`` below) reads; the
 driver calls the CMSIS-NN API (portable kernels or a real CMSIS-NN checkout, host gcc or Cortex-M4
 under QEMU) and prints one ``@<tag> <case> <value>`` line per result.
@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from nas.export import qemu
-from nas.quant import intref  # noqa: E402
+from nas.int8 import intref  # noqa: E402
+from nas.libraries import library
 
 HOST_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 CACHE_DIR = Path(tempfile.gettempdir()) / "nas_cbuild_cache"
@@ -527,12 +528,12 @@ def _compile_all(cc: str, flags: Sequence[str], sources: Sequence[Path], obj_dir
 def _library_for(lib: str) -> tuple[list[Path], list[Path], bool]:
     """(sources, include dirs, strict) for 'portable' or 'cmsis' (needs CMSIS_NN_PATH)."""
     if lib == "portable":
-        return qemu.portable_kernel_sources(), [qemu.PORTABLE_DIR], True
+        return *library("portable").sources(), True
     if lib == "cmsis":
         root = os.environ.get("CMSIS_NN_PATH")
         if not root:
             raise RuntimeError("CMSIS_NN_PATH is not set")
-        srcs, incs = qemu.cmsis_nn_sources(root)
+        srcs, incs = library("cmsis-nn").sources(root)
         return srcs, incs, False
     raise ValueError(lib)
 

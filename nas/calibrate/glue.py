@@ -21,7 +21,9 @@ import numpy as np
 
 from nas.calibrate import DEFAULT_SPACE, models
 from nas.cost import cpu
-from nas.cost.codesize import ENTRY_POINTS, CodeSizeModel, weight_padding
+from nas.cost.codesize import CodeSizeModel, weight_padding
+from nas.libraries import DEFAULT, library
+from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 GLUE_SEEDS = range(20_000, 20_400)
 
@@ -83,7 +85,7 @@ def glue_specs():
         if costmodel.estimate(spec, budget).network_flash_bytes > MAX_NETWORK_FLASH:
             continue
         ops = Counter(c.op for c in cpu.kernel_calls(spec))
-        if len(specs) >= GLUE_NETWORKS and all(seen[op] >= 2 for op in ENTRY_POINTS):
+        if len(specs) >= GLUE_NETWORKS and all(seen[op] >= 2 for op in library(DEFAULT).ops):
             break
         if len(specs) < GLUE_NETWORKS or any(seen[op] < 2 for op in ops):
             specs.append(spec)
@@ -100,7 +102,7 @@ def _glue_instructions(folder: Path, work: Path, isa: str, opt: str, x: np.ndarr
 
     stub = work / "glue" / "stub_kernels.c"
     stub.write_text(STUB_KERNELS_C)
-    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, qemu.PORTABLE_DIR],
+    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, PORTABLE_DIR],
                          folder / f"stub_{isa}_{opt}", name="stub", opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
                          defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": GLUE_REPEATS})
     return float(verify.run_m4(elf, np.repeat(x, GLUE_REPEATS, axis=0), classes).insn.mean())
@@ -148,7 +150,7 @@ def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     insn = np.array([glue for _, _, glue in rows], dtype=float)
     a = np.stack([np.ones_like(n_layers), n_layers], axis=1)
     (per_invoke, per_layer), *_ = np.linalg.lstsq(a, insn, rcond=None)
-    ops = list(ENTRY_POINTS)
+    ops = list(library(DEFAULT).ops)
     counts = np.array([[sum(c.op == op for c in calls) for op in ops] for calls, _, _ in rows], dtype=float)
     rest = np.array([run.flash_bytes - sizes.harness_bytes - run.const_bytes - weight_padding(calls)
                      - sizes.kernel_bytes((c.op for c in calls), beside_harness=True) for calls, run, _ in rows],

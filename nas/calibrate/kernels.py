@@ -1,7 +1,7 @@
 """Exact instruction counts of CMSIS-NN layer calls under QEMU, for many geometries.
 
 `build_driver` links ``csrc/kernel_driver.c`` with a kernel library (a CMSIS-NN checkout's
-`qemu.CMSIS_NN_SOURCES` or the portable kernels) for one instruction set and optimisation level;
+`nas.libraries`: a CMSIS-NN checkout or the portable kernels) for one instruction set and optimisation level;
 `count` runs a list of `KernelCall`s through it (``-icount shift=0``: one SysTick tick per 40
 instructions, deterministic, so one run per geometry suffices). `space_calls` and `random_calls` are
 the geometries measured: the layers of random networks of a search space, and random layers around
@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 
 from nas.cost.cpu import KernelCall, dispatch, kernel_calls
 from nas.export import qemu
+from nas.libraries import library
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "kernel_driver.c"
 OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6}
@@ -26,21 +27,12 @@ ACT_CAP, W_CAP, SCRATCH_CAP, CH_CAP = 384 * 1024, 2 * 1024 * 1024, 128 * 1024, 4
 SOFTMAX_PARAMS = (1717986944, 23, -248)   # intref.softmax_params(0.1): a valid (mult, shift, diff_min)
 
 
-def library_sources(library: str, root: str | os.PathLike | None) -> tuple[list[Path], list[Path]]:
-    """(sources, include dirs) of 'cmsis-nn' (a checkout at `root`) or 'portable'."""
-    if library == "portable":
-        return qemu.portable_kernel_sources(), [qemu.PORTABLE_DIR]
-    if library == "cmsis-nn":
-        if not root:
-            raise ValueError("the cmsis-nn library needs a checkout (CMSIS_NN_PATH)")
-        return qemu.cmsis_nn_sources(root)
-    raise ValueError(f"unknown kernel library {library!r}")
-
-
-def build_driver(library: str, root: str | os.PathLike | None, isa: str, opt: str, work: str | os.PathLike) -> Path:
-    srcs, incs = library_sources(library, root)
-    return qemu.build_elf([DRIVER_C], incs, Path(work), name=f"kernels_{library}_{isa}_{opt}", opt=f"-{opt}",
-                          cpu_flags=qemu.CPU_FLAGS[isa], cached=srcs)
+def build_driver(name: str, root: str | os.PathLike | None, isa: str, opt: str, work: str | os.PathLike) -> Path:
+    """The kernel driver linked with library `name` (`root`: its checkout, where it needs one)."""
+    lib = library(name)
+    srcs, incs = lib.sources(root)
+    return qemu.build_elf([DRIVER_C], incs, Path(work), name=f"kernels_{name}_{isa}_{opt}", opt=f"-{opt}",
+                          cpu_flags=lib.cpu_flags(isa), cached=srcs)
 
 
 def fits_driver(call: KernelCall) -> bool:
@@ -191,3 +183,4 @@ def random_calls(seed: int, n: int) -> list[KernelCall]:
             dispatch(c)
             calls.append(c)
     return calls
+

@@ -1,6 +1,6 @@
 """Regenerate ``codesize.json``: what each CMSIS-NN entry point links, per function, from linker maps.
 
-For every configuration: one ELF per entry-point group of `codesize.ENTRY_POINTS` (a stub that only
+For every configuration: one ELF per op's entry points of its library (`KernelLibrary.entry_points`; a stub that only
 takes the entry points' addresses, linked with ``--gc-sections``), whose map file lists every input
 section the group pulls in (object, section, size); a base ELF (the stub alone) is subtracted. Each
 input section is recorded as ``object(section)`` with its size rounded up to 4 bytes (the largest
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nas.calibrate import kernels, provenance
 from nas.cost import cpu
-from nas.cost.codesize import ENTRY_POINTS
+from nas.libraries import library
 from nas.export import qemu
 
 _LOCAL = qemu.LOCAL_OBJECT
@@ -80,16 +80,17 @@ def measure_config(cfg, roots, work: Path) -> dict:
     lib, isa, opt = cfg
     d = work / "codesize" / f"{lib}_{isa}_{opt}"
     d.mkdir(parents=True, exist_ok=True)
-    srcs, incs = kernels.library_sources(lib, roots[lib])
+    srcs, incs = library(lib).sources(roots[lib])
+    entry_points = {op: library(lib).entry_points(op) for op in library(lib).ops}
     base = set(qemu.map_footprints(_stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
-    for op, funcs in ENTRY_POINTS.items():
+    for op, funcs in entry_points.items():
         fp = qemu.map_footprints(_stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
         keys = sorted(k for k in fp if k not in base)
         groups[op] = keys
         symbols.update({k: fp[k] for k in keys})
-    every = _stub_elf(d, "all", tuple(f for fs in ENTRY_POINTS.values() for f in fs), srcs, incs, isa, opt)
+    every = _stub_elf(d, "all", tuple(f for fs in entry_points.values() for f in fs), srcs, incs, isa, opt)
     base_flash = qemu.elf_sizes(d / "base.elf")["flash"]
     linked = qemu.elf_sizes(every)["flash"] - base_flash
     harness_bytes, harness_symbols = harness(work, isa, opt)

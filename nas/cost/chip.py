@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from nas.arch.spec import ArchSpec
 from nas.cost import codesize, cpu, frontend
+from nas.libraries import Kernel, library as kernel_library
 
 
 @dataclass(frozen=True)
@@ -17,14 +18,20 @@ class ChipCost:
     isa: str                             # the measured instruction set standing for the core
     opt: str
     note: str                            # how the core relates to the measurement ("" when measured as is)
-    kernels: tuple[str, ...]             # the kernel each layer dispatches to
-    layer_instructions: tuple[float, ...]   # per layer: kernel + generated glue
+    kernels: tuple[tuple[Kernel, ...], ...]   # per layer, the kernel of each of its calls
+    layer_instructions: tuple[float, ...]   # per layer: its kernels + generated glue
     invoke_instructions: float           # nas_model_invoke's own, once per window
     frontend_instructions_per_frame: float
     frontend_instructions_per_second: float
     kernel_code_bytes: int
     glue_bytes: int
     frontend_code_bytes: int
+
+    @property
+    def unmeasured_core(self) -> bool:
+        """No library here is measured on the budget's core (not an Arm Cortex-M): its instructions and
+        code size are another instruction set's, a proxy the cost output must say it uses."""
+        return "not an Arm core" in self.note
 
     @property
     def instructions_per_window(self) -> float:
@@ -44,14 +51,16 @@ def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library
     """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`; `mel_nonzeros`
     is the front-end's non-zero mel weights (`nas.cost.analytic.mel_nonzeros`)."""
     isa = cpu.isa_for(core, dsp)
-    calls = cpu.kernel_calls(spec)
+    lib = kernel_library(library)
+    per_layer = cpu.layer_calls(spec)
+    calls = [c for layer in per_layer for c in layer]
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
     fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
-                    kernels=tuple(cpu.dispatch(c) for c in calls),
-                    layer_instructions=tuple(insn.layer(c) for c in calls),
+                    kernels=tuple(tuple(lib.kernel(c, dsp) for c in layer) for layer in per_layer),
+                    layer_instructions=tuple(sum(insn.layer(c) for c in layer) for layer in per_layer),
                     invoke_instructions=insn.glue["per_invoke"],
                     frontend_instructions_per_frame=fe_model.per_frame(fe, nnz),
                     frontend_instructions_per_second=fe_model.per_second(fe, nnz),

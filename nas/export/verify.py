@@ -35,6 +35,8 @@ from nas.cost import codesize, cpu
 from nas.export import qemu
 from nas.export.api import Api
 from nas.export.codegen import MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
+from nas.libraries import library
+from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
@@ -54,11 +56,11 @@ def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) ->
     """(sources, include dirs, strict) of the CMSIS-NN kernels: the folder's portable copy, or a
     real checkout (compiled with warnings but without -Werror: not our code)."""
     if nn_path:
-        srcs, incs = qemu.cmsis_nn_sources(nn_path)
+        srcs, incs = library("cmsis-nn").sources(nn_path)
         return srcs, incs, False
     port = Path(model_dir) / PORTABLE_SUBDIR
     if not port.is_dir():
-        port = qemu.PORTABLE_DIR
+        port = PORTABLE_DIR
     return sorted(port.glob("*.c")), [port], True
 
 
@@ -243,10 +245,6 @@ def model_flash_estimate(cost: costmodel.Cost, spec) -> int:
     return sizes.verification_elf_bytes(cpu.kernel_calls(spec), cost.network_flash_bytes)
 
 
-def library_of(nn_path) -> str:
-    return "cmsis-nn" if nn_path else "portable"
-
-
 def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, spec, api: Api) -> dict:
     sizes = qemu.elf_sizes(elf)
     syms = elf_symbols(elf)
@@ -266,13 +264,13 @@ def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, 
             "ram_vs_cost_model_total": ram_measured / cost.ram_bytes}
 
 
-def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget, spec, x_int8: np.ndarray,
-               expected: np.ndarray, nn_path: str | os.PathLike | None = None, api: Api = Api()) -> dict:
+def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget, spec,
+               x_int8: np.ndarray, expected: np.ndarray, nn_path: str | os.PathLike | None = None,
+               api: Api = Api()) -> dict:
     """The model on the budget's instruction set and optimisation level under QEMU: every window of
-    `x_int8` bit-exact with `expected` (else VerifyError), instructions per inference against the cost
-    model's prediction for these kernels, and the deployment-like ELF's (one window) sizes and symbols
-    against the cost model."""
-    cost = costmodel.estimate(spec, budget, library_of(nn_path))
+    `x_int8` bit-exact with `expected` (else VerifyError), instructions per inference against `cost`
+    (priced for the kernels linked: `nn_path`'s CMSIS-NN, else the portable ones), and the
+    deployment-like ELF's (one window) sizes and symbols against it."""
     chip = cost.chip
     x = np.ascontiguousarray(np.asarray(x_int8, np.int8).reshape(len(x_int8), -1))
     check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", opt=f"-{chip.opt}", isa=chip.isa,
@@ -336,17 +334,16 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
         raise VerifyError(str(exc)) from None
 
 
-def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget,
+def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost,
                      qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None,
                      api: Api = Api()) -> dict:
     """Front-end + model on the budget's core under QEMU, against `run_int8` and the cost model totals
-    (priced for the kernels linked)."""
+    (`cost`, priced for the kernels linked)."""
     from nas.export import frontend_c as fc
     from nas.quant.quantize import run_int8
 
     spec = qm.spec
     fe = spec.frontend
-    cost = costmodel.estimate(spec, budget, library_of(nn_path))
     pushes = pipeline_pushes(spec)
     elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa,
                             api=api)

@@ -451,3 +451,4 @@ def softmax(x, mult: int, shift: int, diff_min: int) -> np.ndarray:
     y = _rounding_divide_by_pot(_srdhm(recip, e), bits) + INT8_MIN
     y = np.where(valid, np.clip(y, INT8_MIN, INT8_MAX), INT8_MIN)
     return y.astype(np.int8).reshape(shape)
+
