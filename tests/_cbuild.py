@@ -36,7 +36,7 @@ from nas.libraries import library
 HOST_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 CACHE_DIR = Path(tempfile.gettempdir()) / "nas_cbuild_cache"
 
-OP_CONV, OP_DW, OP_FC, OP_MAXPOOL, OP_AVGPOOL, OP_SOFTMAX = 1, 2, 3, 4, 5, 6
+OP_CONV, OP_DW, OP_FC, OP_MAXPOOL, OP_AVGPOOL, OP_SOFTMAX, OP_ADD = 1, 2, 3, 4, 5, 6, 7
 # conv entry points
 CONV_WRAPPER, CONV_S8, CONV_1X1_FAST, CONV_1X1, CONV_1XN = 0, 1, 2, 3, 4
 # depthwise entry points
@@ -244,6 +244,14 @@ static void run_case(int32_t op, const case_t *c)
         t0 = now();
         arm_softmax_s8(c->blob[0], p[0], p[1], p[2], p[3], p[4], out);
         t1 = now();
+    } else if (op == 7) {
+        out_n = p[0];
+        out = take(out_n);
+        buf = take(0);
+        t0 = now();
+        status = arm_elementwise_add_s8(c->blob[0], c->blob[1], p[1], p[2], p[3], p[4], p[5], p[6], p[7], out,
+                                        p[8], p[9], p[10], p[11], p[12], p[0]);
+        t1 = now();
     }
     out_int("status", status);
     out_int("buf", buf_n);
@@ -436,6 +444,20 @@ def softmax_case(rng: np.random.Generator, *, rows: int, row_size: int, input_sc
     params = [rows, row_size, mult, shift, diff_min]
     return Case(OP_SOFTMAX, params, [_arr(x, np.int8)], exp, 0, name or f"softmax{row_size}", rows * row_size,
                 {"scale": scale, "mult": mult, "shift": shift, "diff_min": diff_min})
+
+
+def add_case(rng: np.random.Generator, *, n: int, name: str = "") -> Case:
+    """arm_elementwise_add_s8 over `n` elements with TFLite's Add parameters for random scales."""
+    s1, s2, so = (float(np.exp(rng.uniform(np.log(0.01), np.log(0.5)))) for _ in range(3))
+    zp1, zp2, zpo = (int(v) for v in rng.integers(-128, 128, 3))
+    act = _act(rng, zpo)
+    p = intref.add_params(s1, s2, so)
+    x1, x2 = (rng.integers(-128, 128, n).astype(np.int8) for _ in range(2))
+    exp = intref.elementwise_add(x1, x2, in1_offset=-zp1, in2_offset=-zp2, out_offset=zpo, act_min=act[0],
+                                 act_max=act[1], **p)
+    params = [n, -zp1, p["in1_mult"], p["in1_shift"], -zp2, p["in2_mult"], p["in2_shift"], p["left_shift"], zpo,
+              p["out_mult"], p["out_shift"], act[0], act[1]]
+    return Case(OP_ADD, params, [_arr(x1, np.int8), _arr(x2, np.int8)], exp, 0, name or f"add{n}", 0, {})
 
 
 def encode_cases(cases: Sequence[Case]) -> bytes:

@@ -106,6 +106,9 @@ def random_cases(rng: np.random.Generator) -> list[cb.Case]:
     for _ in range(10):
         cases.append(cb.softmax_case(rng, rows=int(rng.integers(1, 5)), row_size=int(rng.integers(1, 120))))
     cases.append(cb.softmax_case(rng, rows=2, row_size=50, input_scale=1 / 16))
+    # element-wise add (residual blocks): lengths of every residue mod 4
+    for n in (1, 2, 3, 4, 5, 7, 64, 301, 1200):
+        cases.append(cb.add_case(rng, n=n))
     return cases
 
 

@@ -64,25 +64,32 @@ int32_t arm_avgpool_s8_get_buffer_size(const int a, const int b) { NAS_UNUSED(a)
 void arm_softmax_s8(const int8_t *a, const int32_t b, const int32_t c, const int32_t d, const int32_t e,
     const int32_t f, int8_t *g)
 { NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g); }
+arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *a, const int8_t *b, const int32_t c, const int32_t d,
+    const int32_t e, const int32_t f, const int32_t g, const int32_t h, const int32_t i, int8_t *j, const int32_t k,
+    const int32_t l, const int32_t m, const int32_t n, const int32_t o, const int32_t p)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); NAS_UNUSED(l); NAS_UNUSED(m); NAS_UNUSED(n);
+  NAS_UNUSED(o); NAS_UNUSED(p); return ARM_CMSIS_NN_SUCCESS; }
 """
 GLUE_NETWORKS = 14
 MAX_NETWORK_FLASH = 60_000
 
 
 def glue_specs():
-    """Small random networks of the default space until every op appears at least twice."""
-    from nas.cost import analytic as costmodel
+    """Small random networks of the default space until every op appears at least twice (sized by their
+    constants alone: the glue being measured is part of the full cost)."""
     from nas.arch.space import InvalidArchitecture, SearchSpace
+    from nas.kinds import kind_of
 
     space = SearchSpace.load(DEFAULT_SPACE)
-    budget = models.budget_for("cortex-m4")
     specs, seen = [], Counter()
     for seed in GLUE_SEEDS:
         try:
             spec = space.build(space.sample(random.Random(seed)), name=f"glue{seed}")
         except InvalidArchitecture:
             continue
-        if costmodel.estimate(spec, budget).network_flash_bytes > MAX_NETWORK_FLASH:
+        if sum(kind_of(layer).constants(layer, i, o).flash_bytes
+               for layer, (i, o) in zip(spec.layers, spec.layer_shapes())) > MAX_NETWORK_FLASH:
             continue
         ops = Counter(c.op for c in cpu.kernel_calls(spec))
         if len(specs) >= GLUE_NETWORKS and all(seen[op] >= 2 for op in library(DEFAULT).ops):

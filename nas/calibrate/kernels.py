@@ -20,7 +20,7 @@ from nas.export import qemu
 from nas.libraries import library
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "kernel_driver.c"
-OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6}
+OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6, "add": 7}
 MAGIC = 0x544E434B  # "KCNT"
 # kernel_driver.c buffer capacities (bytes / channels)
 ACT_CAP, W_CAP, SCRATCH_CAP, CH_CAP = 384 * 1024, 2 * 1024 * 1024, 128 * 1024, 4096
@@ -52,6 +52,8 @@ def _params(call: KernelCall) -> list[int]:
         return [call.cin, call.cout, 128, -128, -128, 127]
     if call.op in ("max_pool", "avg_pool"):
         return [call.h, call.w, call.cin, call.kh, call.kw, call.sh, call.sw, call.oh, call.ow, -128, 127]
+    if call.op == "add":
+        return [call.h * call.w * call.cin, 3, -5, 2, -128, 127]
     return [call.cout, *SOFTMAX_PARAMS]
 
 
@@ -182,5 +184,13 @@ def random_calls(seed: int, n: int) -> list[KernelCall]:
         if c is not None and fits_driver(c):
             dispatch(c)
             calls.append(c)
-    return calls
+    return calls + add_calls(random.Random(f"{seed}-add"), n // 10)
 
+
+def add_calls(rng: random.Random, n: int) -> list[KernelCall]:
+    """`n` element-wise adds of residual-like tensors (drawn apart, so the other ops' calls stay as they were)."""
+    calls = []
+    for _ in range(n):
+        h, w, ch = rng.randint(1, 40), rng.randint(1, 60), rng.choice([rng.randint(1, 8), rng.randint(8, 96)])
+        calls.append(KernelCall("add", h, w, ch, ch, oh=h, ow=w))
+    return calls

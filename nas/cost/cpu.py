@@ -33,10 +33,10 @@ INSTRUCTIONS_FILE = DATA_DIR / "instructions.json"
 LIBRARIES = tuple(LIBRARY_REGISTRY)
 ISAS = ("cortex-m4", "cortex-m3", "cortex-m0plus")
 OPT_LEVELS = ("O2", "Os", "O3")
-OPS = ("conv", "dw", "fc", "max_pool", "avg_pool", "softmax")
-KERNELS = ("conv", "conv_1x1_fast", "conv_1x1", "dw_3x3", "dw_opt", "fc", "max_pool", "avg_pool", "softmax")
+OPS = ("conv", "dw", "fc", "max_pool", "avg_pool", "softmax", "add")
+KERNELS = ("conv", "conv_1x1_fast", "conv_1x1", "dw_3x3", "dw_opt", "fc", "max_pool", "avg_pool", "softmax", "add")
 FAMILY = {"conv": "conv", "conv_1x1_fast": "conv", "conv_1x1": "conv", "dw_3x3": "dw", "dw_opt": "dw",
-          "fc": "fc", "max_pool": "pool", "avg_pool": "pool", "softmax": "softmax"}
+          "fc": "fc", "max_pool": "pool", "avg_pool": "pool", "softmax": "softmax", "add": "add"}
 
 _ARMV6M = ("cortex-m0", "cortex-m0plus", "cortex-m1", "cortex-m23")
 
@@ -72,6 +72,9 @@ def features(call: KernelCall) -> dict[str, float]:
     family = FAMILY[dispatch(call)]
     if family == "softmax":
         return {"call": 1, "elem": call.cout}
+    if family == "add":     # one loop over the elements, 4 at a time on DSP cores, then the rest
+        n = call.h * call.w * call.cin
+        return {"call": 1, "elem": n, "elem4": n // 4, "elem1": n % 4}
     if family == "fc":
         return _fc_features(call.cin, call.cout)
     g = _Geometry(call)

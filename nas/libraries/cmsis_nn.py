@@ -46,6 +46,7 @@ CMSIS_NN_SOURCES: tuple[str, ...] = (
     "PoolingFunctions/arm_max_pool_s8.c",
     "SoftmaxFunctions/arm_nn_softmax_common_s8.c",
     "SoftmaxFunctions/arm_softmax_s8.c",
+    "BasicMathFunctions/arm_elementwise_add_s8.c",
 )
 
 # op -> (C function model.c calls, its buffer-size query)
@@ -56,6 +57,7 @@ FUNCTIONS: dict[str, tuple[str, str | None]] = {
     "max_pool": ("arm_max_pool_s8", None),
     "avg_pool": ("arm_avgpool_s8", "arm_avgpool_s8_get_buffer_size"),
     "softmax": ("arm_softmax_s8", None),
+    "add": ("arm_elementwise_add_s8", None),
 }
 
 
