@@ -12,16 +12,17 @@ import re
 from pathlib import Path
 from typing import Union
 
-from nas.kinds import conv2d, dense, depthwise, pooling, softmax
+from nas.kinds import conv2d, dense, depthwise, inverted_residual, pooling, softmax
 from nas.kinds.base import Constants, KernelCall, LayerKind, QLayer, Shape
 from nas.kinds.conv2d import Conv2D
 from nas.kinds.dense import Dense
 from nas.kinds.depthwise import DepthwiseConv2D
+from nas.kinds.inverted_residual import InvertedResidual
 from nas.kinds.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from nas.kinds.softmax import Softmax
 
 KINDS: tuple[LayerKind, ...] = (conv2d.KIND, depthwise.KIND, pooling.MAX, pooling.AVG, pooling.GLOBAL_AVG,
-                                dense.KIND, softmax.KIND)
+                                dense.KIND, softmax.KIND, inverted_residual.KIND)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 # What model.c.j2 asks of every kind's template: its FLASH constants, its kernel parameter structs,
@@ -67,5 +68,5 @@ def check_registry(kinds: tuple[LayerKind, ...] = KINDS, template_dir: Path = TE
 
 check_registry()
 
-__all__ = ["AvgPool2D", "BY_TYPE", "Constants", "Conv2D", "Dense", "DepthwiseConv2D", "GlobalAvgPool2D", "KINDS",
+__all__ = ["AvgPool2D", "BY_TYPE", "Constants", "Conv2D", "Dense", "DepthwiseConv2D", "GlobalAvgPool2D", "InvertedResidual", "KINDS",
            "KernelCall", "Layer", "LayerKind", "MaxPool2D", "QLayer", "Shape", "Softmax", "TEMPLATE_DIR", "kind_of"]
