@@ -19,6 +19,7 @@ import torch
 
 from nas.arch.net import build, fold_batchnorm
 from nas.arch.spec import ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D, Softmax
+from nas.kinds import InvertedResidual
 from nas.calibrate.models import random_model
 from nas.export import onnx_export
 from nas.kinds import KINDS, TEMPLATE_DIR, check_registry, kind_of
@@ -41,6 +42,9 @@ NETWORKS = {
     "global_avg_pool2d": _net(Conv2D(filters=4, kernel=(3, 3)), GlobalAvgPool2D()),
     "dense": _net(Dense(units=12)),
     "softmax": _net(),
+    "inverted_residual": _net(Conv2D(filters=8, kernel=(3, 3), stride=(2, 2)),
+                              InvertedResidual(filters=8, expansion=3, kernel=(5, 5)),
+                              InvertedResidual(filters=12, expansion=2, stride=(2, 2))),
 }
 
 
@@ -117,8 +121,10 @@ def test_each_kinds_facets_agree(type_):
     for layer, q, (i, o) in zip(spec.layers, qm.layers, spec.layer_shapes()):
         kind = kind_of(layer)
         consts = kind.constants(layer, i, o)
-        n_weights = 0 if q.weights is None else q.weights.size
-        n_bias = 0 if q.bias is None else q.bias.size
-        assert (consts.weights, consts.biases) == (n_weights, n_bias), layer
+        arrays = [p for p in (q, *q.parts) if p.weights is not None]
+        assert (consts.weights, consts.biases) == (sum(p.weights.size for p in arrays),
+                                                   sum(p.bias.size for p in arrays)), layer
+        assert sum(c.macs for c in kind.calls(layer, i, o)) == sum(
+            p.weights.size * (p.out_shape[0] * p.out_shape[1] if p.kind != "dense" else 1) for p in arrays), layer
         assert kind_of(q) is kind
     assert run_int8(qm, x8).shape == (32, 10)
