@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch.net import fold_batchnorm
 from nas.arch.spec import ArchSpec
 from nas.budget import Budget
+from nas.core import owned
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
 from nas.cost import analytic as costmodel
@@ -135,7 +136,8 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
             tmp, qm, budget, x_int8, ref, build_c, cmsis_nn, cmsis_dsp, tag, log, flash_over_estimate, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
-        report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
+        report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
+                                 if p.is_file() and p.name != owned.RECORD) + \
             ["README.md", "report.json"]
         atomic_write_text(tmp / "report.json", json.dumps(measure.jsonable(report), indent=2) + "\n")
         atomic_write_text(tmp / "README.md", readme(qm, cost, budget, measure.jsonable(report), api))
@@ -171,12 +173,14 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
         raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
     if method not in Q.METHODS:
         raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {method!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder (nothing was written)")
     check_libraries(cmsis_nn, cmsis_dsp)
     budget, data, split, cache = recorded_settings(study, budget, data, split, cache)
     selected = select_trials(study, trials)
     apis = c_apis(prefixes, len(selected))
     ckpt_dir = Path(checkpoints) if checkpoints else study_dir(study.study_name) / "checkpoints"
-    out = Path(out_dir)
     for t in selected:
         check_replaceable(out / f"trial_{t.number}", force)
     validate_dataset(data, split)
