@@ -21,6 +21,7 @@ from nas.core import config
 from nas.core.config import bounded
 
 Activation = Literal["relu", "none"]
+Arithmetic = Literal["float", "fixed"]
 Padding = Literal["same", "valid"]
 Shape = tuple[int, int, int]  # (H, W, C)
 
@@ -37,6 +38,8 @@ class FrontEnd:
     overlap: float = bounded(0.0, ge=0.0, lt=1.0, doc="share of a window repeated in the next one at inference")
     fmin: float = bounded(0.0, ge=0.0, doc="lowest mel filter edge in Hz")
     fmax: float | None = bounded(None, gt=0.0, doc="highest mel filter edge in Hz (default sample_rate/2)")
+    arithmetic: Arithmetic = bounded("float", omit_default=True,
+                                     doc="float (CMSIS-DSP f32) or fixed (q15 FFT, integer mel and log)")
 
     def __post_init__(self) -> None:
         if self.n_fft & (self.n_fft - 1):
