@@ -22,6 +22,7 @@ import _cmsisdsp as cd
 from nas.arch import fixedfe as X
 from nas.arch import frontend as F
 from nas.arch import q15fft as Q
+from nas.arch.space import InvalidArchitecture, SearchSpace
 from nas.arch.spec import ArchSpec, FrontEnd
 from nas.core import config
 from nas.data import cache as fcache
@@ -98,8 +99,8 @@ def rfft_host(tmp_path_factory):
     _srcs, incs = fc.cmsis_dsp_sources(cd.dsp_root(), FIXED)
     init = [cd.dsp_root() / "Source" / "TransformFunctions" / f for f in ("arm_rfft_init_q15.c", "arm_cfft_init_q15.c")]
     exe = work / "rfft"
-    cmd = [cc, *cd.STRICT, *cd._defines(FIXED), *[f"-I{d}" for d in incs], str(work / "rfft.c"), *map(str, init),
-           str(lib), "-o", str(exe)]
+    cmd = [cc, *cd.STRICT, "-D__GNUC_PYTHON__", "-DARM_MATH_DSP", "-include", str(fc.INTRINSICS_PATH),
+           *[f"-I{d}" for d in incs], str(work / "rfft.c"), *map(str, init), str(lib), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr[-2000:]
     return exe
@@ -207,3 +208,49 @@ def test_int8_map(iq):
     assert np.abs(q - ideal).max() <= 1 and (q == ideal)[~near].all() and near.mean() < 0.05
     with pytest.raises(ValueError):
         fixed_map(InputQuant(0.0, 1e-4, 1e-4, 0))
+
+
+def test_search_space_dimension(tmp_path):
+    """`frontend.arithmetic: [float, fixed]` is a dimension; without it a space samples, suggests and
+    references exactly as before (no parameter, same draws for a seed)."""
+    import random
+
+    import optuna
+    import yaml
+
+    base = yaml.safe_load(open("search_spaces/default.yaml"))
+    base["frontend"].pop("arithmetic", None)
+    plain, both = tmp_path / "plain.yaml", tmp_path / "both.yaml"
+    plain.write_text(yaml.safe_dump(base))
+    base["frontend"]["arithmetic"] = ["float", "fixed"]
+    both.write_text(yaml.safe_dump(base))
+    s0, s1 = SearchSpace.load(plain), SearchSpace.load(both)
+    built = set()
+    for seed in range(40):
+        p0, p1 = s0.sample(random.Random(seed)), s1.sample(random.Random(seed))
+        assert "arithmetic" not in p0 and {k: v for k, v in p1.items() if k != "arithmetic"} == p0
+        try:
+            spec = s1.build(p1)
+        except InvalidArchitecture:
+            continue
+        assert spec.frontend.arithmetic == p1["arithmetic"]
+        built.add(p1["arithmetic"])
+    assert built == {"float", "fixed"}
+    assert "arithmetic" not in s0.reference_params()["Stride-DS-24"]
+    assert s1.reference_params()["Stride-DS-24"]["arithmetic"] == "float"
+    study = optuna.create_study()
+    t0, t1 = study.ask(), study.ask()
+    assert "arithmetic" not in s0.suggest(t0) and s1.suggest(t1)["arithmetic"] in ("float", "fixed")
+
+
+def test_cost_table_names_the_front_end():
+    from nas.budget import Budget
+    from nas.cost import analytic
+
+    spec = ArchSpec.load("specs/thesis/stride-ds-24.yaml")
+    budget = Budget.load("budgets/stm32l476.yaml")
+    flt, fix = (analytic.estimate(spec.replace(frontend=fe), budget) for fe in (spec.frontend, FIXED))
+    assert fix.chip.frontend_instructions_per_second < 0.8 * flt.chip.frontend_instructions_per_second
+    assert fix.frontend_ram_bytes < flt.frontend_ram_bytes and fix.frontend_flash_bytes < flt.frontend_flash_bytes
+    text = analytic.report(spec.replace(frontend=FIXED), budget, fix)
+    assert "front-end (fixed point: q15 FFT, integer mel and log)" in text

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nas.arch.frontend import empty_mel_bands
-from nas.arch.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer, MaxPool2D, Softmax
+from nas.arch.spec import (ArchSpec, Arithmetic, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer,
+                           MaxPool2D, Softmax)
 from nas.core import config
 from nas.core.config import bounded
 
@@ -49,6 +50,7 @@ class FrontEndSpace:
     overlap: tuple[float, ...] = bounded((0.0,), ge=0.0, lt=1.0, doc="window overlaps at inference")
     fmin: float = bounded(0.0, ge=0.0)
     fmax: float | None = bounded(None, gt=0.0, doc="highest mel edge in Hz, capped at each rate's Nyquist")
+    arithmetic: tuple[Arithmetic, ...] = bounded(("float",), doc="front-end arithmetics: float and/or fixed")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Params:
     head: Head
     dense_units: int
     pool: str | None = None
+    arithmetic: Arithmetic = "float"
 
 
 @dataclass(frozen=True)
@@ -132,21 +135,31 @@ class SearchSpace:
                 "frames": f.frames, "overlap": f.overlap, "conv_type": n.conv_type,
                 "downsampling": n.downsampling, "blocks": n.blocks, "kernel": n.kernel,
                 "base_filters": n.base_filters, "growth": n.growth, "max_filters": n.max_filters,
-                "head": n.head, "dense_units": n.dense_units, "pool": n.pool}
+                "head": n.head, "dense_units": n.dense_units, "pool": n.pool, "arithmetic": f.arithmetic}
+
+    def _skip(self, key: str, params: dict[str, Any]) -> bool:
+        """`pool` only exists for max-pool networks; `arithmetic` only when the space offers more than
+        float (so a space without it samples, names and stores its points as before)."""
+        if key == "pool":
+            return params["downsampling"] != "maxpool"
+        return key == "arithmetic" and self.frontend.arithmetic == ("float",)
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """Sample one point with Optuna's define-by-run API; `pool` only exists for max-pool networks."""
-        params = {}
+        """Sample one point with Optuna's define-by-run API."""
+        params: dict[str, Any] = {}
         for key, choices in self.choices().items():
-            if key == "pool" and params["downsampling"] != "maxpool":
-                continue
-            params[key] = trial.suggest_categorical(key, list(choices))
+            if not self._skip(key, params):
+                params[key] = trial.suggest_categorical(key, list(choices))
         return params
 
     def sample(self, rng: Any) -> dict[str, Any]:
         """A uniformly random point (any object with `choice`, e.g. random.Random), for random
-        baselines, tests and benchmarks; the same form as `suggest` returns."""
-        params = {key: rng.choice(choices) for key, choices in self.choices().items()}
+        baselines, tests and benchmarks; the same form as `suggest` returns (the arithmetic, when
+        drawn, is drawn last, so the other dimensions of a seed's point do not change)."""
+        params: dict[str, Any] = {}
+        for key, choices in self.choices().items():
+            if key == "pool" or not self._skip(key, params):
+                params[key] = rng.choice(choices)
         if params["downsampling"] != "maxpool":
             params.pop("pool")
         return params
@@ -157,7 +170,8 @@ class SearchSpace:
         fmax = min(self.frontend.fmax, p.sample_rate / 2) if self.frontend.fmax else None
         try:
             fe = FrontEnd(sample_rate=p.sample_rate, n_fft=p.n_fft, hop_length=max(1, int(p.n_fft * p.hop_ratio)),
-                          n_mels=p.n_mels, frames=p.frames, overlap=p.overlap, fmin=self.frontend.fmin, fmax=fmax)
+                          n_mels=p.n_mels, frames=p.frames, overlap=p.overlap, fmin=self.frontend.fmin, fmax=fmax,
+                          arithmetic=p.arithmetic)
             spec = ArchSpec(name=name, frontend=fe, layers=tuple(network_layers(p, self.network.dropout, self.num_classes)),
                             num_classes=self.num_classes)
         except ValueError as exc:
@@ -173,8 +187,9 @@ class SearchSpace:
         out = {}
         for ref in self.references:
             params = dataclasses.asdict(ref.params)
-            if ref.params.downsampling != "maxpool":
-                params.pop("pool")
+            for key in ("pool", "arithmetic"):
+                if self._skip(key, params):
+                    params.pop(key)
             out[ref.name] = params
         return out
 

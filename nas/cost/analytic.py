@@ -309,7 +309,10 @@ def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
     return lines
 
 
-def _totals(cost: Cost, budget: Budget) -> list[str]:
+FRONTEND_KINDS = {"float": "float: CMSIS-DSP f32", "fixed": "fixed point: q15 FFT, integer mel and log"}
+
+
+def _totals(cost: Cost, budget: Budget, fe: FrontEnd) -> list[str]:
     c = cost.chip
     model = f"{c.library} kernels, {c.isa} -{c.opt}" + (f" ({c.note})" if c.note else "")
     return [f"params {cost.params:,}   MACs/window {cost.macs:,}   MAC/s {cost.macs_per_second:,.0f}",
@@ -318,6 +321,8 @@ def _totals(cost: Cost, budget: Budget) -> list[str]:
             f"instructions per second of audio",
             f"      = {cost.cpu_share:.1%} of {budget.target.clock_hz / 1e6:g} MHz at "
             f"{cost.cycles_per_instruction:g} cycles/instruction (assumed); measured model: {model}",
+            f"      front-end ({FRONTEND_KINDS[fe.arithmetic]}): {c.frontend_instructions_per_frame:,.0f} "
+            f"instructions/frame x {fe.sample_rate / fe.hop_length:.2f} frames/s",
             f"FLASH {cost.flash_bytes:,} B = network {cost.network_flash_bytes:,} + glue {c.glue_bytes:,} + kernels "
             f"{c.kernel_code_bytes:,} + front-end tables {cost.frontend_flash_bytes:,} + front-end code "
             f"{c.frontend_code_bytes:,} + reserves {cost.reserve_flash_bytes:,}",
@@ -345,6 +350,6 @@ def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
              f"front-end: {fe.sample_rate} Hz, FFT {fe.n_fft}/hop {fe.hop_length}, {fe.n_mels} mels, "
              f"{fe.frames} frames per window ({fe.window_seconds:.2f} s), overlap {fe.overlap:.0%} "
              f"-> {cost.windows_per_second:.2f} windows/s", "",
-             *_layer_rows(spec, cost), "", *_totals(cost, budget), "", *_checks(cost, budget),
+             *_layer_rows(spec, cost), "", *_totals(cost, budget, spec.frontend), "", *_checks(cost, budget),
              "fits the budget" if cost.fits(budget) else "does NOT fit the budget"]
     return "\n".join(lines)

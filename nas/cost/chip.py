@@ -47,8 +47,8 @@ def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library
     calls = cpu.kernel_calls(spec)
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
-    fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros
+    fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu, fe.arithmetic), opt, arithmetic=fe.arithmetic)
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
                     kernels=tuple(cpu.dispatch(c) for c in calls),
                     layer_instructions=tuple(insn.layer(c) for c in calls),

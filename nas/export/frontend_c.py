@@ -43,9 +43,11 @@ the tables and sizes they are filled with.
 Fixed point (`fe.arithmetic == "fixed"`, `templates/nas_frontend_fixed.c.j2`, `fixed_values`): the
 integer chain of `nas.arch.fixedfe` (q15 window, `arm_rfft_q15`, SMUAD power, SMLAWB mel, CLZ + table
 log, integer int8 map of `nas.quant.inputq.quantize_db16`), equal to it bit for bit. CMSIS-DSP's q15
-FFT (`FIXED_DSP_SOURCES`) is compiled with `FIXED_DSP_DEFINES` and the forced include of
-``nas_dsp_intrinsics.h`` (written next to the front-end), so every core runs its SIMD-intrinsic
-version (`nas.arch.q15fft`). RAM: the q15 frame (then int32 power), the q15 spectrum, the window, the
+FFT (`FIXED_DSP_SOURCES`) is compiled as one translation unit, ``nas_frontend_dsp.c``, that includes
+those sources after setting what they need (no CMSIS-Core, ARM_MATH_DSP, the intrinsics of
+``nas_dsp_intrinsics.h``), so every core runs its SIMD-intrinsic version (`nas.arch.q15fft`) and no
+build flag reaches the model's or CMSIS-NN's files; the build needs only the include paths
+CMSIS-DSP/Include, /PrivateInclude and /Source (`cmsis_dsp_sources`). RAM: the q15 frame (then int32 power), the q15 spectrum, the window, the
 int16 history of n_fft + lag samples and a uint16 magnitude per push of a frame; FLASH: q15 window and
 mel weights, uint16 mel positions/lengths, the log table, realCoefA/BQ15 at this length's stride and
 the arm_rfft_q15 instance (`FIXED_TABLE_SYMBOLS`) + CMSIS-DSP's twiddleCoef_<n/2>_q15 and
@@ -72,12 +74,11 @@ __all__ = [
     "CMSIS_DSP_SOURCES",
     "CMSIS_DSP_DEFINES",
     "FIXED_DSP_SOURCES",
-    "FIXED_DSP_DEFINES",
     "FIXED_TABLE_SYMBOLS",
+    "DSP_UNIT_NAME",
     "INTRINSICS_HEADER",
-    "dsp_sources",
-    "dsp_defines",
-    "dsp_cflags",
+    "INTRINSICS_PATH",
+    "frontend_sources",
     "table_symbols",
     "fixed_values",
     "FRONTEND_CFLAGS",
@@ -142,30 +143,16 @@ FIXED_DSP_SOURCES: tuple[str, ...] = (
     "TransformFunctions/arm_cfft_radix4_q15.c",
     "TransformFunctions/arm_rfft_q15.c",
 )
-# ARM_MATH_DSP on every core: the SIMD-intrinsic q15 FFT everywhere, its intrinsics from
-# INTRINSICS_HEADER (force-included) instead of CMSIS-Core.
-FIXED_DSP_DEFINES: tuple[str, ...] = ("__GNUC_PYTHON__", "ARM_MATH_LOOPUNROLL", "ARM_MATH_DSP")
+DSP_UNIT_NAME = "nas_frontend_dsp.c"     # includes FIXED_DSP_SOURCES (templates/nas_frontend_dsp.c.j2)
 INTRINSICS_HEADER = "nas_dsp_intrinsics.h"
 INTRINSICS_PATH = Path(__file__).resolve().parent / "csrc" / INTRINSICS_HEADER
 FIXED_TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len", "nas_fe_log2",
                        "nas_fe_rfft_a", "nas_fe_rfft_b", "nas_fe_rfft")
 
 
-def dsp_sources(fe: FrontEnd) -> tuple[str, ...]:
-    """The CMSIS-DSP files (under Source/) `fe`'s front-end links."""
-    return FIXED_DSP_SOURCES if fe.arithmetic == "fixed" else CMSIS_DSP_SOURCES
-
-
-def dsp_defines(fe: FrontEnd) -> tuple[str, ...]:
-    return FIXED_DSP_DEFINES if fe.arithmetic == "fixed" else CMSIS_DSP_DEFINES
-
-
-def dsp_cflags(fe: FrontEnd, include_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
-    """Extra compiler flags of the front-end and its CMSIS-DSP files: the forced include of the
-    intrinsics header for a fixed front-end (from `include_dir`, default the package's copy)."""
-    if fe.arithmetic != "fixed":
-        return ()
-    return ("-include", str(Path(include_dir) / INTRINSICS_HEADER if include_dir else INTRINSICS_PATH))
+def frontend_sources(fe: FrontEnd) -> tuple[str, ...]:
+    """The generated C files of `fe`'s front-end to compile (in its folder)."""
+    return (SOURCE_NAME, DSP_UNIT_NAME) if fe.arithmetic == "fixed" else (SOURCE_NAME,)
 
 
 def table_symbols(fe: FrontEnd) -> tuple[str, ...]:
@@ -174,19 +161,21 @@ def table_symbols(fe: FrontEnd) -> tuple[str, ...]:
 
 
 def cmsis_dsp_sources(root: str | os.PathLike, fe: FrontEnd | None = None) -> tuple[list[Path], list[Path]]:
-    """(sources, include_dirs) of the CMSIS-DSP subset the front-end `fe` (default: a float one) needs,
-    from a CMSIS-DSP checkout (or the extracted cmsisdsp sdist: same layout). Raises FileNotFoundError
+    """(sources to compile, include_dirs) of the CMSIS-DSP subset the front-end `fe` (default: a float
+    one) needs, from a CMSIS-DSP checkout (or the extracted cmsisdsp sdist: same layout); a fixed
+    front-end compiles none (its `DSP_UNIT_NAME` includes them from Source/). Raises FileNotFoundError
     naming what is missing."""
     root = Path(root)
     inc = root / "Include"
     if not (inc / "arm_math.h").is_file():
         raise FileNotFoundError(f"{root} is not a CMSIS-DSP tree (no Include/arm_math.h)")
-    sources = [root / "Source" / s for s in (dsp_sources(fe) if fe is not None else CMSIS_DSP_SOURCES)]
+    fixed = fe is not None and fe.arithmetic == "fixed"
+    sources = [root / "Source" / s for s in (FIXED_DSP_SOURCES if fixed else CMSIS_DSP_SOURCES)]
     missing = [str(s) for s in sources if not s.is_file()]
     if missing:
         raise FileNotFoundError(f"CMSIS-DSP sources missing under {root}: {', '.join(missing)}")
     dirs = [inc] + ([root / "PrivateInclude"] if (root / "PrivateInclude").is_dir() else [])
-    return sources, dirs
+    return ([], [*dirs, root / "Source"]) if fixed else (sources, dirs)
 
 
 def rfft_table_symbols(n_fft: int, arithmetic: str = "float") -> dict[str, int]:
@@ -318,10 +307,15 @@ def render_source(fe: FrontEnd, iq: InputQuant, api: Api = Api()) -> str:
     return render(SOURCE_NAME + ".j2", api=api, **frontend_values(fe, iq))
 
 
+def render_dsp_unit() -> str:
+    """nas_frontend_dsp.c: CMSIS-DSP's q15 FFT sources in one translation unit (fixed front-ends)."""
+    return render(DSP_UNIT_NAME + ".j2", sources=FIXED_DSP_SOURCES, intrinsics=INTRINSICS_HEADER)
+
+
 def write_frontend(fe: FrontEnd, iq: InputQuant, out_dir: str | os.PathLike, api: Api = Api()) -> list[Path]:
     """Write nas_frontend.h and nas_frontend.c for `fe` with input quantisation `iq` into `out_dir`,
-    with `api`'s names (`nas_frontend_*` by default), and for a fixed front-end the intrinsics header
-    its build needs; returns their paths (header first)."""
+    with `api`'s names (`nas_frontend_*` by default), and for a fixed front-end nas_frontend_dsp.c and
+    the intrinsics header; returns their paths (header first)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     header, source = out / HEADER_NAME, out / SOURCE_NAME
@@ -329,6 +323,7 @@ def write_frontend(fe: FrontEnd, iq: InputQuant, out_dir: str | os.PathLike, api
     source.write_text(render_source(fe, iq, api))
     if fe.arithmetic != "fixed":
         return [header, source]
-    intrinsics = out / INTRINSICS_HEADER
+    unit, intrinsics = out / DSP_UNIT_NAME, out / INTRINSICS_HEADER
+    unit.write_text(render_dsp_unit())
     intrinsics.write_text(INTRINSICS_PATH.read_text())
-    return [header, source, intrinsics]
+    return [header, source, unit, intrinsics]

@@ -4,9 +4,9 @@
  *
  * The fixed-point front-end compiles CMSIS-DSP's q15 FFT with ARM_MATH_DSP on every core, so that
  * every build computes the same numbers (the intrinsic version of the FFT rounds differently from the
- * portable C one) and the training features (nas.arch.q15fft) match all of them. Force-include this
- * file (-include nas_dsp_intrinsics.h) together with -D__GNUC_PYTHON__ -DARM_MATH_DSP when compiling
- * CMSIS-DSP:
+ * portable C one) and the training features (nas.arch.q15fft) match all of them. nas_frontend_dsp.c
+ * and nas_frontend.c include this file after defining __GNUC_PYTHON__ (CMSIS-DSP without CMSIS-Core)
+ * and ARM_MATH_DSP:
  *   - on cores with the DSP extension (__ARM_FEATURE_DSP, e.g. Cortex-M4/M7/M33) each intrinsic is
  *     the instruction, through the ACLE functions of <arm_acle.h>;
  *   - elsewhere (Cortex-M0+/M3, a PC) each is C with the instruction's exact result: 16-bit lanes
