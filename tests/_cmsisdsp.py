@@ -160,7 +160,7 @@ def dsp_library(target: str, fe=None) -> Path:
     flags = [*tflags, *STRICT, *_defines(), *[f"-I{d}" for d in incs]]
     cc_id = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     headers = [p for d in incs for p in d.rglob("*.h")]
-    hashed = [root / "Source" / f for f in fc.FIXED_DSP_SOURCES] + [fc.INTRINSICS_PATH] if fixed else srcs
+    hashed = srcs + ([root / "Source" / f for f in fc.FIXED_UNIT_SOURCES] + [fc.INTRINSICS_PATH] if fixed else [])
     key = _digest(hashed + headers, [*flags, cc_id, target, fc.render_dsp_unit() if fixed else ""])
     out = CACHE_DIR / f"cmsisdsp_fe_{target}{'_fixed' if fixed else ''}_{key}"
     lib = out / "libnasdsp.a"
@@ -171,7 +171,7 @@ def dsp_library(target: str, fe=None) -> Path:
     if fixed:                                  # the one translation unit, with the intrinsics next to it
         (tmp / fc.DSP_UNIT_NAME).write_text(fc.render_dsp_unit())
         shutil.copy(fc.INTRINSICS_PATH, tmp / fc.INTRINSICS_HEADER)
-        srcs, flags = [tmp / fc.DSP_UNIT_NAME], [*flags, f"-I{tmp}"]
+        srcs, flags = [*srcs, tmp / fc.DSP_UNIT_NAME], [*flags, f"-I{tmp}"]
 
     def one(src: Path) -> Path:
         obj = tmp / f"{src.stem}.o"

@@ -474,9 +474,10 @@ int main(void)
     try:
         import _cmsisdsp as cd
 
-        libs = [str(cd.dsp_library("host")), "-lm"]
+        fes = {m[0].spec.frontend.arithmetic: m[0].spec.frontend for m in models.values()}   # one each kind
+        libs = [*(str(cd.dsp_library("host", fe)) for fe in fes.values()), "-lm"]   # shared files linked once
         flags += [*cd.STRICT, *(f"-D{d}" for d in frontend_c.CMSIS_DSP_DEFINES), "-DWITH_FRONTEND",
-                  *(f"-I{d}" for d in frontend_c.cmsis_dsp_sources(cd.dsp_root())[1])]
+                  *(f"-I{d}" for fe in fes.values() for d in frontend_c.cmsis_dsp_sources(cd.dsp_root(), fe)[1])]
         srcs += [tmp_path / n / "nas_frontend.c" for n in models]
     except cd.Unavailable:        # no CMSIS-DSP: the front-end headers still share one file above
         pass

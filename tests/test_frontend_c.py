@@ -254,7 +254,8 @@ def test_fixed_emitted_files(tmp_path):
     assert f"#define NAS_FRONTEND_RAM_BYTES {frontend_ram_bytes(fe)}\n" in h
     assert f"#define NAS_FRONTEND_TABLE_BYTES {frontend_table_bytes(fe, mel_nonzeros(fe))}\n" in h
     assert "arm_rfft_q15(&nas_fe_rfft" in c and "arm_cfft_sR_q15_len256" in c and "float" not in c
-    assert all(f'#include "{src}"' in unit for src in fc.FIXED_DSP_SOURCES) and "#define ARM_MATH_DSP 1" in unit
+    assert all(f'#include "{src}"' in unit for src in fc.FIXED_UNIT_SOURCES) and "#define ARM_MATH_DSP 1" in unit
+    assert not set(fc.FIXED_UNIT_SOURCES) & set(fc.FIXED_DSP_SOURCES)       # the shared files are compiled apart
     assert fc.frontend_sources(fe) == (fc.SOURCE_NAME, fc.DSP_UNIT_NAME)
     assert frontend_ram_bytes(fe) == 2 * 512 + 4 * 512 + 49 * 40 + 2 * 4 * 160 + 2 * 4 + 6 + 2   # k0 4, lag 128
 

@@ -68,7 +68,8 @@ def _measure(fe, isa: str, opt: str, dsp_root, work: Path) -> tuple[dict, int]:
     srcs, incs = fc.cmsis_dsp_sources(dsp_root, fe)
     defines = {k: None for k in fc.CMSIS_DSP_DEFINES}
     if fe.arithmetic == "fixed":
-        srcs, incs, defines["NAS_DSP_SOURCES"] = _dsp_unit(dsp_root, work, incs)
+        unit, incs, defines["NAS_DSP_SOURCES"] = _dsp_unit(dsp_root, work, incs)
+        srcs = [*srcs, unit]
     pushes = fc.warmup_pushes(fe) - 1 + fe.frames + 2 * fe.window_hop_frames
     d = gen / f"{isa}_{opt}"
     elf = qemu.build_elf([gen / fc.SOURCE_NAME, DRIVER_C], [gen, *incs], d, name="fe", opt=f"-{opt}",
@@ -80,15 +81,14 @@ def _measure(fe, isa: str, opt: str, dsp_root, work: Path) -> tuple[dict, int]:
         raise RuntimeError(f"front-end driver {name} on {isa}/{opt} exited {code}: {text[-1000:]}")
     # tables `nas.cost` counts (a small one the compiler folds into the code is then counted twice)
     tables = {f"0000_nas_frontend.o(.rodata.{s})" for s in fc.table_symbols(fe)}
-    dsp = "arm_common_tables.o" if fe.arithmetic == "float" else fc.DSP_UNIT_NAME.replace(".c", ".o")
-    tables |= {f"{dsp}(.rodata.{s})" for s in fc.rfft_table_symbols(fe.n_fft, fe.arithmetic)}
+    tables |= {f"arm_common_tables.o(.rodata.{s})" for s in fc.rfft_table_symbols(fe.n_fft, fe.arithmetic)}
     fp = qemu.map_footprints(elf.with_suffix(".map"), stubs=True)
     code_bytes = sum(v for k, v in fp.items() if k not in tables and not k.startswith(_HARNESS_OBJECTS)
                      and "frontend_driver.o(" not in k)
     return tags["fe"], code_bytes
 
 
-def _dsp_unit(dsp_root, work: Path, incs: list[Path]) -> tuple[list[Path], list[Path], str]:
+def _dsp_unit(dsp_root, work: Path, incs: list[Path]) -> tuple[Path, list[Path], str]:
     """The fixed front-end's CMSIS-DSP translation unit in one folder for all front-ends (so its object
     is compiled once per build configuration), that folder added to the include dirs, and a digest of
     the CMSIS-DSP sources it includes (a define: the object cache hashes headers, not included .c)."""
@@ -98,8 +98,8 @@ def _dsp_unit(dsp_root, work: Path, incs: list[Path]) -> tuple[list[Path], list[
     unit.mkdir(parents=True, exist_ok=True)
     (unit / fc.DSP_UNIT_NAME).write_text(fc.render_dsp_unit())
     shutil.copy(fc.INTRINSICS_PATH, unit / fc.INTRINSICS_HEADER)
-    digest = qemu.digest(*[(Path(dsp_root) / "Source" / f).read_bytes() for f in fc.FIXED_DSP_SOURCES])
-    return [unit / fc.DSP_UNIT_NAME], [*incs, unit], digest[:16]
+    digest = qemu.digest(*[(Path(dsp_root) / "Source" / f).read_bytes() for f in fc.FIXED_UNIT_SOURCES])
+    return unit / fc.DSP_UNIT_NAME, [*incs, unit], digest[:16]
 
 
 _HARNESS_OBJECTS = tuple(f"{i:04d}_{s.stem}.o(" for i, s in enumerate(qemu.harness_sources(), start=2))
@@ -135,7 +135,8 @@ def _measured(isa: str, opt: str, dsp_root, work: Path, fes) -> list[tuple[dict,
 def regenerate(isa_opts, dsp_root, work: Path, stamp: str, arithmetics=ARITHMETICS, old: dict | None = None) -> dict:
     """The front-end data of `arithmetics` measured on `isa_opts`; configs of other arithmetics are
     kept from `old` (the file being replaced), each config stamped with when it was measured."""
-    configs = {k: v for k, v in (old or {}).get("configs", {}).items()
+    old = old or {}
+    configs = {k: {"generated": old.get("generated"), **v} for k, v in old.get("configs", {}).items()
                if (k.split("/")[0] if k.count("/") == 2 else "float") not in arithmetics}
     for arith in arithmetics:
         configs.update(_fit_configs(isa_opts, dsp_root, work, stamp, arith))

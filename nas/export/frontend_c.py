@@ -43,11 +43,12 @@ the tables and sizes they are filled with.
 Fixed point (`fe.arithmetic == "fixed"`, `templates/nas_frontend_fixed.c.j2`, `fixed_values`): the
 integer chain of `nas.arch.fixedfe` (q15 window, `arm_rfft_q15`, SMUAD power, SMLAWB mel, CLZ + table
 log, integer int8 map of `nas.quant.inputq.quantize_db16`), equal to it bit for bit. CMSIS-DSP's q15
-FFT (`FIXED_DSP_SOURCES`) is compiled as one translation unit, ``nas_frontend_dsp.c``, that includes
+FFT (`FIXED_UNIT_SOURCES`) is compiled as one translation unit, ``nas_frontend_dsp.c``, that includes
 those sources after setting what they need (no CMSIS-Core, ARM_MATH_DSP, the intrinsics of
 ``nas_dsp_intrinsics.h``), so every core runs its SIMD-intrinsic version (`nas.arch.q15fft`) and no
-build flag reaches the model's or CMSIS-NN's files; the build needs only the include paths
-CMSIS-DSP/Include, /PrivateInclude and /Source (`cmsis_dsp_sources`). RAM: the q15 frame (then int32 power), the q15 spectrum, the window, the
+build flag reaches the model's or CMSIS-NN's files; its tables and bit reversal (`FIXED_DSP_SOURCES`)
+are compiled like the float front-end's, and the include paths add CMSIS-DSP/Source
+(`cmsis_dsp_sources`). RAM: the q15 frame (then int32 power), the q15 spectrum, the window, the
 int16 history of n_fft + lag samples and a uint16 magnitude per push of a frame; FLASH: q15 window and
 mel weights, uint16 mel positions/lengths, the log table, realCoefA/BQ15 at this length's stride and
 the arm_rfft_q15 instance (`FIXED_TABLE_SYMBOLS`) + CMSIS-DSP's twiddleCoef_<n/2>_q15 and
@@ -74,6 +75,7 @@ __all__ = [
     "CMSIS_DSP_SOURCES",
     "CMSIS_DSP_DEFINES",
     "FIXED_DSP_SOURCES",
+    "FIXED_UNIT_SOURCES",
     "FIXED_TABLE_SYMBOLS",
     "DSP_UNIT_NAME",
     "INTRINSICS_HEADER",
@@ -130,20 +132,23 @@ FRONTEND_CFLAGS: tuple[str, ...] = ("-std=c99", "-ffp-contract=off")
 RAM_SYMBOL = "nas_fe_ram"
 TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len")
 
-# The fixed front-end's CMSIS-DSP files: arm_rfft_q15 with its q15 complex FFT (arm_shift_q15 is
-# referenced by its inverse branch, arm_bitreversal_q15 by the old radix-4 API in the same file), the
-# bit reversal, the q15 FFT descriptors and tables.
+# The fixed front-end's CMSIS-DSP files. Compiled like the float front-end's (shared with it when both
+# are in one firmware): the FFT tables, descriptors and the bit reversal.
 FIXED_DSP_SOURCES: tuple[str, ...] = (
-    "BasicMathFunctions/arm_shift_q15.c",
     "CommonTables/arm_common_tables.c",
     "CommonTables/arm_const_structs.c",
-    "TransformFunctions/arm_bitreversal.c",
     "TransformFunctions/arm_bitreversal2.c",
+)
+# ... and those of DSP_UNIT_NAME, compiled with ARM_MATH_DSP: arm_rfft_q15 and its q15 complex FFT
+# (arm_shift_q15 is referenced by its inverse branch, arm_bitreversal_q15 by the old radix-4 API).
+FIXED_UNIT_SOURCES: tuple[str, ...] = (
+    "BasicMathFunctions/arm_shift_q15.c",
+    "TransformFunctions/arm_bitreversal.c",
     "TransformFunctions/arm_cfft_q15.c",
     "TransformFunctions/arm_cfft_radix4_q15.c",
     "TransformFunctions/arm_rfft_q15.c",
 )
-DSP_UNIT_NAME = "nas_frontend_dsp.c"     # includes FIXED_DSP_SOURCES (templates/nas_frontend_dsp.c.j2)
+DSP_UNIT_NAME = "nas_frontend_dsp.c"     # includes FIXED_UNIT_SOURCES (templates/nas_frontend_dsp.c.j2)
 INTRINSICS_HEADER = "nas_dsp_intrinsics.h"
 INTRINSICS_PATH = Path(__file__).resolve().parent / "csrc" / INTRINSICS_HEADER
 FIXED_TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len", "nas_fe_log2",
@@ -163,19 +168,20 @@ def table_symbols(fe: FrontEnd) -> tuple[str, ...]:
 def cmsis_dsp_sources(root: str | os.PathLike, fe: FrontEnd | None = None) -> tuple[list[Path], list[Path]]:
     """(sources to compile, include_dirs) of the CMSIS-DSP subset the front-end `fe` (default: a float
     one) needs, from a CMSIS-DSP checkout (or the extracted cmsisdsp sdist: same layout); a fixed
-    front-end compiles none (its `DSP_UNIT_NAME` includes them from Source/). Raises FileNotFoundError
-    naming what is missing."""
+    front-end's `DSP_UNIT_NAME` includes the others from Source/, on the include path. Raises
+    FileNotFoundError naming what is missing."""
     root = Path(root)
     inc = root / "Include"
     if not (inc / "arm_math.h").is_file():
         raise FileNotFoundError(f"{root} is not a CMSIS-DSP tree (no Include/arm_math.h)")
     fixed = fe is not None and fe.arithmetic == "fixed"
     sources = [root / "Source" / s for s in (FIXED_DSP_SOURCES if fixed else CMSIS_DSP_SOURCES)]
-    missing = [str(s) for s in sources if not s.is_file()]
+    unit = [root / "Source" / s for s in (FIXED_UNIT_SOURCES if fixed else ())]
+    missing = [str(s) for s in sources + unit if not s.is_file()]
     if missing:
         raise FileNotFoundError(f"CMSIS-DSP sources missing under {root}: {', '.join(missing)}")
     dirs = [inc] + ([root / "PrivateInclude"] if (root / "PrivateInclude").is_dir() else [])
-    return ([], [*dirs, root / "Source"]) if fixed else (sources, dirs)
+    return sources, [*dirs, root / "Source"] if fixed else dirs
 
 
 def rfft_table_symbols(n_fft: int, arithmetic: str = "float") -> dict[str, int]:
@@ -309,7 +315,7 @@ def render_source(fe: FrontEnd, iq: InputQuant, api: Api = Api()) -> str:
 
 def render_dsp_unit() -> str:
     """nas_frontend_dsp.c: CMSIS-DSP's q15 FFT sources in one translation unit (fixed front-ends)."""
-    return render(DSP_UNIT_NAME + ".j2", sources=FIXED_DSP_SOURCES, intrinsics=INTRINSICS_HEADER)
+    return render(DSP_UNIT_NAME + ".j2", sources=FIXED_UNIT_SOURCES, intrinsics=INTRINSICS_HEADER)
 
 
 def write_frontend(fe: FrontEnd, iq: InputQuant, out_dir: str | os.PathLike, api: Api = Api()) -> list[Path]:
