@@ -12,10 +12,15 @@ per second of audio, the cost model's per-frame prediction (``nas.cost.frontend`
 code. The CPU share at 80 MHz ASSUMES 1.3 cycles per instruction (QEMU counts instructions, not
 cycles). Needs arm-none-eabi-gcc, qemu-system-arm and the CMSIS-DSP sources ($CMSIS_DSP_PATH or the
 cmsisdsp sdist, see tests/_cmsisdsp.py); returns [] when any is missing.
+
+With ``NAS_BENCH_DATA`` naming an UrbanSound8K-layout folder, the thesis front-end in fixed point also
+runs on its first 52 clips (260 windows at 22.05 kHz) on the M4 and the host: windows equal to the
+training features (`nas.export.frontend_c.frontend_reference`), and instructions per frame on real audio.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
@@ -58,6 +63,34 @@ def _measure(cd, fe, isa: str, work: Path) -> tuple[float, float, int]:
             fp["dsp_text"] + fp["fe_text"] + fp["libm_text"])
 
 
+def _real_clips(cd, root: str, work: Path, clips: int = 52) -> list[tuple[str, float, str]]:
+    """The fixed thesis front-end on real clips: bit-exact windows (M4, host) and instructions per frame."""
+    import numpy as np
+
+    from nas.arch.fixedfe import to_int16
+    from nas.arch.spec import FrontEnd
+    from nas.data import urbansound as us
+    from nas.export import frontend_c as fc
+    from nas.quant.inputq import InputQuant
+
+    fe, iq = FrontEnd(arithmetic="fixed"), InputQuant(mean=-22.0, std=17.0, scale=0.0323, zero_point=-5)
+    elf = cd.build_m4_frontend(fe, iq, work / "m4")
+    exe = cd.build_host_frontend(fe, iq, work / "host", db_hook=False)
+    n = m4_equal = host_equal = insn = frames = 0
+    for clip in us.read_metadata(us.find_root(root)).clips[:clips]:
+        audio = to_int16(us.load_clip(clip.path, fe.sample_rate))
+        ref = fc.frontend_reference(audio[:audio.size // fe.hop_length * fe.hop_length], fe, iq)
+        m4, host = cd.run_m4_frontend(elf, audio, fe), cd.run_host_frontend(exe, audio, fe, with_db=False)
+        n += len(ref)
+        m4_equal += sum(np.array_equal(w, r) for w, r in zip(m4.windows, ref))
+        host_equal += sum(np.array_equal(w, r) for w, r in zip(host.windows, ref))
+        insn, frames = insn + m4.insn["frame_total"], frames + m4.insn["frames"]
+    return [("frontend.real_clips.fixed.windows", float(n), f"windows ({clips} clips)"),
+            ("frontend.real_clips.fixed.m4_bit_exact", float(m4_equal), "windows equal to the training features"),
+            ("frontend.real_clips.fixed.host_bit_exact", float(host_equal), "windows equal to the training features"),
+            ("frontend.real_clips.fixed.insn_per_frame", insn / frames, "insn/frame (cortex-m4 -O2)")]
+
+
 def run() -> list[tuple[str, float, str]]:
     cd = _testlib.load("_cmsisdsp")
     try:
@@ -84,4 +117,6 @@ def run() -> list[tuple[str, float, str]]:
                 ]
             rows.append((f"frontend.{name}.fixed_vs_float", per_second["fixed"] / per_second["float"],
                          "x instructions per second"))
+        if os.environ.get("NAS_BENCH_DATA"):
+            rows += _real_clips(cd, os.environ["NAS_BENCH_DATA"], Path(tmp) / "real")
     return rows

@@ -24,8 +24,11 @@ map of D in `nas.quant.inputq` (no float on the device).
 Why these steps: the q15 FFT loses 1 bit per stage, so the frame is first scaled to use the 15 bits
 (the shift s, undone exactly in the log); the shift is found from the raw samples of whole pushes
 so that the device computes it once per push (an OR over the new samples), not per frame. Power in 32
-bits and 16-bit weights let a mel band be one multiply-accumulate per weight (two weights per word: bands are padded to even lengths); the log is
-one CLZ, a shift and a table read. Everything is integer, so the C and this mirror agree exactly.
+bits and 16-bit weights let a mel band be one multiply-accumulate per weight (two weights per word:
+bands are padded to even lengths); a 32-bit accumulator suffices: the FFT's output is the DFT / n_fft
+of a frame below 2^15, so by Parseval the power of all bins sums to at most 2^30 and a band's A to
+2^29. The log is one CLZ, a shift and a table read. Everything is integer, so the C and this mirror
+agree exactly.
 """
 from __future__ import annotations
 
