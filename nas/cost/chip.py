@@ -56,8 +56,8 @@ def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library
     calls = [c for layer in per_layer for c in layer]
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
-    fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros
+    fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu, fe.arithmetic), opt, arithmetic=fe.arithmetic)
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
                     kernels=tuple(tuple(lib.kernel(c, dsp) for c in layer) for layer in per_layer),
                     layer_instructions=tuple(sum(insn.layer(c) for c in layer) for layer in per_layer),
