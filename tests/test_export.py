@@ -600,7 +600,8 @@ def test_fixed_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
     buffers exactly the cost model's, its instructions per frame within 2 % of the prediction."""
     root = _dsp_root()
     qm = _fixed_folder(model, tmp_path / "m")
-    p = verify.measure_pipeline(tmp_path / "m", tmp_path / "build", BUDGET, qm, root)
+    p = verify.measure_pipeline(tmp_path / "m", tmp_path / "build", costmodel.estimate(qm.spec, BUDGET, "portable"), qm,
+                                root)
     mean, predicted = p["frontend_instructions_per_frame_mean"], p["frontend_instructions_per_frame_predicted"]
     print(f"\nfixed-point pipeline on Cortex-M4: {p['windows']} windows, features equal to Python "
           f"{100 * p['features_equal_to_python_frontend']:.2f} %, front-end {mean:,.0f} insn/frame "
