@@ -9,9 +9,6 @@ from __future__ import annotations
 import argparse
 
 from nas.core.errors import run_cli
-from nas.evaluate.stage import evaluate_study
-from nas.study.folders import output_dir
-from nas.study.study import open_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
     args = p.parse_args(argv)
+    from nas.evaluate.stage import evaluate_study  # torch and optuna load after the flags parse: --help is instant
+    from nas.study.folders import output_dir
+    from nas.study.study import open_study
+
     study, storage = open_study(args.study, args.storage)
     return evaluate_study(study, data=args.data, trials=args.trials, folds=args.folds, seeds=args.seeds,
                           epochs=args.epochs, seed=args.seed, cache=args.cache, out=output_dir(args.study, storage))

@@ -11,14 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from nas.budget import Budget
 from nas.core.errors import run_cli
-from nas.quant import quantize as Q
-from nas.export.pipeline import export_study
-from nas.export.verify import VerifyError
-from nas.study.artifacts import artifact_store
-from nas.study.folders import checkpoint_dir, output_dir
-from nas.study.study import open_study
+from nas.quant import defaults as Q
 
 DEFAULT_EXPORT_ROOT = Path("export")
 
@@ -59,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from nas.budget import Budget  # torch, optuna and the rest load after the flags parse: --help is instant
+    from nas.export.pipeline import export_study
+    from nas.export.verify import VerifyError
+    from nas.study.artifacts import artifact_store
+    from nas.study.folders import checkpoint_dir, output_dir
+    from nas.study.study import open_study
+
     study, storage = open_study(args.study, args.storage)
     ckpts = Path(args.checkpoints) if args.checkpoints else checkpoint_dir(args.study, storage)
     budget = Budget.load(args.budget) if args.budget else None

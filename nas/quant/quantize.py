@@ -36,13 +36,10 @@ from nas.arch.net import Net, build, fold_batchnorm
 from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
                            Shape, Softmax, conv_padding)
 from nas.quant import intref
+from nas.quant.defaults import DEFAULT_CALIBRATION_WINDOWS, DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 from nas.quant.inputq import InputQuant
 from nas.train.clips import ClipSet, eval_windows
 
-METHODS = ("minmax", "percentile")
-DEFAULT_METHOD = "percentile"
-DEFAULT_PERCENTILE = 99.99
-DEFAULT_CALIBRATION_WINDOWS = 1000
 SOFTMAX_SCALE = 1.0 / 256.0
 SOFTMAX_ZERO_POINT = -128
 _MAX_PERCENTILE_SAMPLES = 2_000_000

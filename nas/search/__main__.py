@@ -9,8 +9,7 @@ import argparse
 
 from nas.core.errors import run_cli
 from nas.search.progress import MODES
-from nas.search.run import DEFAULT_SPACE, search
-from nas.study.folders import DEFAULT_CACHE, DEMO
+from nas.study.folders import DEFAULT_CACHE, DEFAULT_SPACE, DEMO
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    from nas.search.run import search  # torch and optuna load after the flags parse: --help is instant
+
     return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
                   storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, threads=a.threads,
                   train_folds=a.train_folds,

@@ -132,7 +132,8 @@ class Objective:
         return None
 
     def fit(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost) -> tuple[float, float, float]:
-        train_set, val_set, norm = self.data.get(spec.frontend)
+        train_set, val_set, norm = self.data.get(
+            spec.frontend, on_clips=lambda done, total: self.progress.features(trial.number, done, total))
         t0 = time.perf_counter()
         runs = [self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=0)]
         me = trial_point(trial, runs[0].best_score, self.compute)
@@ -186,6 +187,7 @@ class Objective:
                 self._judge(trial, spec, record["epoch"] + 1, best[0])
 
         recipe = self.recipe.replace(seed=self.recipe.seed + trial.number + 1000 * seed_index)
+        self.progress.training(trial.number, seed_index, self.fidelity.seeds)
         try:
             return train(spec, train_set, val_set, recipe, norm_std=norm_std, on_epoch=on_epoch)
         except StopTraining as stop:

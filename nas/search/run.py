@@ -26,7 +26,7 @@ from nas.search.records import record_study_note
 from nas.search.worker import run_trials
 from nas.study.artifacts import artifact_store
 from nas.study.claim import claim_for
-from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, output_dir, resolve_data
+from nas.study.folders import DEFAULT_CACHE, DEFAULT_SPACE, DEMO, default_storage, output_dir, resolve_data
 from nas.study.identity import definition, require_definition
 from nas.study.settings import record_settings
 from nas.study.storage import check_storage
@@ -37,7 +37,6 @@ from nas.train.recipe import Recipe
 from nas.train.teacher import load_teacher
 from nas.train.trialdata import TrialData
 
-DEFAULT_SPACE = "search_spaces/default.yaml"
 REPO = Path(__file__).resolve().parents[2]
 
 
