@@ -278,6 +278,37 @@ def test_exported_folder_self_test_builds_with_make(model, tmp_path):
 
 
 @needs_gcc
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_lib_says_what_it_built_and_what_it_left_out(model, tmp_path):
+    """Without CMSIS_DSP_PATH the library holds no front-end: a firmware link would then fail on
+    nas_frontend_*, so the build says so on stdout (make, and cmake when installed)."""
+    folder = tmp_path / "m"
+    shutil.copytree(model["folder"], folder)
+    codegen.write_frontend(model["qm"], folder)
+    res = subprocess.run(["make", "-s", "lib"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    said = res.stdout.strip().splitlines()[-1]
+    assert said.startswith("built build/") and "libnas_model.a: model.c with the bundled portable CMSIS-NN" in said
+    assert "LEFT OUT: the front-end (nas_frontend_* in nas_frontend.c), set CMSIS_DSP_PATH" in said
+    dsp = tmp_path / "dsp"
+    (dsp / "Include").mkdir(parents=True)
+    (dsp / "Include" / "arm_math.h").write_text("")
+    for name in frontend_c.CMSIS_DSP_SOURCES:                  # a stand-in tree: `make -n` only names the files
+        (dsp / "Source" / name).parent.mkdir(parents=True, exist_ok=True)
+        (dsp / "Source" / name).write_text("")
+    dry = subprocess.run(["make", "-n", "lib", f"CMSIS_DSP_PATH={dsp}"], cwd=folder, capture_output=True, text=True)
+    assert f"the front-end (nas_frontend.c) with CMSIS-DSP from {dsp}" in dry.stdout and "LEFT OUT" not in dry.stdout
+    if shutil.which("cmake") is None:
+        return
+    for extra, expect in (([], "LEFT OUT: the front-end (nas_frontend_*"),
+                          ([f"-DCMSIS_DSP_PATH={dsp}"], f"the front-end (nas_frontend.c) with CMSIS-DSP from {dsp}")):
+        conf = subprocess.run(["cmake", "-S", str(folder), "-B", str(tmp_path / f"cm{len(extra)}"), *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert conf.returncode == 0 and f"-- nas_model: model.c with the bundled portable" in conf.stdout, conf.stderr
+        assert expect in conf.stdout, conf.stdout
+
+
+@needs_gcc
 def test_arena_size_is_checked_at_compile_time(model, tmp_path):
     """A model.c whose arena disagrees with the cost model must not compile."""
     folder = tmp_path / "bad"
