@@ -192,3 +192,42 @@ def test_tpe_still_cannot_sample_after_a_pruned_trial_with_intermediate_values()
     fill(False).ask().suggest_categorical("x", [1, 2, 3])
     with pytest.raises(RuntimeError, match="single direction"):
         fill(True).ask().suggest_categorical("x", [1, 2, 3])
+
+
+def test_the_picture_counts_every_rejected_trial_as_the_terminal_does(tmp_path):
+    """A combination that gives no network has no costs: not drawn, but counted in the title."""
+    s = optuna.create_study(directions=list(DIRECTIONS))
+    refs = SPACE.reference_params()
+    add(s, refs["Stride-DS-24"], acc=0.688, curve=[0.688], reference="Stride-DS-24")
+    add(s, {**refs["Stride-DS-24"], "conv_type": "standard", "overlap": 0.75, "base_filters": 32},
+        state=TrialState.PRUNED, feasible=False, reject_reason="over budget: MAC/s 15.83 M > 4.50 M")
+    s.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"feasible": False,
+                                                                  "reject_reason": "invalid architecture: too small"}))
+    views = report.views(s)
+    assert "2 rejected before training" in report.counts_line(views)
+    fig, _ = plots.draw(plots.points(views), BUDGET)
+    assert fig._suptitle.get_text().endswith("0 stopped early, 2 rejected (1 invalid: no network, not drawn)")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    report.summarise(s, BUDGET, tmp_path)
+    assert (tmp_path / "pareto.png").is_file() and (tmp_path / "pareto.html").is_file()
+
+
+def test_the_front_table_fits_a_terminal_by_continuing_the_network_below(study):
+    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.ua["macs_per_second"])
+    one_line = report.front_table(front).splitlines()
+    assert max(map(len, one_line)) > 100                          # the whole network on each row
+    networks = {int(r.split()[0]): r[one_line[0].index("network"):] for r in one_line[2:]}
+    for width in (120, 150):
+        lines = report.front_table(front, width=width).splitlines()
+        assert max(map(len, lines)) <= width, width
+        got: dict[int, str] = {}                                   # each row's network put back together
+        body = lines[lines.index(next(x for x in lines if set(x) == {"-"})) + 1:]
+        for line in body:
+            if line[:report.NETWORK_INDENT].strip():
+                key = int(line.split()[0])
+                got[key] = line[one_line[0].index("network"):] if len(line) > one_line[0].index("network") else ""
+            else:
+                got[key] += " " + line.strip()
+        assert {k: " ".join(v.split()) for k, v in got.items()} == networks, width

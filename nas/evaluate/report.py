@@ -33,9 +33,14 @@ def summary(records: list[dict], trials) -> pd.DataFrame:
                      "test_acc_int8_std": None if q_std is None else round(q_std, 4),
                      "val_score_mean": round(float(group.val_score.mean()), 4),
                      "qat_runs": int((group.int8_method == "qat").sum()),
-                     "macs_per_second": t.user_attrs.get("macs_per_second"), "ram_bytes": t.user_attrs.get("ram_bytes"),
-                     "flash_bytes": t.user_attrs.get("flash_bytes")})
+                     **_costs(t.user_attrs)})
     return pd.DataFrame(rows)
+
+
+def _costs(ua: dict) -> dict:
+    """The trial's costs as trials.csv writes them: whole MAC/s and bytes, the CPU share to 1e-6."""
+    whole = {k: None if ua.get(k) is None else round(ua[k]) for k in ("macs_per_second", "ram_bytes", "flash_bytes")}
+    return {**whole, "cpu_share": None if ua.get("cpu_share") is None else round(float(ua["cpu_share"]), 6)}
 
 
 def per_class(records: list[dict]) -> pd.DataFrame:
@@ -90,12 +95,13 @@ def write(records: list[dict], trials, out: Path, study_name: str) -> str:
     atomic_write_text(out / "evaluation_per_class.csv", per_class(records).to_csv(index=False))
     lines = ["", "final stage: test folds read once, after training and selection on the validation folds; "
              "best validation score first", ""]
+    width = max(len(m) for m in table.model)
     for _, r in table.sort_values("val_score_mean", ascending=False, kind="stable").iterrows():
         runs = [x for x in records if x["trial"] == r.trial]
         png = out / f"confusion_trial_{r.trial}.png"
         atomic_write_bytes(png, confusion_png(runs, f"study {study_name}, trial {r.trial} {r.model}: int8, "
                                                     f"{len(runs)} run(s), test {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}"))
-        lines.append(f"trial {r.trial:>4} {r.model:<14} val {100 * r.val_score_mean:4.1f} %  "
+        lines.append(f"trial {r.trial:>4} {r.model:<{width}} val {100 * r.val_score_mean:4.1f} %  "
                      f"test float {_pm(r.test_acc_mean, r.test_acc_std)}  "
                      f"int8 {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}  ({r.runs} runs, {r.qat_runs} QAT)  "
                      f"MAC/s {r.macs_per_second / 1e6:.2f} M  RAM {r.ram_bytes / 1024:.1f} kB")

@@ -108,9 +108,12 @@ def _teachers(recipe: Recipe, splits: list[FoldSplit], root: Path, cache: Path, 
 def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, done, log) -> None:
     """Every (model, split, seed) not in `done`: retrained, saved under final/, appended to the log."""
     key = recipe_key(recipe)
+    names = {t.number: t.user_attrs.get("reference", "") or ArchSpec.from_json(t.user_attrs["spec"]).name
+             for t in selected}
+    width = max(map(len, names.values()))
     for t in selected:
         spec = ArchSpec.from_json(t.user_attrs["spec"])
-        name = t.user_attrs.get("reference", "") or spec.name
+        name = names[t.number]
         feats = None
         for split in splits:
             for k in range(seeds):
@@ -127,7 +130,7 @@ def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, 
                 done[(t.number, split.describe(), seed + k, key)] = rec
                 with open(out / "evaluation.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-                log(f"trial {t.number:>4} {name:<14} {split.describe()}  seed {seed + k}: test {rec['test_acc']:.3f} "
+                log(f"trial {t.number:>4} {name:<{width}} {split.describe()}  seed {seed + k}: test {rec['test_acc']:.3f} "
                     f"float, {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}; val {rec['val_score']:.3f}, "
                     f"epoch {rec['best_epoch']}, {rec['seconds']:.0f} s)")
 

@@ -35,19 +35,21 @@ LABEL_OFFSETS = [(dx * r, dy * r) for r in (8, 18, 30, 44) for dx, dy in
 
 
 def points(trials: list) -> pd.DataFrame:
-    """`nas.search.report.TrialView`s → one row per drawable trial: kind (front / trained / stopped / rejected), accuracy (y), costs, label."""
+    """`nas.search.report.TrialView`s → one row per drawable trial: kind (front / trained / stopped / rejected), accuracy (y), costs, label.
+    A rejected combination that gives no network has no costs (NaN): counted in the title, not drawn."""
     rows = []
     for v in trials:
-        if "macs_per_second" not in v.ua or v.outcome not in ("trained", "stopped", "rejected"):
+        if v.outcome not in ("trained", "stopped", "rejected") or ("macs_per_second" not in v.ua
+                                                                   and v.outcome != "rejected"):
             continue
         kind = "front" if v.pareto else v.outcome
         acc = v.accuracy if v.outcome == "trained" else max((a for _, a in v.curve), default=None)
         ref = v.ua.get("reference", "")
         label = (f"{v.t.number} {ref}" if ref else str(v.t.number)) if v.pareto else ref
         rows.append({"trial": v.t.number, "kind": kind, "model": v.name, "reference": ref, "accuracy": acc,
-                     "macs_per_second": v.ua["macs_per_second"], "cpu_share": v.ua.get("cpu_share"),
-                     "ram_bytes": v.ua["ram_bytes"],
-                     "flash_bytes": v.ua["flash_bytes"], "network": v.network, "label": label,
+                     "macs_per_second": v.ua.get("macs_per_second"), "cpu_share": v.ua.get("cpu_share"),
+                     "ram_bytes": v.ua.get("ram_bytes"),
+                     "flash_bytes": v.ua.get("flash_bytes"), "network": v.network, "label": label,
                      "reason": v.reason})
     cols = ["trial", "kind", "model", "reference", "accuracy", "macs_per_second", "cpu_share", "ram_bytes", "flash_bytes",
             "network", "label", "reason"]
@@ -150,9 +152,11 @@ def draw(df: pd.DataFrame, budget: Budget):
     axes[0].set_ylabel("validation accuracy (clip)")
     axes[-1].legend(fontsize=7, loc="lower right")
     n = df.kind.value_counts()
+    invalid = int((df[df.kind == "rejected"].macs_per_second.isna()).sum())
     fig.suptitle(f"{n.get('front', 0)} Pareto-front models (numbered by trial, as in the table) on {budget.name}; "
                  f"{n.get('trained', 0)} more trained, {n.get('stopped', 0)} stopped early, "
-                 f"{n.get('rejected', 0)} rejected", fontsize=10)
+                 f"{n.get('rejected', 0)} rejected" + (f" ({invalid} invalid: no network, not drawn)" if invalid else ""),
+                 fontsize=10)
     fig.canvas.draw()  # the layout settles before labels are measured in display coordinates
     fig.set_layout_engine("none")
     return fig, [_labels(ax, df, panel, fig) for ax, panel in zip(axes, panels(budget))]

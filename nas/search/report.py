@@ -9,7 +9,9 @@ Both tables are lists of columns (`TRIAL_COLUMNS`, `FRONT_COLUMNS`): a new figur
 """
 from __future__ import annotations
 
+import shutil
 import statistics
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -189,16 +191,47 @@ FRONT_COLUMNS: list[tuple[str, Callable[[TrialView], str]]] = [
     ("input", _input_text),
     ("network", lambda v: v.network),
 ]
+MIN_NETWORK_COLUMNS = 24   # a narrower network column is shown on lines of its own below each row
+NETWORK_INDENT = 7
 LEGEND = ("input: kHz/mel bands/frames per window/overlap; network: cF KxK = conv with F filters, dwKxK = "
           "depthwise, /2 = stride 2, mpAxB = max-pool, gap = global average pool, dN = dense, · between blocks")
 
 
-def front_table(front: list[TrialView], columns=FRONT_COLUMNS) -> str:
+def front_table(front: list[TrialView], columns=FRONT_COLUMNS, width: int | None = None) -> str:
+    """The front, one model a row; within `width` columns (a terminal's) the last column (the network)
+    continues on indented lines, broken between blocks, so no row wraps on the screen."""
     rows = [tuple(h for h, _ in columns)] + [tuple(f(v) for _, f in columns) for v in front]
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "-" * max(len(line) for line in lines))
-    return "\n".join(lines)
+    indent = sum(widths[:-1]) + 2 * (len(columns) - 1)
+    below = width is not None and width - indent < MIN_NETWORK_COLUMNS   # too narrow: the network goes below
+    indent = NETWORK_INDENT if below else indent
+    blocks = []
+    for r in rows:
+        head = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths))
+        parts = _wrap_blocks(r[-1], width - indent) if width else [r[-1]]
+        blocks.append(([head.rstrip()] if below else [(head + "  " + parts.pop(0)).rstrip()]) +
+                      [" " * indent + p for p in parts])
+    lines = [line for block in blocks for line in block]
+    rule = "-" * min(max(len(line) for line in lines), width or len(lines[0]) + 10**6)
+    return "\n".join([*blocks[0], rule, *lines[len(blocks[0]):]])
+
+
+def _wrap_blocks(text: str, room: int) -> list[str]:
+    """`text` in pieces of at most `room` characters, broken after a block separator ` · `."""
+    pieces, line = [], ""
+    for block in text.split(" · "):
+        candidate = f"{line} · {block}" if line else block
+        if line and len(candidate) + 2 > room:          # room for the trailing " ·"
+            pieces.append(line + " ·")
+            line = block
+        else:
+            line = candidate
+    return pieces + [line]
+
+
+def terminal_width() -> int | None:
+    """The terminal's columns when stdout is one, else None (a log file keeps one row per model)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def counts_line(trials: list[TrialView]) -> str:
@@ -217,8 +250,10 @@ def counts_line(trials: list[TrialView]) -> str:
     return line + (f"; {', '.join(extra)}" if extra else "")
 
 
-def summarise(study: optuna.Study, budget: Budget, out: Path) -> str:
-    """Write trials.csv, curves.csv, pareto.png and pareto.html into `out`; return the summary text."""
+def summarise(study: optuna.Study, budget: Budget, out: Path, width: int | None = -1) -> str:
+    """Write trials.csv, curves.csv, pareto.png and pareto.html into `out`; return the summary text,
+    its front table fitted to `width` columns (default: the terminal's, when stdout is one)."""
+    width = terminal_width() if width == -1 else width
     trials = views(study)
     atomic_write_text(out / "trials.csv", trials_frame(trials).to_csv(index=False))
     atomic_write_text(out / "curves.csv", curves_frame(trials).to_csv(index=False))
@@ -230,7 +265,7 @@ def summarise(study: optuna.Study, budget: Budget, out: Path) -> str:
         atomic_write_bytes(out / "pareto.png", plots.pareto_png(points, budget))
         atomic_write_text(out / "pareto.html", plots.pareto_html(points, budget))
         written += [out / "pareto.png", out / "pareto.html"]
-        lines += ["", f"Pareto front ({len(front)} models, all within {budget.name}):", front_table(front), LEGEND]
+        lines += ["", f"Pareto front ({len(front)} models, all within {budget.name}):", front_table(front, width=width), LEGEND]
     else:
         lines += ["no trained model within the budget yet"]
     return "\n".join(lines + ["", "wrote " + ", ".join(map(str, written))])
