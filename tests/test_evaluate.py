@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from nas.core.errors import UserError
 from nas.data.urbansound import FoldSplit, parse_folds
 from nas.quant import quantize as Q
+from nas.quant.confidence import NEVER, Curve
 from nas.quant.qat import FakeQuantNet, fake_activation, finetune
 from nas.arch.net import build, fold_batchnorm
 from nas.train.recipe import Recipe
@@ -78,11 +80,21 @@ def test_final_stage_retrains_tests_once_and_hands_its_model_to_export(tmp_path,
         assert confusion.shape == (10, 10) and confusion.sum() == r["test_clips"] > 0
         assert r["test_acc_int8"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-4)
         assert 0.0 <= r["test_acc"] <= 1.0 and r["int8_method"] in ("ptq", "qat")
+        val, test = (Curve.from_dict(r[k]) for k in ("val_unknown_curve", "test_unknown_curve"))
+        assert test.clips == r["test_clips"] and val.clips > 0          # every threshold on both, counts per clip
+        assert val.at(NEVER)["precision"] == pytest.approx(r["val_acc_int8"], abs=1e-4)   # never unknown: accuracy
+        assert test.at(NEVER)["precision"] == pytest.approx(r["test_acc_int8"], abs=1e-4)
     table = (study_dir / "evaluation.csv").read_text().splitlines()
     header = table[0].split(",")
     assert {"test_acc_mean", "test_acc_std", "test_acc_int8_mean", "test_acc_int8_std", "runs"} <= set(header)
     assert table[1].split(",")[header.index("runs")] == "2"
     assert (study_dir / "confusion_trial_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (study_dir / "unknown_trial_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"target_precision", "runs_reaching_target", "threshold_at_target", "val_recall_at_target",
+            "test_precision_at_target", "test_recall_at_target", "test_unknown_at_target"} <= set(header)
+    curves = pd.read_csv(study_dir / "unknown_curves.csv")
+    assert list(curves.columns) == ["trial", "model", "min_score", "probability", "precision", "recall", "unknown"]
+    assert len(curves) == 256 and "unknown (int8): per run, the lowest threshold" in first.stdout
     assert "per_class" not in header and (study_dir / "evaluation_per_class.csv").is_file()
     again = run(cmd, tmp_path)
     assert again.returncode == 0 and "seed 0:" not in again.stdout   # resumed: nothing retrained

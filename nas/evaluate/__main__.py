@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the study's recipe)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
+    p.add_argument("--target-precision", type=float, default=0.9, metavar="P", help="report each model's 'unknown' "
+                   "threshold: the lowest whose validation precision reaches P (default: %(default)s)")
     args = p.parse_args(argv)
     from nas.evaluate.stage import evaluate_study  # torch and optuna load after the flags parse: --help is instant
     from nas.study.folders import output_dir
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     study, storage = open_study(args.study, args.storage)
     return evaluate_study(study, data=args.data, trials=args.trials, folds=args.folds, seeds=args.seeds,
-                          epochs=args.epochs, seed=args.seed, cache=args.cache, out=output_dir(args.study, storage))
+                          epochs=args.epochs, seed=args.seed, cache=args.cache, out=output_dir(args.study, storage),
+                          target_precision=args.target_precision)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pandas as pd
 
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.data.urbansound import CLASSES
+from nas.evaluate import unknown
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -86,17 +87,24 @@ def _pm(mean: float, std: float | None) -> str:
     return f"{mean * 100:5.1f} % ± {'n/a' if std is None or np.isnan(std) else f'{std * 100:.1f}'}"
 
 
-def write(records: list[dict], trials, out: Path, study_name: str) -> str:
+def write(records: list[dict], trials, out: Path, study_name: str, target_precision: float = 0.9) -> str:
     """Write the CSVs and PNGs; return the table to print."""
     if not records:
         return "no evaluation runs"
     table = summary(records, trials)
+    unk = unknown.columns(records, target_precision)
+    if len(unk):
+        table = table.merge(unk, on="trial", how="left")
     atomic_write_text(out / "evaluation.csv", table.to_csv(index=False))
     atomic_write_text(out / "evaluation_per_class.csv", per_class(records).to_csv(index=False))
+    curves = unknown.curves_frame(records)
+    if len(curves):
+        atomic_write_text(out / "unknown_curves.csv", curves.to_csv(index=False))
     lines = ["", "final stage: test folds read once, after training and selection on the validation folds; "
              "best validation score first", ""]
     width = max(len(m) for m in table.model)
-    for _, r in table.sort_values("val_score_mean", ascending=False, kind="stable").iterrows():
+    ordered = table.sort_values("val_score_mean", ascending=False, kind="stable")
+    for _, r in ordered.iterrows():
         runs = [x for x in records if x["trial"] == r.trial]
         png = out / f"confusion_trial_{r.trial}.png"
         atomic_write_bytes(png, confusion_png(runs, f"study {study_name}, trial {r.trial} {r.model}: int8, "
@@ -105,5 +113,26 @@ def write(records: list[dict], trials, out: Path, study_name: str) -> str:
                      f"test float {_pm(r.test_acc_mean, r.test_acc_std)}  "
                      f"int8 {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}  ({r.runs} runs, {r.qat_runs} QAT)  "
                      f"MAC/s {r.macs_per_second / 1e6:.2f} M  RAM {r.ram_bytes / 1024:.1f} kB")
-    lines.append(f"wrote {out / 'evaluation.csv'}, {out / 'evaluation_per_class.csv'} and confusion_trial_<n>.png")
+    written = [out / "evaluation.csv", out / "evaluation_per_class.csv", "confusion_trial_<n>.png"]
+    if len(curves):
+        lines += _unknown_lines(ordered, records, out, study_name, target_precision, width)
+        written += [out / "unknown_curves.csv", "unknown_trial_<n>.png"]
+    lines.append("wrote " + ", ".join(map(str, written)))
     return "\n".join(lines)
+
+
+def _unknown_lines(ordered: pd.DataFrame, records: list[dict], out: Path, study_name: str, target: float,
+                   width: int) -> list[str]:
+    """The "unknown" block of the table, and one precision/recall plot per model."""
+    lines = ["", f"unknown (int8): per run, the lowest threshold whose precision reaches {target:.0%} on the "
+             "validation folds, then read once on the test folds; precision = labelled clips right, recall = "
+             "all clips labelled right", ""]
+    for _, r in ordered.iterrows():
+        runs = [x for x in records if x["trial"] == r.trial and x.get("val_unknown_curve")]
+        if not runs:
+            continue
+        atomic_write_bytes(out / f"unknown_trial_{r.trial}.png",
+                           unknown.png(runs, f"study {study_name}, trial {r.trial} {r.model}: int8, validation "
+                                             f"folds, {len(runs)} run(s) pooled", target))
+        lines.append(unknown.line(r, width))
+    return lines

@@ -152,12 +152,14 @@ def record_final_models(study: optuna.Study, records: list[dict], split: FoldSpl
 
 def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | None = None, folds: str | None = None,
                    seeds: int = 3, epochs: int | None = None, seed: int = 0, cache: str | None = None,
-                   log=print, out: Path | None = None) -> int:
+                   log=print, out: Path | None = None, target_precision: float = 0.9) -> int:
     """Retrain `trials` (default: the Pareto front) on the study's split, or on a rotation over
     `folds`, with `seeds` seeds each; prints the tables, writes evaluation.csv and the confusion PNGs
-    into `out` (default `studies/<study>/`)."""
+    into `out` (default `studies/<study>/`), with each model's "unknown" threshold for `target_precision`."""
     if seeds < 1:
         raise UserError(f"--seeds: expected a positive integer, got {seeds}")
+    if not 0.0 < target_precision <= 1.0:
+        raise UserError(f"--target-precision: expected a share in (0, 1], e.g. 0.9, got {target_precision:g}")
     selected = select(study, trials)
     recipe = study_recipe(study, epochs)
     _, root, split, cache_dir = recorded_settings(study, data=resolve_data(data, seed) if data else None,
@@ -179,5 +181,5 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
                and seed <= r["seed"] < seed + seeds]
     if folds is None:
         record_final_models(study, records, split)
-    log(report.write(records, selected, out, study.study_name))
+    log(report.write(records, selected, out, study.study_name, target_precision))
     return 0

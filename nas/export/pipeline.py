@@ -30,13 +30,14 @@ from nas.cost import analytic as costmodel
 from nas.data import cache as fcache
 from nas.data.urbansound import CLASSES, FoldSplit
 from nas.data.validate import validate_dataset
-from nas.export import codegen, measure, onnx_export
+from nas.export import codegen, measure, onnx_export, summary
 from nas.export.api import Api
 from nas.export.folder import check_replaceable, clean_stale, staged
 from nas.export.frontend_c import cmsis_dsp_sources
 from nas.export.measure import Log
 from nas.export.qemu import BuildError, cmsis_nn_sources
 from nas.export.readme import readme
+from nas.quant import confidence
 from nas.quant import quantize as Q
 from nas.study.artifacts import record_export
 from nas.study.folders import study_dir
@@ -96,9 +97,10 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
                  val_folds: Sequence[int] = (), calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS,
                  method: str = Q.DEFAULT_METHOD, build_c: bool = True, cmsis_nn: str | None = None,
                  cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
-                 log: Log = _print, api: Api = Api()) -> Path:
+                 log: Log = _print, api: Api = Api(), target_precision: float | None = None) -> Path:
     """Export one trained trial into ``out_dir/trial_<n>`` (atomically; an existing folder holding
-    files the export did not write is refused unless `force`), its C with `api`'s names;
+    files the export did not write is refused unless `force`), its C with `api`'s names and the
+    "unknown" threshold reaching `target_precision` on the validation clips (None: none);
     returns that folder."""
     t_start = time.perf_counter()
     n = trial.number
@@ -118,7 +120,8 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
                     "budget": budget.name, "c_api": {"invoke": f"{api.model}_invoke", "macros": f"{api.MODEL}_*",
                                                      "frontend": f"{api.frontend}_push"},
                     "accuracy": measure.accuracy(qm, folded, val_set, val_folds, tag, log),
-                    "quantisation": measure.quantisation_summary(qm), "cost_model": measure.cost_summary(cost)}
+                    "quantisation": measure.quantisation_summary(qm), "cost_model": measure.cost_summary(cost),
+                    "unknown": measure.unknown(qm, val_set, target_precision, tag, log)}
     checks = check_windows(val_set if len(val_set) else _as_clipset(calib), spec.frontend)
     x_int8 = Q.quantize_input(qm, checks[:, 0])
     ref = Q.run_int8(qm, x_int8)
@@ -129,11 +132,15 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
         report["onnx"] = measure.onnx_checks(tmp, qm, folded, checks, x_int8, ref, tag, log)
         sel = int(np.argmax(ref.max(axis=1)))          # a window the model is confident about
         origin = f"study {study_name}, trial {n}" if study_name else f"trial {n}"
-        codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api)
+        codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api,
+                              decide=_write_decide(qm, tmp, report["unknown"], api))
         report["frontend_c"] = bool(codegen.write_frontend(qm, tmp, api))
         codegen.write_build_files(tmp, api)
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
             tmp, qm, budget, x_int8, ref, build_c, cmsis_nn, cmsis_dsp, tag, log, flash_over_estimate, api)
+        unk = report["unknown"]
+        unk["host_c"] = measure.decision_check(tmp, unk["_votes"], unk["_windows"], unk["min_score"], build_c, tag,
+                                               log, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
         report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
             ["README.md", "report.json"]
@@ -141,6 +148,14 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
         atomic_write_text(tmp / "README.md", readme(qm, cost, budget, measure.jsonable(report), api))
     log(f"{tag}: wrote {out_dir / f'trial_{n}'} ({time.perf_counter() - t_start:.1f} s)")
     return out_dir / f"trial_{n}"
+
+
+def _write_decide(qm: Q.QuantizedModel, folder: Path, unknown: dict, api: Api) -> codegen.DecisionCases:
+    """model_decide.h with the chosen threshold; returns the cases the self-test checks."""
+    votes, windows, min_score = unknown["_votes"], unknown["_windows"], unknown["min_score"]
+    codegen.write_decide(qm, folder, min_score, unknown["note"], checked=len(votes), api=api)
+    cases = confidence.decision_cases(votes, windows, min_score)
+    return codegen.DecisionCases(*cases, confidence.decide(*cases, min_score))
 
 
 def c_apis(prefixes: Sequence[str] | None, n: int) -> list[Api]:
@@ -159,18 +174,18 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
                  calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS, method: str = Q.DEFAULT_METHOD,
                  checkpoints: str | Path | None = None, build_c: bool = True, cmsis_nn: str | None = None,
                  cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
-                 log: Log = _print, prefixes: Sequence[str] | None = None, artifacts=None) -> list[Path]:
+                 log: Log = _print, prefixes: Sequence[str] | None = None, artifacts=None,
+                 target_precision: float | None = None) -> list[Path]:
     """Export `trials` (default: the Pareto front) of `study` into ``out_dir/trial_<n>/``.
 
     budget/data/split/cache default to what the study recorded (nas.search stores them);
     checkpoints default to ``studies/<study>/checkpoints``, except for models the final stage
     (`nas.evaluate`) retrained: their recorded retrained model is exported. `prefixes` (one per trial)
     name each model's C API (`nas_<prefix>_invoke`; default `nas_model_invoke`); with an artifact
-    store each folder's report, header and spec are also study artifacts. Returns the folders written."""
-    if calibration_windows < 1:
-        raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
-    if method not in Q.METHODS:
-        raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {method!r}")
+    store each folder's report, header and spec are also study artifacts; `target_precision` sets each
+    model's "unknown" threshold (`nas.quant.confidence`). Ends with the summary table; returns the
+    folders written."""
+    _check_flags(calibration_windows, method, target_precision)
     check_libraries(cmsis_nn, cmsis_dsp)
     budget, data, split, cache = recorded_settings(study, budget, data, split, cache)
     selected = select_trials(study, trials)
@@ -201,10 +216,21 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
                                     class_names=classes[:spec.num_classes], study_name=study.study_name,
                                     val_folds=split.val, calibration_windows=calibration_windows, method=method,
                                     build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, force=force,
-                                    flash_over_estimate=flash_over_estimate, log=log, api=api))
+                                    flash_over_estimate=flash_over_estimate, log=log, api=api,
+                                    target_precision=target_precision))
         if artifacts is not None:
             record_export(study, artifacts, written[-1])
+    log(f"\nexported {len(written)} model(s) of study {study.study_name!r}:\n{summary.table(written)}")
     return written
+
+
+def _check_flags(calibration_windows: int, method: str, target_precision: float | None) -> None:
+    if calibration_windows < 1:
+        raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
+    if method not in Q.METHODS:
+        raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {method!r}")
+    if target_precision is not None and not 0.0 < target_precision <= 1.0:
+        raise UserError(f"--target-precision: expected a share in (0, 1], e.g. 0.9, got {target_precision:g}")
 
 
 def check_libraries(cmsis_nn: str | None, cmsis_dsp: str | None) -> None:
