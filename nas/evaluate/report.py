@@ -11,6 +11,7 @@ import pandas as pd
 
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.data.urbansound import CLASSES
+from nas.study.record import TrialRecord
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -25,7 +26,7 @@ def summary(records: list[dict], trials) -> pd.DataFrame:
     for (number, model), group in pd.DataFrame(records).groupby(["trial", "model"], sort=False):
         f_mean, f_std = _mean_std(group.test_acc.tolist())
         q_mean, q_std = _mean_std(group.test_acc_int8.tolist())
-        t = costs[number]
+        rec = TrialRecord.of(costs[number])
         rows.append({"trial": int(number), "model": model, "runs": len(group),
                      "splits": ";".join(sorted(set(group.split))),
                      "test_acc_mean": round(f_mean, 4), "test_acc_std": None if f_std is None else round(f_std, 4),
@@ -33,8 +34,8 @@ def summary(records: list[dict], trials) -> pd.DataFrame:
                      "test_acc_int8_std": None if q_std is None else round(q_std, 4),
                      "val_score_mean": round(float(group.val_score.mean()), 4),
                      "qat_runs": int((group.int8_method == "qat").sum()),
-                     "macs_per_second": t.user_attrs.get("macs_per_second"), "ram_bytes": t.user_attrs.get("ram_bytes"),
-                     "flash_bytes": t.user_attrs.get("flash_bytes")})
+                     "macs_per_second": rec.macs_per_second, "ram_bytes": rec.ram_bytes,
+                     "flash_bytes": rec.flash_bytes})
     return pd.DataFrame(rows)
 
 

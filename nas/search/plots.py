@@ -38,16 +38,16 @@ def points(trials: list) -> pd.DataFrame:
     """`nas.search.report.TrialView`s → one row per drawable trial: kind (front / trained / stopped / rejected), accuracy (y), costs, label."""
     rows = []
     for v in trials:
-        if "macs_per_second" not in v.ua or v.outcome not in ("trained", "stopped", "rejected"):
+        rec = v.rec
+        if rec.macs_per_second is None or v.outcome not in ("trained", "stopped", "rejected"):
             continue
         kind = "front" if v.pareto else v.outcome
         acc = v.accuracy if v.outcome == "trained" else max((a for _, a in v.curve), default=None)
-        ref = v.ua.get("reference", "")
+        ref = rec.reference or ""
         label = (f"{v.t.number} {ref}" if ref else str(v.t.number)) if v.pareto else ref
         rows.append({"trial": v.t.number, "kind": kind, "model": v.name, "reference": ref, "accuracy": acc,
-                     "macs_per_second": v.ua["macs_per_second"], "cpu_share": v.ua.get("cpu_share"),
-                     "ram_bytes": v.ua["ram_bytes"],
-                     "flash_bytes": v.ua["flash_bytes"], "network": v.network, "label": label,
+                     "macs_per_second": rec.macs_per_second, "cpu_share": rec.cpu_share,
+                     "ram_bytes": rec.ram_bytes, "flash_bytes": rec.flash_bytes, "network": v.network, "label": label,
                      "reason": v.reason})
     cols = ["trial", "kind", "model", "reference", "accuracy", "macs_per_second", "cpu_share", "ram_bytes", "flash_bytes",
             "network", "label", "reason"]

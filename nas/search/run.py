@@ -28,6 +28,7 @@ from nas.study.artifacts import artifact_store
 from nas.study.claim import claim_for
 from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, output_dir, resolve_data
 from nas.study.identity import definition, require_definition
+from nas.study.record import TrialRecord
 from nas.study.settings import record_settings
 from nas.study.storage import check_storage
 from nas.study.study import load_study, register_worker, sampler
@@ -51,14 +52,14 @@ def resolve_space(path: str) -> Path:
 
 def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) -> list[str]:
     """Queue the space's reference models that fit the budget, once per study."""
-    done = {t.user_attrs.get("reference") for t in study.get_trials(deepcopy=False)}
+    done = {TrialRecord.of(t).reference for t in study.get_trials(deepcopy=False)}
     queued = []
     for name, params in space.reference_params().items():
         if name in done:
             continue
         spec = space.build(params, name)
         if costmodel.estimate(spec, budget).fits(budget):
-            study.enqueue_trial(params, user_attrs={"reference": name}, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs=TrialRecord(reference=name).attrs(), skip_if_exists=True)
             queued.append(name)
     return queued
 
