@@ -9,7 +9,8 @@ import argparse
 
 from nas.core.errors import run_cli
 from nas.search.progress import MODES
-from nas.search.run import DEFAULT_SPACE, search
+from nas.search.options import DEFAULT_SPACE, SearchOptions
+from nas.search.run import search
 from nas.study.folders import DEFAULT_CACHE, DEMO
 
 
@@ -53,12 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
-                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, threads=a.threads,
-                  train_folds=a.train_folds,
-                  val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export,
-                  teacher=a.teacher, progress=a.progress)
+    return search(SearchOptions(**vars(build_parser().parse_args(argv))))
 
 
 if __name__ == "__main__":
