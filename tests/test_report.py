@@ -105,7 +105,7 @@ def test_curves_csv_is_long_format_from_the_intermediate_values(study, tmp_path)
 
 
 def test_front_table_names_every_model_and_shows_the_whole_network(study):
-    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.ua["macs_per_second"])
+    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.rec.macs_per_second)
     assert {v.t.number for v in front} == {t.number for t in study.best_trials} == {0, 1, 3, 4}
     table = report.front_table(front).splitlines()
     header = table[0].split()
@@ -147,7 +147,7 @@ def test_pareto_points_membership_numbering_and_labels(study):
     assert pts.set_index("trial").loc[5, "accuracy"] == 0.12                    # stopped: best it reached
     assert pd.isna(pts.set_index("trial").loc[6, "accuracy"])                   # rejected: no accuracy
     table_numbers = [int(line.split()[0]) for line in report.front_table(
-        sorted((v for v in views if v.pareto), key=lambda v: v.ua["macs_per_second"])).splitlines()[2:]]
+        sorted((v for v in views if v.pareto), key=lambda v: v.rec.macs_per_second)).splitlines()[2:]]
     assert sorted(int(lbl.split()[0]) for lbl in front.label) == sorted(table_numbers)
     assert pts.set_index("trial").loc[2, "label"] == "Stride-DS-16"             # a reference off the front
     fig, boxes = plots.draw(pts, BUDGET)
@@ -215,7 +215,7 @@ def test_the_picture_counts_every_rejected_trial_as_the_terminal_does(tmp_path):
 
 
 def test_the_front_table_fits_a_terminal_by_continuing_the_network_below(study):
-    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.ua["macs_per_second"])
+    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.rec.macs_per_second)
     one_line = report.front_table(front).splitlines()
     assert max(map(len, one_line)) > 100                          # the whole network on each row
     networks = {int(r.split()[0]): r[one_line[0].index("network"):] for r in one_line[2:]}

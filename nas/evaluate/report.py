@@ -12,6 +12,7 @@ import pandas as pd
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.data.urbansound import CLASSES
 from nas.evaluate import unknown
+from nas.study.record import TrialRecord
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -26,7 +27,7 @@ def summary(records: list[dict], trials) -> pd.DataFrame:
     for (number, model), group in pd.DataFrame(records).groupby(["trial", "model"], sort=False):
         f_mean, f_std = _mean_std(group.test_acc.tolist())
         q_mean, q_std = _mean_std(group.test_acc_int8.tolist())
-        t = costs[number]
+        rec = TrialRecord.of(costs[number])
         rows.append({"trial": int(number), "model": model, "runs": len(group),
                      "splits": ";".join(sorted(set(group.split))),
                      "test_acc_mean": round(f_mean, 4), "test_acc_std": None if f_std is None else round(f_std, 4),
@@ -34,14 +35,15 @@ def summary(records: list[dict], trials) -> pd.DataFrame:
                      "test_acc_int8_std": None if q_std is None else round(q_std, 4),
                      "val_score_mean": round(float(group.val_score.mean()), 4),
                      "qat_runs": int((group.int8_method == "qat").sum()),
-                     **_costs(t.user_attrs)})
+                     **_costs(rec)})
     return pd.DataFrame(rows)
 
 
-def _costs(ua: dict) -> dict:
+def _costs(rec: TrialRecord) -> dict:
     """The trial's costs as trials.csv writes them: whole MAC/s and bytes, the CPU share to 1e-6."""
-    whole = {k: None if ua.get(k) is None else round(ua[k]) for k in ("macs_per_second", "ram_bytes", "flash_bytes")}
-    return {**whole, "cpu_share": None if ua.get("cpu_share") is None else round(float(ua["cpu_share"]), 6)}
+    whole = {k: None if rec.cost(k) is None else round(rec.cost(k)) for k in ("macs_per_second", "ram_bytes",
+                                                                              "flash_bytes")}
+    return {**whole, "cpu_share": None if rec.cpu_share is None else round(float(rec.cpu_share), 6)}
 
 
 def per_class(records: list[dict]) -> pd.DataFrame:

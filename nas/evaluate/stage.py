@@ -18,7 +18,6 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from nas.arch.spec import ArchSpec
 from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import UserError
 from nas.data import cache as fcache
@@ -27,6 +26,7 @@ from nas.data.validate import validate_dataset
 from nas.evaluate import report
 from nas.evaluate.retrain import retrain
 from nas.study.folders import resolve_data, study_dir
+from nas.study.record import TrialRecord
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
 from nas.train.distill import train_teacher
@@ -59,7 +59,7 @@ def select(study: optuna.Study, trials: str | None) -> list[FrozenTrial]:
             raise UserError("--trials: expected comma-separated trial numbers") from None
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         chosen = [by_number[n] for n in wanted if n in by_number]
-    chosen = [t for t in chosen if "spec" in t.user_attrs]
+    chosen = [t for t in chosen if TrialRecord.of(t).spec is not None]
     if not chosen:
         raise UserError(f"study {study.study_name!r}: no trained model to evaluate")
     return chosen
@@ -108,11 +108,10 @@ def _teachers(recipe: Recipe, splits: list[FoldSplit], root: Path, cache: Path, 
 def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, done, log) -> None:
     """Every (model, split, seed) not in `done`: retrained, saved under final/, appended to the log."""
     key = recipe_key(recipe)
-    names = {t.number: t.user_attrs.get("reference", "") or ArchSpec.from_json(t.user_attrs["spec"]).name
-             for t in selected}
+    names = {t.number: TrialRecord.of(t).reference or TrialRecord.of(t).arch().name for t in selected}
     width = max(map(len, names.values()))
     for t in selected:
-        spec = ArchSpec.from_json(t.user_attrs["spec"])
+        spec = TrialRecord.of(t).arch()
         name = names[t.number]
         feats = None
         for split in splits:

@@ -22,7 +22,6 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch.net import fold_batchnorm
-from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
@@ -41,6 +40,7 @@ from nas.quant import confidence
 from nas.quant import quantize as Q
 from nas.study.artifacts import record_export
 from nas.study.folders import study_dir
+from nas.study.record import TrialRecord
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
 from nas.train.clips import ClipSet, eval_windows
@@ -67,9 +67,8 @@ def select_trials(study: optuna.Study, numbers: Sequence[int] | None) -> list[Fr
         if t is None:
             have = f"trials 0..{max(trials)}" if trials else "no trials"
             raise UserError(f"--trial {n}: not found in study {study.study_name!r} ({have})")
-        if t.state != TrialState.COMPLETE or "spec" not in t.user_attrs:
-            ua = t.user_attrs
-            why = ua.get("reject_reason") or ua.get("prune_reason") or ua.get("fail_reason") or ""
+        if t.state != TrialState.COMPLETE or TrialRecord.of(t).spec is None:
+            why = TrialRecord.of(t).reason
             raise UserError(f"--trial {n}: trial {n} of study {study.study_name!r} was not trained "
                             f"({t.state.name}{': ' + why if why else ''})")
         out.append(t)
@@ -109,7 +108,7 @@ def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Bu
         raise UserError(f"--trial {n}: no checkpoint at {checkpoint}")
     net, input_norm = Q.net_from_checkpoint(torch.load(checkpoint, map_location="cpu", weights_only=True))
     spec = net.spec
-    model_name = trial.user_attrs.get("reference") or spec.name
+    model_name = TrialRecord.of(trial).reference or spec.name
     cost = costmodel.estimate(spec, budget)
     log(f"{tag} ({model_name}): calibrating int8 on {calibration_windows} training windows ({method})")
     calib = Q.calibration_windows(train_set, spec.frontend, calibration_windows, seed=n)
@@ -201,7 +200,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
     provider = TrialData(data, split, cache, progress=False)
     written = []
     for t, api in zip(selected, apis):
-        spec = ArchSpec.from_json(t.user_attrs["spec"])
+        spec = TrialRecord.of(t).arch()
         train_set, val_set, _ = provider.get(spec.frontend)
         try:
             classes = tuple(fcache.load_features(data, spec.frontend, cache, progress=False).classes)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 
 from nas.core.errors import run_cli
+from nas.search.options import DEFAULT_SPACE, SearchOptions
 from nas.search.progress import MODES
-from nas.study.folders import DEFAULT_CACHE, DEFAULT_SPACE, DEMO
+from nas.study.folders import DEFAULT_CACHE, DEMO
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,14 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    options = SearchOptions(**vars(build_parser().parse_args(argv)))
     from nas.search.run import search  # torch and optuna load after the flags parse: --help is instant
 
-    return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
-                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, threads=a.threads,
-                  train_folds=a.train_folds,
-                  val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export,
-                  teacher=a.teacher, progress=a.progress)
+    return search(options)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
 from nas.search.progress import Progress
 from nas.search.records import (CONSTRAINTS, model_name, objective_values, record_constraints, record_curve,
                                 record_spec, record_trained)
+from nas.study.record import TrialRecord, write
 from nas.train.loop import StopTraining, TrainResult, train
 from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
@@ -59,8 +60,9 @@ def describe_violations(cost: costmodel.Cost, budget: Budget) -> str:
 def trial_point(t, score: float, compute: str = "macs_per_second") -> Point:
     """A trial's (score, compute, RAM) for the fidelity rules, from its recorded costs; `compute` is
     the study's compute objective (a cost-summary key)."""
-    ua = t.user_attrs
-    return Point(t.number, score, ua.get(compute, float("inf")), ua.get("ram_bytes", float("inf")))
+    rec = TrialRecord.of(t)
+    value, ram = rec.cost(compute), rec.ram_bytes
+    return Point(t.number, score, float("inf") if value is None else value, float("inf") if ram is None else ram)
 
 
 class Objective:
@@ -78,8 +80,7 @@ class Objective:
 
     def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float]) -> None:
         record_constraints(trial, violations)
-        trial.set_user_attr("feasible", False)
-        trial.set_user_attr("reject_reason", reason)
+        write(trial, feasible=False, reject_reason=reason)
         self.log(f"trial {trial.number:>4} rejected   {reason}")
         raise optuna.TrialPruned(reason)
 
@@ -91,13 +92,12 @@ class Objective:
             self.reject(trial, f"invalid architecture: {exc}", {"valid": 1.0})
         cost = costmodel.estimate(spec, self.budget)
         record_spec(trial, spec)
-        for key, value in cost.summary().items():
-            trial.set_user_attr(key, value)
+        write(trial, **cost.summary())
         violations = cost.violations(self.budget)
         if not cost.fits(self.budget):
             self.reject(trial, describe_violations(cost, self.budget), violations)
         record_constraints(trial, violations)
-        trial.set_user_attr("feasible", True)
+        write(trial, feasible=True)
         reused = self.reuse(trial, params)
         if reused is not None:
             return reused
@@ -108,7 +108,7 @@ class Objective:
         except Exception as exc:  # the trial fails with its reason; the study goes on
             if fault_line(exc) is not None:  # a dataset, disk or storage problem is the run's: it stops
                 raise
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            write(trial, fail_reason=f"{type(exc).__name__}: {exc}")
             self.log(f"trial {trial.number:>4} FAILED     {type(exc).__name__}: {exc}")
             raise
 
@@ -116,15 +116,14 @@ class Objective:
         """The result of a finished trial with the same parameters (TPE re-proposes points in small
         discrete spaces; two workers may propose the same one): reused, recorded, never retrained."""
         for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            if other.number == trial.number or other.params != params or not other.user_attrs.get("feasible"):
+            rec = TrialRecord.of(other)
+            if other.number == trial.number or other.params != params or not rec.feasible:
                 continue
-            trial.set_user_attr("duplicate_of", other.number)
-            for key in ("seed_scores", "seed_accuracies", "val_score_std", "best_epoch"):
-                if key in other.user_attrs:
-                    trial.set_user_attr(key, other.user_attrs[key])
+            write(trial, duplicate_of=other.number, seed_scores=rec.seed_scores, seed_accuracies=rec.seed_accuracies,
+                  val_score_std=rec.val_score_std, best_epoch=rec.best_epoch)
             if other.state == TrialState.PRUNED:
-                reason = f"same parameters as trial {other.number}: {other.user_attrs.get('prune_reason', 'stopped')}"
-                trial.set_user_attr("prune_reason", reason)
+                reason = f"same parameters as trial {other.number}: {rec.prune_reason or 'stopped'}"
+                write(trial, prune_reason=reason)
                 self.log(f"trial {trial.number:>4} duplicate  {reason}")
                 raise optuna.TrialPruned(reason)
             self.log(f"trial {trial.number:>4} duplicate  of trial {other.number}: its result is reused")
@@ -143,13 +142,10 @@ class Objective:
         scores = [r.best_score for r in runs]
         score = statistics.fmean(scores)
         best = max(runs, key=lambda r: r.best_score)
-        trial.set_user_attr("seed_scores", [round(s, 4) for s in scores])
-        trial.set_user_attr("seed_accuracies", [round(r.best_acc, 4) for r in runs])
-        trial.set_user_attr("val_score_std", round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0)
-        trial.set_user_attr("train_seconds", round(time.perf_counter() - t0, 2))
-        trial.set_user_attr("best_epoch", best.best_epoch)
-        trial.set_user_attr("train_windows_per_second", round(best.windows_per_second, 1))
-        trial.set_user_attr("input_norm", [norm.mean, norm.std])
+        write(trial, seed_scores=[round(s, 4) for s in scores], seed_accuracies=[round(r.best_acc, 4) for r in runs],
+              val_score_std=round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0,
+              train_seconds=round(time.perf_counter() - t0, 2), best_epoch=best.best_epoch,
+              train_windows_per_second=round(best.windows_per_second, 1), input_norm=[norm.mean, norm.std])
         for k, r in enumerate(runs):
             self._save_checkpoint(f"trial_{trial.number}_seed{k}.pt", spec, r.state_dict, norm)
         record_trained(trial, self.artifacts, spec,
@@ -165,7 +161,7 @@ class Objective:
     def _completed(self, trial: optuna.Trial) -> list[Point]:
         return [Point(t.number, t.values[0], t.values[1], t.values[2])
                 for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.number != trial.number and t.user_attrs.get("feasible")]
+                if t.number != trial.number and TrialRecord.of(t).feasible]
 
     def _train(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost, train_set, val_set, norm_std: float,
                seed_index: int) -> TrainResult:
@@ -175,14 +171,14 @@ class Objective:
         best = [0.0]
 
         def on_epoch(record: dict) -> None:
-            trial.set_user_attr("heartbeat", time.time())
+            write(trial, heartbeat=time.time())
             if self.stop.is_set():
                 raise Interrupted("the run is stopping")
             best[0] = max(best[0], record["smoothed"])
             self.progress.epoch(trial.number, record)
             if seed_index == 0:
                 curve.append(round(record["val_acc"], 4))
-                trial.set_user_attr("curve", curve)
+                write(trial, curve=curve)
             if record["epoch"] + 1 in rungs:
                 self._judge(trial, spec, record["epoch"] + 1, best[0])
 
@@ -191,18 +187,16 @@ class Objective:
         try:
             return train(spec, train_set, val_set, recipe, norm_std=norm_std, on_epoch=on_epoch)
         except StopTraining as stop:
-            trial.set_user_attr("prune_reason", str(stop))
+            write(trial, prune_reason=str(stop))
             self.log(f"trial {trial.number:>4} stopped    {stop}")
             raise optuna.TrialPruned(str(stop)) from None
 
     def _judge(self, trial: optuna.Trial, spec: ArchSpec, rung: int, score: float) -> None:
         """Record this rung's score; stop the trial if it is not learning or a rival is clearly ahead."""
-        rungs = dict(trial.user_attrs.get("rungs") or {})
-        rungs[str(rung)] = round(score, 4)
-        trial.set_user_attr("rungs", rungs)
-        rivals = [trial_point(t, t.user_attrs["rungs"][str(rung)], self.compute)
-                  for t in trial.study.get_trials(deepcopy=False)
-                  if t.number != trial.number and str(rung) in (t.user_attrs.get("rungs") or {})]
+        write(trial, rungs={**(TrialRecord.of(trial).rungs or {}), rung: round(score, 4)})
+        reached = ((t, TrialRecord.of(t).rungs or {}) for t in trial.study.get_trials(deepcopy=False))
+        rivals = [trial_point(t, scores[rung], self.compute) for t, scores in reached
+                  if t.number != trial.number and rung in scores]
         ahead = (rival_ahead(trial_point(trial, score, self.compute), rivals, self.fidelity.margin)
                  if len(rivals) >= self.fidelity.min_rivals else None)
         if ahead is not None:

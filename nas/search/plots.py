@@ -39,17 +39,17 @@ def points(trials: list) -> pd.DataFrame:
     A rejected combination that gives no network has no costs (NaN): counted in the title, not drawn."""
     rows = []
     for v in trials:
-        if v.outcome not in ("trained", "stopped", "rejected") or ("macs_per_second" not in v.ua
+        rec = v.rec
+        if v.outcome not in ("trained", "stopped", "rejected") or (rec.macs_per_second is None
                                                                    and v.outcome != "rejected"):
             continue
         kind = "front" if v.pareto else v.outcome
         acc = v.accuracy if v.outcome == "trained" else max((a for _, a in v.curve), default=None)
-        ref = v.ua.get("reference", "")
+        ref = rec.reference or ""
         label = (f"{v.t.number} {ref}" if ref else str(v.t.number)) if v.pareto else ref
         rows.append({"trial": v.t.number, "kind": kind, "model": v.name, "reference": ref, "accuracy": acc,
-                     "macs_per_second": v.ua.get("macs_per_second"), "cpu_share": v.ua.get("cpu_share"),
-                     "ram_bytes": v.ua.get("ram_bytes"),
-                     "flash_bytes": v.ua.get("flash_bytes"), "network": v.network, "label": label,
+                     "macs_per_second": rec.macs_per_second, "cpu_share": rec.cpu_share,
+                     "ram_bytes": rec.ram_bytes, "flash_bytes": rec.flash_bytes, "network": v.network, "label": label,
                      "reason": v.reason})
     cols = ["trial", "kind", "model", "reference", "accuracy", "macs_per_second", "cpu_share", "ram_bytes", "flash_bytes",
             "network", "label", "reason"]

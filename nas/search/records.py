@@ -29,6 +29,7 @@ from nas.arch.spec import ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, G
 from nas.budget import Budget
 from nas.core import config
 from nas.cost import analytic as costmodel
+from nas.study.record import TrialRecord, write
 from nas.study.study import OBJECTIVES, objectives
 
 CONSTRAINTS = ("ram", "flash", "macs_per_second", "cpu_share", "valid")
@@ -72,7 +73,7 @@ def short_name(params: dict, number: int) -> str:
 
 def model_name(trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> str:
     """The reference model's name, or a generated short name."""
-    return trial.user_attrs.get("reference") or short_name(params, trial.number)
+    return TrialRecord.of(trial).reference or short_name(params, trial.number)
 
 
 def network_summary(spec: ArchSpec) -> str:
@@ -108,10 +109,7 @@ def frontend_summary(spec: ArchSpec) -> str:
 
 def record_spec(trial: optuna.Trial, spec: ArchSpec) -> None:
     """The spec (JSON, what the tools read back) and its name, network and input in readable lines."""
-    trial.set_user_attr("spec", spec.to_json())
-    trial.set_user_attr("model", spec.name)
-    trial.set_user_attr("network", network_summary(spec))
-    trial.set_user_attr("input", frontend_summary(spec))
+    write(trial, spec=spec.to_json(), model=spec.name, network=network_summary(spec), input=frontend_summary(spec))
 
 
 def record_trained(trial: optuna.Trial, store: FileSystemArtifactStore | None, spec: ArchSpec,

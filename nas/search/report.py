@@ -26,6 +26,7 @@ from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.search import plots
 from nas.search.records import ACCURACY_DECIMALS, network_summary
+from nas.study.record import TrialRecord
 from nas.study.trials import pareto_front
 
 OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "interrupted", "running", "queued")
@@ -38,38 +39,38 @@ class TrialView:
     t: FrozenTrial
     pareto: bool = False
 
-    @property
-    def ua(self) -> dict:
-        return self.t.user_attrs
+    @cached_property
+    def rec(self) -> TrialRecord:
+        return TrialRecord.of(self.t)
 
     @property
     def outcome(self) -> str:
         state = self.t.state
-        if "duplicate_of" in self.ua and state in (TrialState.COMPLETE, TrialState.PRUNED):
+        if self.rec.duplicate_of is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
             return "reused"        # the sampler proposed finished parameters again: nothing was trained
         if state == TrialState.COMPLETE:
             return "trained"
         if state == TrialState.PRUNED:
-            return "rejected" if self.ua.get("feasible") is False else "stopped"
+            return "rejected" if self.rec.feasible is False else "stopped"
         if state == TrialState.FAIL:
-            return "failed" if "fail_reason" in self.ua else "interrupted"
+            return "failed" if self.rec.fail_reason is not None else "interrupted"
         return "running" if state == TrialState.RUNNING else "queued"
 
     @cached_property
     def spec(self) -> ArchSpec | None:
-        return ArchSpec.from_json(self.ua["spec"]) if "spec" in self.ua else None
+        return self.rec.arch()
 
     @property
     def name(self) -> str:
-        return self.ua.get("model") or self.ua.get("reference") or (self.spec.name if self.spec else "")
+        return self.rec.name
 
     @property
     def network(self) -> str:
-        return self.ua.get("network") or (network_summary(self.spec) if self.spec else "")
+        return self.rec.network or (network_summary(self.spec) if self.spec else "")
 
     @property
     def seeds(self) -> list[float]:
-        return [float(a) for a in self.ua.get("seed_accuracies") or []]
+        return [float(a) for a in self.rec.seed_accuracies or []]
 
     @property
     def accuracy(self) -> float | None:
@@ -90,14 +91,13 @@ class TrialView:
         """(epoch, validation accuracy): the intermediate values, else the older `curve` attribute."""
         if self.t.intermediate_values:
             return sorted(self.t.intermediate_values.items())
-        return list(enumerate(self.ua.get("curve") or []))
+        return list(enumerate(self.rec.curve or []))
 
     @property
     def reason(self) -> str:
-        ua = self.ua
         if self.outcome == "interrupted":
             return "interrupted (redone when the search is rerun)"
-        return ua.get("reject_reason") or ua.get("prune_reason") or ua.get("fail_reason") or ""
+        return self.rec.reason
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ class Column:
     kind: str = "str"
 
 
-def _ua(key: str) -> Callable[[TrialView], Any]:
-    return lambda v: v.ua.get(key)
+def _rec(key: str) -> Callable[[TrialView], Any]:
+    return lambda v: getattr(v.rec, key)
 
 
 TRIAL_COLUMNS = [
@@ -122,17 +122,17 @@ TRIAL_COLUMNS = [
     Column("val_accuracy", lambda v: v.accuracy, f"float{ACCURACY_DECIMALS}"),
     Column("val_accuracy_std", lambda v: v.accuracy_std, f"float{ACCURACY_DECIMALS}"),
     Column("n_seeds", lambda v: v.n_seeds, "int"),
-    Column("macs_per_second", _ua("macs_per_second"), "int"),
-    Column("cpu_share", _ua("cpu_share"), "float6"),
-    Column("instructions_per_second", _ua("instructions_per_second"), "int"),
-    Column("ram_bytes", _ua("ram_bytes"), "int"),
-    Column("flash_bytes", _ua("flash_bytes"), "int"),
-    Column("macs", _ua("macs"), "int"),
-    Column("params", _ua("params"), "int"),
-    Column("arena_bytes", _ua("arena_bytes"), "int"),
+    Column("macs_per_second", _rec("macs_per_second"), "int"),
+    Column("cpu_share", _rec("cpu_share"), "float6"),
+    Column("instructions_per_second", _rec("instructions_per_second"), "int"),
+    Column("ram_bytes", _rec("ram_bytes"), "int"),
+    Column("flash_bytes", _rec("flash_bytes"), "int"),
+    Column("macs", _rec("macs"), "int"),
+    Column("params", _rec("params"), "int"),
+    Column("arena_bytes", _rec("arena_bytes"), "int"),
     Column("epochs", lambda v: len(v.curve) or None, "int"),
-    Column("best_epoch", _ua("best_epoch"), "int"),
-    Column("train_seconds", _ua("train_seconds"), "float1"),
+    Column("best_epoch", _rec("best_epoch"), "int"),
+    Column("train_seconds", _rec("train_seconds"), "float1"),
     Column("network", lambda v: v.network),
     Column("reason", lambda v: v.reason),
 ]
@@ -183,11 +183,11 @@ FRONT_COLUMNS: list[tuple[str, Callable[[TrialView], str]]] = [
     ("trial", lambda v: str(v.t.number)),
     ("model", lambda v: v.name),
     ("val acc", _accuracy_text),
-    ("MAC/s", lambda v: f"{v.ua['macs_per_second'] / 1e6:.2f} M"),
-    ("CPU", lambda v: "?" if v.ua.get("cpu_share") is None else f"{v.ua['cpu_share']:.1%}"),
-    ("RAM kB", lambda v: f"{v.ua['ram_bytes'] / 1024:.1f}"),
-    ("FLASH kB", lambda v: f"{v.ua['flash_bytes'] / 1024:.1f}"),
-    ("params", lambda v: f"{v.ua['params']:,}"),
+    ("MAC/s", lambda v: f"{v.rec.macs_per_second / 1e6:.2f} M"),
+    ("CPU", lambda v: "?" if v.rec.cpu_share is None else f"{v.rec.cpu_share:.1%}"),
+    ("RAM kB", lambda v: f"{v.rec.ram_bytes / 1024:.1f}"),
+    ("FLASH kB", lambda v: f"{v.rec.flash_bytes / 1024:.1f}"),
+    ("params", lambda v: f"{v.rec.params:,}"),
     ("input", _input_text),
     ("network", lambda v: v.network),
 ]
@@ -259,7 +259,7 @@ def summarise(study: optuna.Study, budget: Budget, out: Path, width: int | None 
     atomic_write_text(out / "curves.csv", curves_frame(trials).to_csv(index=False))
     written = [out / "trials.csv", out / "curves.csv"]
     lines = [counts_line(trials)]
-    front = sorted((v for v in trials if v.pareto), key=lambda v: v.ua["macs_per_second"])
+    front = sorted((v for v in trials if v.pareto), key=lambda v: v.rec.macs_per_second)
     if front:
         points = plots.points(trials)
         atomic_write_bytes(out / "pareto.png", plots.pareto_png(points, budget))

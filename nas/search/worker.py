@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from nas.search.objective import Interrupted
 from nas.search.progress import Progress
+from nas.study.record import TrialRecord, write
 from nas.study.trials import WORKER, counted, finished
 
 
@@ -44,7 +45,7 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
                 if counted(study) >= total:
                     return
                 trial = study.ask()
-                trial.set_user_attr("worker", WORKER)
+                write(trial, worker=WORKER)
             progress.trial_started(trial.number)
             _run_one(study, objective, trial, progress)
             progress.trial_finished(trial.number, finished(study))
@@ -91,11 +92,11 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Prog
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except (Interrupted, KeyboardInterrupt):
-        trial.set_user_attr("interrupted", True)
+        write(trial, interrupted=True)
         study.tell(trial, state=TrialState.FAIL)
         raise KeyboardInterrupt from None
     except Exception as exc:
-        if "fail_reason" in trial.user_attrs:  # the trial's own failure, its reason stored: the study goes on
+        if TrialRecord.of(trial).fail_reason is not None:  # the trial's own failure, its reason stored: the study goes on
             study.tell(trial, state=TrialState.FAIL)
             return
         _stop_run(study, trial, exc)
@@ -106,7 +107,7 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Prog
 def _stop_run(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:
     """Fail `trial` uncounted (best effort: the storage may be what failed) and re-raise `exc`."""
     try:
-        trial.set_user_attr("stopped_run", f"{type(exc).__name__}: {exc}")
+        write(trial, stopped_run=f"{type(exc).__name__}: {exc}")
         study.tell(trial, state=TrialState.FAIL)
     except Exception:  # noqa: BLE001 - the original error is the one to report; a rerun closes the trial
         pass

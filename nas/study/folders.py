@@ -10,7 +10,6 @@ STUDIES = Path("studies")
 DEFAULT_CACHE = STUDIES / ".cache" / "features"
 DEMO = "demo"
 DEMO_DATA = STUDIES / "demo_data"
-DEFAULT_SPACE = "search_spaces/default.yaml"
 
 
 def study_dir(study: str) -> Path:

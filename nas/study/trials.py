@@ -18,13 +18,14 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch.spec import ArchSpec
 from nas.core.errors import UserError
 from nas.core.locks import pid_alive
+from nas.study.record import TrialRecord
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def unfinished(t: FrozenTrial) -> bool:
     """A trial that ended without a result of its own (killed, interrupted, stopped by the run)."""
-    return t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs
+    return t.state == TrialState.FAIL and TrialRecord.of(t).fail_reason is None
 
 
 def counted(study: optuna.Study) -> int:
@@ -38,13 +39,11 @@ def requeue_unfinished(study: optuna.Study) -> list[int]:
     """Queue every unfinished trial again, once, with its parameters and reference name (the new trial
     records `redo_of`); returns the numbers of the trials queued again."""
     trials = study.get_trials(deepcopy=False)
-    redone = {t.user_attrs["redo_of"] for t in trials if "redo_of" in t.user_attrs}
+    redone = {r.redo_of for r in map(TrialRecord.of, trials) if r.redo_of is not None}
     queued = []
     for t in trials:
         if unfinished(t) and t.number not in redone:
-            attrs = {"redo_of": t.number}
-            if t.user_attrs.get("reference"):
-                attrs["reference"] = t.user_attrs["reference"]
+            attrs = TrialRecord(redo_of=t.number, reference=TrialRecord.of(t).reference or None).attrs()
             study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
             queued.append(t.number)
     return queued
@@ -54,7 +53,7 @@ def finished(study: optuna.Study) -> int:
     """Counted trials that have ended (what a progress bar shows done)."""
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs))
+               or (t.state == TrialState.FAIL and not unfinished(t)))
 
 
 def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
@@ -63,11 +62,12 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
     host = socket.gethostname()
     closed = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        w_host, _, w_pid = t.user_attrs.get("worker", "").rpartition(":")
+        rec = TrialRecord.of(t)
+        w_host, _, w_pid = (rec.worker or "").rpartition(":")
         if w_host == host and w_pid.isdigit():
             stale = not pid_alive(int(w_pid))
         else:
-            last = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else 0)
+            last = rec.heartbeat or (t.datetime_start.timestamp() if t.datetime_start else 0)
             stale = time.time() - last > stale_after
         if stale:
             study.tell(t.number, state=TrialState.FAIL)
@@ -78,7 +78,7 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first; a
     trial that reused a duplicate's result stands for nothing new, its original is listed instead."""
-    return sorted((t for t in study.best_trials if "duplicate_of" not in t.user_attrs), key=lambda t: t.values[1])
+    return sorted((t for t in study.best_trials if TrialRecord.of(t).duplicate_of is None), key=lambda t: t.values[1])
 
 
 def trial_spec(study: optuna.Study, number: int) -> ArchSpec:
@@ -87,8 +87,8 @@ def trial_spec(study: optuna.Study, number: int) -> ArchSpec:
     if not 0 <= number < len(trials):
         have = f"trials 0..{len(trials) - 1}" if trials else "no trials"
         raise UserError(f"--trial {number}: not in study {study.study_name!r} ({have})")
-    spec = trials[number].user_attrs.get("spec")
-    if spec is None:
+    rec = TrialRecord.of(trials[number])
+    if rec.spec is None:
         raise UserError(f"--trial {number}: trial {number} of study {study.study_name!r} has no architecture "
-                        f"({trials[number].user_attrs.get('reject_reason') or trials[number].state.name})")
-    return ArchSpec.from_json(spec, f"study {study.study_name} trial {number}")
+                        f"({rec.reject_reason or trials[number].state.name})")
+    return ArchSpec.from_json(rec.spec, f"study {study.study_name} trial {number}")
