@@ -78,15 +78,15 @@ def test_final_stage_retrains_tests_once_and_hands_its_model_to_export(tmp_path,
     for r in records:
         confusion = np.array(r["test_confusion_int8"])
         assert confusion.shape == (10, 10) and confusion.sum() == r["test_clips"] > 0
-        assert r["test_acc_int8"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-4)
-        assert 0.0 <= r["test_acc"] <= 1.0 and r["int8_method"] in ("ptq", "qat")
+        assert r["test_accuracy_int8"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-4)
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["int8_method"] in ("ptq", "qat")
         val, test = (Curve.from_dict(r[k]) for k in ("val_unknown_curve", "test_unknown_curve"))
         assert test.clips == r["test_clips"] and val.clips > 0          # every threshold on both, counts per clip
-        assert val.at(NEVER)["precision"] == pytest.approx(r["val_acc_int8"], abs=1e-4)   # never unknown: accuracy
-        assert test.at(NEVER)["precision"] == pytest.approx(r["test_acc_int8"], abs=1e-4)
+        assert val.at(NEVER)["precision"] == pytest.approx(r["val_accuracy_int8"], abs=1e-4)   # never unknown: accuracy
+        assert test.at(NEVER)["precision"] == pytest.approx(r["test_accuracy_int8"], abs=1e-4)
     table = (study_dir / "evaluation.csv").read_text().splitlines()
     header = table[0].split(",")
-    assert {"test_acc_mean", "test_acc_std", "test_acc_int8_mean", "test_acc_int8_std", "runs"} <= set(header)
+    assert {"val_score_mean", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_int8_mean", "test_accuracy_int8_std", "runs"} <= set(header)
     assert table[1].split(",")[header.index("runs")] == "2"
     assert (study_dir / "confusion_trial_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (study_dir / "unknown_trial_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -680,7 +680,7 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
     folder = tmp_path / "export" / name / "trial_0"
     assert "export trial 0" in out and f"wrote {Path('export') / name / 'trial_0'}" in out
     table = out[out.index("exported 1 model(s)"):].splitlines()              # the summary table ends the export
-    assert table[1].split()[:4] == ["folder", "model", "val_accuracy", "int8"] and "bit-exact" in table[1]
+    assert table[1].split()[:3] == ["folder", "model", "val_accuracy_int8"] and "bit-exact" in table[1]
     assert table[3].startswith(str(Path("export") / name / "trial_0"))
     for f in ("model.onnx", "model_int8.onnx", "model.c", "model.h", "model_selftest.c", "README.md", "report.json",
               "model_decide.h",

@@ -1,4 +1,4 @@
-"""What the final stage hands back: a table of test accuracy per model (float and int8, mean ± std
+"""What the final stage hands back: a table of test_accuracy per model (float and int8, mean ± std
 over seeds and splits), `evaluation.csv`, `evaluation_per_class.csv` and one confusion-matrix PNG per
 model (int8, summed over its runs, rows normalised)."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.data.urbansound import CLASSES
 from nas.evaluate import unknown
+from nas.study.metrics import VAL_SCORE, legend
 from nas.study.record import TrialRecord
 
 
@@ -25,14 +26,15 @@ def summary(records: list[dict], trials) -> pd.DataFrame:
     costs = {t.number: t for t in trials}
     rows = []
     for (number, model), group in pd.DataFrame(records).groupby(["trial", "model"], sort=False):
-        f_mean, f_std = _mean_std(group.test_acc.tolist())
-        q_mean, q_std = _mean_std(group.test_acc_int8.tolist())
+        f_mean, f_std = _mean_std(group.test_accuracy.tolist())
+        q_mean, q_std = _mean_std(group.test_accuracy_int8.tolist())
         rec = TrialRecord.of(costs[number])
         rows.append({"trial": int(number), "model": model, "runs": len(group),
                      "splits": ";".join(sorted(set(group.split))),
-                     "test_acc_mean": round(f_mean, 4), "test_acc_std": None if f_std is None else round(f_std, 4),
-                     "test_acc_int8_mean": round(q_mean, 4),
-                     "test_acc_int8_std": None if q_std is None else round(q_std, 4),
+                     "test_accuracy_mean": round(f_mean, 4),
+                     "test_accuracy_std": None if f_std is None else round(f_std, 4),
+                     "test_accuracy_int8_mean": round(q_mean, 4),
+                     "test_accuracy_int8_std": None if q_std is None else round(q_std, 4),
                      "val_score_mean": round(float(group.val_score.mean()), 4),
                      "qat_runs": int((group.int8_method == "qat").sum()),
                      **_costs(rec)})
@@ -103,17 +105,18 @@ def write(records: list[dict], trials, out: Path, study_name: str, target_precis
     if len(curves):
         atomic_write_text(out / "unknown_curves.csv", curves.to_csv(index=False))
     lines = ["", "final stage: test folds read once, after training and selection on the validation folds; "
-             "best validation score first", ""]
+             f"best val_score first ({legend(VAL_SCORE)}; test_accuracy: the share of test clips classified "
+             "correctly, mean ± std over the runs)", ""]
     width = max(len(m) for m in table.model)
     ordered = table.sort_values("val_score_mean", ascending=False, kind="stable")
     for _, r in ordered.iterrows():
         runs = [x for x in records if x["trial"] == r.trial]
         png = out / f"confusion_trial_{r.trial}.png"
         atomic_write_bytes(png, confusion_png(runs, f"study {study_name}, trial {r.trial} {r.model}: int8, "
-                                                    f"{len(runs)} run(s), test {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}"))
-        lines.append(f"trial {r.trial:>4} {r.model:<{width}} val {100 * r.val_score_mean:4.1f} %  "
-                     f"test float {_pm(r.test_acc_mean, r.test_acc_std)}  "
-                     f"int8 {_pm(r.test_acc_int8_mean, r.test_acc_int8_std)}  ({r.runs} runs, {r.qat_runs} QAT)  "
+                                                    f"{len(runs)} run(s), test_accuracy {_pm(r.test_accuracy_int8_mean, r.test_accuracy_int8_std)}"))
+        lines.append(f"trial {r.trial:>4} {r.model:<{width}} val_score {100 * r.val_score_mean:4.1f} %  "
+                     f"test_accuracy float {_pm(r.test_accuracy_mean, r.test_accuracy_std)}  "
+                     f"int8 {_pm(r.test_accuracy_int8_mean, r.test_accuracy_int8_std)}  ({r.runs} runs, {r.qat_runs} QAT)  "
                      f"MAC/s {r.macs_per_second / 1e6:.2f} M  RAM {r.ram_bytes / 1024:.1f} kB")
     written = [out / "evaluation.csv", out / "evaluation_per_class.csv", "confusion_trial_<n>.png"]
     if len(curves):

@@ -86,10 +86,10 @@ def retrain(spec: ArchSpec, feats: fcache.ClipFeatures, split: FoldSplit, recipe
     test_float = _scores(clip_probabilities(net, test_set, fe.frames, fe.window_hop_frames).numpy(), y, spec.num_classes)
     test_votes = confidence.clip_votes(qm, test_set)
     test_int8 = _scores(confidence.mean_probabilities(*test_votes), y, spec.num_classes)
-    record = {"val_score": round(result.best_score, 4), "val_acc": round(val["float"], 4),
-              "val_acc_int8": round(max(v for k, v in val.items() if k.startswith("int8")), 4),
+    record = {"val_score": round(result.best_score, 4), "val_accuracy": round(val["float"], 4),
+              "val_accuracy_int8": round(max(v for k, v in val.items() if k.startswith("int8")), 4),
               "int8_method": method, "best_epoch": result.best_epoch,
-              "test_acc": round(test_float["acc"], 4), "test_acc_int8": round(test_int8["acc"], 4),
+              "test_accuracy": round(test_float["acc"], 4), "test_accuracy_int8": round(test_int8["acc"], 4),
               "test_per_class": test_float["per_class"], "test_per_class_int8": test_int8["per_class"],
               "test_confusion_int8": test_int8["confusion"], "test_clips": int(len(y)),
               "val_unknown_curve": confidence.curve(*confidence.clip_votes(qm, val_set), val_set.y.numpy()).to_dict(),

@@ -78,12 +78,16 @@ def recipe_key(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
+LEGACY_KEYS = {"val_acc": "val_accuracy", "val_acc_int8": "val_accuracy_int8", "test_acc": "test_accuracy",
+               "test_acc_int8": "test_accuracy_int8"}   # runs logged before the figures had one name each
+
+
 def _finished(log_path: Path) -> dict[tuple, dict]:
     done = {}
     if log_path.is_file():
         for line in log_path.read_text().splitlines():
             try:
-                rec = json.loads(line)
+                rec = {LEGACY_KEYS.get(k, k): v for k, v in json.loads(line).items()}
                 done[(rec["trial"], rec["split"], rec["seed"], rec["recipe"])] = rec
             except (json.JSONDecodeError, KeyError):
                 continue  # a line cut by a kill mid-write
@@ -129,8 +133,9 @@ def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, 
                 done[(t.number, split.describe(), seed + k, key)] = rec
                 with open(out / "evaluation.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-                log(f"trial {t.number:>4} {name:<{width}} {split.describe()}  seed {seed + k}: test {rec['test_acc']:.3f} "
-                    f"float, {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}; val {rec['val_score']:.3f}, "
+                log(f"trial {t.number:>4} {name:<{width}} {split.describe()}  seed {seed + k}: test_accuracy "
+                    f"{rec['test_accuracy']:.3f} float, {rec['test_accuracy_int8']:.3f} int8 ({rec['int8_method']}; "
+                    f"val_score {rec['val_score']:.3f}, "
                     f"epoch {rec['best_epoch']}, {rec['seconds']:.0f} s)")
 
 

@@ -48,16 +48,16 @@ def accuracy(qm: Q.QuantizedModel, folded, val_set: ClipSet, val_folds: Sequence
     acc: dict = {"val_folds": list(val_folds), "val_clips": len(val_set)}
     if not len(val_set):
         return acc
-    acc["val_float"] = clip_accuracy(folded, val_set, fe.frames, fe.window_hop_frames)
-    acc["val_int8"] = Q.int8_clip_accuracy(qm, val_set)
-    acc["delta_points"] = 100.0 * (acc["val_int8"] - acc["val_float"])
+    acc["val_accuracy"] = clip_accuracy(folded, val_set, fe.frames, fe.window_hop_frames)
+    acc["val_accuracy_int8"] = Q.int8_clip_accuracy(qm, val_set)
+    acc["delta_points"] = 100.0 * (acc["val_accuracy_int8"] - acc["val_accuracy"])
     clips, starts = eval_windows(val_set, fe.frames, fe.window_hop_frames)
     offsets = starts[:, None] + torch.arange(fe.frames)
     agree = Q.window_agreement(qm, folded, val_set.x[clips[:, None], offsets].unsqueeze(1), val_set.y[clips].numpy())
     acc.update(windows=agree["windows"], window_argmax_agreement=agree["argmax_agreement"],
                window_mean_abs_prob_diff=agree["mean_abs_prob_diff"],
                window_float_accuracy=agree["float_accuracy"], window_int8_accuracy=agree["int8_accuracy"])
-    log(f"{tag}: validation accuracy float {acc['val_float']:.3f}, int8 {acc['val_int8']:.3f} "
+    log(f"{tag}: val_accuracy float {acc['val_accuracy']:.3f}, int8 {acc['val_accuracy_int8']:.3f} "
         f"({acc['delta_points']:+.1f} points) on {len(val_set)} clips; on {agree['windows']} windows float "
         f"{agree['float_accuracy']:.3f}, int8 {agree['int8_accuracy']:.3f}, same class {agree['argmax_agreement']:.3f}")
     return acc

@@ -22,12 +22,12 @@ def _row(folder: Path) -> tuple[str, ...]:
         unknown = "never"
     else:
         unknown = f"< {unk['probability']:.2f}: precision {unk['precision']:.3f}, recall {unk['recall']:.3f}"
-    return (str(folder), r.get("model", ""), "?" if acc.get("val_int8") is None else f"{acc['val_int8']:.3f}",
+    return (str(folder), r.get("model", ""), "?" if acc.get("val_accuracy_int8") is None else f"{acc['val_accuracy_int8']:.3f}",
             f"{cost['ram_bytes_total'] / 1024:.1f}", f"{cost['flash_bytes_total'] / 1024:.1f}",
             f"{cost['cpu_share']:.1%}", insn, ", ".join(exact) + " windows" if exact else "not checked", unknown)
 
 
-HEADER = ("folder", "model", "val_accuracy int8", "RAM kB", "FLASH kB", "CPU", "instructions/inference",
+HEADER = ("folder", "model", "val_accuracy_int8", "RAM kB", "FLASH kB", "CPU", "instructions/inference",
           "bit-exact", "unknown")
 
 
@@ -37,6 +37,6 @@ def table(folders: list[Path]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "-" * max(map(len, lines)))
-    return "\n".join([*lines, "val_accuracy int8: clip accuracy of the int8 C on the validation folds; RAM, FLASH, "
+    return "\n".join([*lines, "val_accuracy_int8: the share of validation clips the int8 C classifies correctly; RAM, FLASH, "
                       "CPU: the cost model (the ELF is checked against it); bit-exact: windows where the C equals "
                       "the integer reference; unknown: clips whose mean top probability is below the threshold"])

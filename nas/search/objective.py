@@ -27,8 +27,10 @@ from nas.core.errors import fault_line
 from nas.cost import analytic as costmodel
 from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
 from nas.search.progress import Progress
-from nas.search.records import (CONSTRAINTS, model_name, objective_values, record_constraints, record_curve,
-                                record_spec, record_trained)
+from nas.search.records import (CONSTRAINTS, budget_table, model_name, objective_values, record_constraints,
+                                record_curve, record_spec, record_trained)
+from nas.study.metrics import VAL_ACCURACY, VAL_SCORE
+from nas.study.outcome import record_outcome
 from nas.study.record import TrialRecord, write
 from nas.train.loop import StopTraining, TrainResult, train
 from nas.train.recipe import Recipe
@@ -78,9 +80,11 @@ class Objective:
         self.compute = budget.objectives.compute     # the second objective: macs_per_second or cpu_share
         self.artifacts, self.progress = artifacts, progress or Progress.off()
 
-    def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float]) -> None:
+    def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float],
+               cost: costmodel.Cost | None = None) -> None:
         record_constraints(trial, violations)
         write(trial, feasible=False, reject_reason=reason)
+        record_outcome(trial, "rejected", reason, budget_table(cost, self.budget) if cost else [])
         self.log(f"trial {trial.number:>4} rejected   {reason}")
         raise optuna.TrialPruned(reason)
 
@@ -95,7 +99,7 @@ class Objective:
         write(trial, **cost.summary())
         violations = cost.violations(self.budget)
         if not cost.fits(self.budget):
-            self.reject(trial, describe_violations(cost, self.budget), violations)
+            self.reject(trial, describe_violations(cost, self.budget), violations, cost)
         record_constraints(trial, violations)
         write(trial, feasible=True)
         reused = self.reuse(trial, params)
@@ -109,6 +113,7 @@ class Objective:
             if fault_line(exc) is not None:  # a dataset, disk or storage problem is the run's: it stops
                 raise
             write(trial, fail_reason=f"{type(exc).__name__}: {exc}")
+            record_outcome(trial, "failed", f"{type(exc).__name__}: {exc}")
             self.log(f"trial {trial.number:>4} FAILED     {type(exc).__name__}: {exc}")
             raise
 
@@ -124,8 +129,10 @@ class Objective:
             if other.state == TrialState.PRUNED:
                 reason = f"same parameters as trial {other.number}: {rec.prune_reason or 'stopped'}"
                 write(trial, prune_reason=reason)
+                record_outcome(trial, "reused", reason)
                 self.log(f"trial {trial.number:>4} duplicate  {reason}")
                 raise optuna.TrialPruned(reason)
+            record_outcome(trial, "reused", f"trial {other.number}'s result ({VAL_SCORE} {other.values[0]:.4f})")
             self.log(f"trial {trial.number:>4} duplicate  of trial {other.number}: its result is reused")
             return tuple(other.values)
         return None
@@ -153,9 +160,12 @@ class Objective:
         record_curve(trial, runs[0].curve)
         values = objective_values(score, cost, self.compute)
         spread = f" ± {statistics.stdev(scores):.3f} ({len(scores)} seeds)" if len(scores) > 1 else ""
-        self.log(f"trial {trial.number:>4} trained    score {values[0]:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
-                 f"CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
-                 f"{time.perf_counter() - t0:5.1f} s  [{spec.name}]")
+        accuracy = statistics.fmean(r.best_acc for r in runs)
+        record_outcome(trial, "trained", f"{VAL_SCORE} {values[0]:.4f}{spread}, {VAL_ACCURACY} {accuracy:.4f}",
+                       budget_table(cost, self.budget))
+        self.log(f"trial {trial.number:>4} trained    {VAL_SCORE} {values[0]:.3f}{spread}  {VAL_ACCURACY} {accuracy:.3f}  "
+                 f"MAC/s {cost.macs_per_second / 1e6:6.2f} M  CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  "
+                 f"FLASH {cost.flash_bytes / 1024:6.1f} kB  {time.perf_counter() - t0:5.1f} s  [{spec.name}]")
         return values
 
     def _completed(self, trial: optuna.Trial) -> list[Point]:
@@ -188,6 +198,8 @@ class Objective:
             return train(spec, train_set, val_set, recipe, norm_std=norm_std, on_epoch=on_epoch)
         except StopTraining as stop:
             write(trial, prune_reason=str(stop))
+            record_outcome(trial, "stopped", str(stop), [f"{VAL_SCORE} at the rungs (epoch: score): " + ", ".join(
+                f"{k}: {v:.4f}" for k, v in sorted((TrialRecord.of(trial).rungs or {}).items()))])
             self.log(f"trial {trial.number:>4} stopped    {stop}")
             raise optuna.TrialPruned(str(stop)) from None
 
@@ -201,10 +213,10 @@ class Objective:
                  if len(rivals) >= self.fidelity.min_rivals else None)
         if ahead is not None:
             what = "MAC/s" if self.compute == "macs_per_second" else "CPU"
-            raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number} scored {ahead.score:.3f} "
-                               f"vs {score:.3f} there at no more {what} and RAM")
+            raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number}'s {VAL_SCORE} was "
+                               f"{ahead.score:.3f} vs {score:.3f} there at no more {what} and RAM")
         if score <= 1.2 / spec.num_classes:
-            raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
+            raise StopTraining(f"not learning: {VAL_SCORE} {score:.3f} after {rung} epochs")
 
     def _save_checkpoint(self, name: str, spec: ArchSpec, state: dict, norm) -> Path:
         """`trial_<n>_seed<k>.pt` per training run; `trial_<n>.pt` is the best run's, the one exported."""

@@ -6,7 +6,7 @@ Three modes (`choose_mode`):
 * ``bars`` (stderr is a terminal and this process is in its foreground): one line for the study
   (`trials 5/24`, elapsed, ETA) and one per `--jobs` slot, redrawn in place every second: the
   running trial's feature computation (`features 120/873 clips  35 clips/s  ETA 00:21`), then its
-  epochs (`trial 7  epoch 3/12  val 0.512  9.8 s/epoch  (epoch 4: 12 s)`, the running epoch's time
+  epochs (`trial 7  epoch 3/12  val_accuracy 0.512  9.8 s/epoch  (epoch 4: 12 s)`, the running epoch's time
   counting up, so a slow epoch never looks frozen); the one-line-per-trial log is written above them.
 * ``lines`` (a terminal, but a background job, e.g. several workers started with `&` in one
   shell): no cursor movement, which would garble when processes share a terminal; one plain line
@@ -157,7 +157,7 @@ class Progress:
         """A finished epoch of trial `number` (the training loop's record: epoch, val_acc, seconds)."""
         epoch = record["epoch"] + 1
         if self.mode == "lines":
-            print(f"[{self.label}] trial {number} epoch {epoch}/{self.epochs} val {record['val_acc']:.3f} · "
+            print(f"[{self.label}] trial {number} epoch {epoch}/{self.epochs} val_accuracy {record['val_acc']:.3f} · "
                   f"{self._done}/{self.total} trials · {_interval(time.monotonic() - self._t0)} elapsed · "
                   f"ETA {_interval(self.eta())}", file=self.out, flush=True)
             return
@@ -166,7 +166,7 @@ class Progress:
             return
         slot.since, slot.running = (time.monotonic(), epoch + 1) if epoch < self.epochs else (None, 0)
         slot.bar.update(epoch - slot.bar.n)
-        self._show(slot, f"  trial {number:>4}  epoch {epoch:>2}/{self.epochs}  val {record['val_acc']:.3f}  "
+        self._show(slot, f"  trial {number:>4}  epoch {epoch:>2}/{self.epochs}  val_accuracy {record['val_acc']:.3f}  "
                          f"{record['seconds']:5.1f} s/epoch")
 
     def trial_finished(self, number: int, done: int) -> None:

@@ -30,6 +30,7 @@ from nas.budget import Budget
 from nas.core import config
 from nas.cost import analytic as costmodel
 from nas.study.record import TrialRecord, write
+from nas.study.metrics import DEFINITIONS, VAL_ACCURACY, VAL_SCORE
 from nas.study.study import OBJECTIVES, objectives
 
 CONSTRAINTS = ("ram", "flash", "macs_per_second", "cpu_share", "valid")
@@ -46,20 +47,36 @@ def record_constraints(trial: optuna.Trial, violations: dict[str, float]) -> Non
 
 
 def record_curve(trial: optuna.Trial, epochs: list[dict]) -> None:
-    """A trained trial's validation accuracy per epoch (the training loop's records) as its
+    """A trained trial's val_accuracy per epoch (the training loop's records) as its
     intermediate values, step = epoch (0-based); see the module docstring for why only then."""
     for record in epochs:
         trial.storage.set_trial_intermediate_value(trial._trial_id, int(record["epoch"]),
                                                    round(float(record["val_acc"]), ACCURACY_DECIMALS))
 
 
-def objective_values(val_acc: float, cost: costmodel.Cost,
+def objective_values(val_score: float, cost: costmodel.Cost,
                      compute: str = "macs_per_second") -> tuple[float, float, float]:
-    """(val_accuracy, compute, ram_bytes) as the study stores them, no float32 noise; `compute` is the
+    """(val_score, compute, ram_bytes) as the study stores them, no float32 noise; `compute` is the
     budget's compute objective (MAC/s in whole MACs, or the CPU share to 1e-6)."""
     value = getattr(cost, compute)
     value = float(round(value)) if compute == "macs_per_second" else round(float(value), 6)
-    return round(float(val_acc), ACCURACY_DECIMALS), value, float(cost.ram_bytes)
+    return round(float(val_score), ACCURACY_DECIMALS), value, float(cost.ram_bytes)
+
+
+def budget_table(cost: costmodel.Cost, budget: Budget) -> list[str]:
+    """Each limited cost against its limit as a Markdown table, an over-budget share in bold (a trial
+    note: what the constraint values say, readable)."""
+    lim = budget.limits
+    kb, mega = (lambda n: f"{n / 1024:.1f} kB"), (lambda n: f"{n / 1e6:.2f} M")
+    rows = [("RAM", cost.ram_bytes, lim.ram_bytes, kb), ("FLASH", cost.flash_bytes, lim.flash_bytes, kb),
+            ("MAC/s", cost.macs_per_second, lim.macs_per_second, mega)]
+    if lim.cpu_share is not None:
+        rows.append(("CPU share", cost.cpu_share, lim.cpu_share, lambda n: f"{n:.1%}"))
+    lines = [f"| {budget.name} | cost | limit | of the limit |", "|---|---|---|---|"]
+    for name, used, limit, fmt in rows:
+        share = f"{used / limit:.0%}"
+        lines.append(f"| {name} | {fmt(used)} | {fmt(limit)} | {f'**{share}: over**' if used > limit else share} |")
+    return lines
 
 
 def short_name(params: dict, number: int) -> str:
@@ -127,24 +144,31 @@ def record_trained(trial: optuna.Trial, store: FileSystemArtifactStore | None, s
 
 
 def study_note(budget: Budget, space: SearchSpace) -> str:
-    """The study's Markdown note on the dashboard: what the objectives and constraints are."""
+    """The study's Markdown note on the dashboard: what the objectives, constraints and trial states are."""
     lim = budget.limits
     compute = objectives(budget.objectives.compute)[1]
     cpu = f", CPU share {lim.cpu_share:.1%}" if lim.cpu_share is not None else ""
     return "\n".join([
         f"## Hardware-constrained search on {budget.name}",
         "",
-        f"Objectives: **{OBJECTIVES[0]}** (max, clip accuracy on the validation fold), "
+        f"Objectives: **{OBJECTIVES[0]}** (max), "
         f"**{compute}** (min, " + ("int8 MACs per second of audio" if compute == "macs_per_second" else
                                      "the CPU share the model takes at the budget's clock") + f"), **{OBJECTIVES[2]}** (min, "
         "int8 RAM: arena + front-end + reserves). FLASH is a constraint.",
+        "",
+        f"- **{VAL_SCORE}**: {DEFINITIONS[VAL_SCORE]}.",
+        f"- **{VAL_ACCURACY}**: {DEFINITIONS[VAL_ACCURACY]}; the intermediate values (learning curves) are it.",
         "",
         f"Constraints, in this order (`cost / limit - 1`, feasible when <= 0): {', '.join(CONSTRAINTS)}; "
         f"limits RAM {lim.ram_bytes:,} B, FLASH {lim.flash_bytes:,} B, MAC/s {lim.macs_per_second:,.0f}{cpu}. "
         "`valid` is 1 for a combination that gives no network.",
         "",
-        "Over-budget candidates are pruned before training (reason in `reject_reason`); "
-        "intermediate values are the validation accuracy per epoch. "
+        "How a trial ended is its note (at the top of its page) and its first attribute, `outcome`: "
+        "**rejected** (Pruned, never trained: over budget or no network), **stopped** (Pruned after a few epochs "
+        "at a rung), **trained** (Complete), **reused** (the same parameters as another trial), **failed** "
+        "(Fail: training crashed), **interrupted** (Fail, but not a failure: Ctrl-C, SIGTERM or a killed "
+        "process; not counted, redone when the search is rerun).",
+        "",
         f"Search space: {space.name}. Each trained trial has `spec.yaml` and its checkpoint as artifacts.",
     ])
 

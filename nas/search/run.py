@@ -59,7 +59,7 @@ def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) 
             continue
         spec = space.build(params, name)
         if costmodel.estimate(spec, budget).fits(budget):
-            study.enqueue_trial(params, user_attrs=TrialRecord(reference=name).attrs(), skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs=TrialRecord(outcome="queued", reference=name).attrs(), skip_if_exists=True)
             queued.append(name)
     return queued
 

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from nas.search.objective import Interrupted
 from nas.search.progress import Progress
+from nas.study.outcome import record_outcome
 from nas.study.record import TrialRecord, write
 from nas.study.trials import WORKER, counted, finished
 
@@ -45,7 +46,7 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
                 if counted(study) >= total:
                     return
                 trial = study.ask()
-                write(trial, worker=WORKER)
+                write(trial, outcome="running", worker=WORKER)   # outcome first: the dashboard lists it first
             progress.trial_started(trial.number)
             _run_one(study, objective, trial, progress)
             progress.trial_finished(trial.number, finished(study))
@@ -93,6 +94,7 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Prog
         study.tell(trial, state=TrialState.PRUNED)
     except (Interrupted, KeyboardInterrupt):
         write(trial, interrupted=True)
+        record_outcome(trial, "interrupted", "Ctrl-C or SIGTERM ended it before it finished")
         study.tell(trial, state=TrialState.FAIL)
         raise KeyboardInterrupt from None
     except Exception as exc:
@@ -108,6 +110,7 @@ def _stop_run(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:
     """Fail `trial` uncounted (best effort: the storage may be what failed) and re-raise `exc`."""
     try:
         write(trial, stopped_run=f"{type(exc).__name__}: {exc}")
+        record_outcome(trial, "interrupted", f"a fault of the run stopped it ({type(exc).__name__}: {exc})")
         study.tell(trial, state=TrialState.FAIL)
     except Exception:  # noqa: BLE001 - the original error is the one to report; a rerun closes the trial
         pass

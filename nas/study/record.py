@@ -19,6 +19,8 @@ from nas.arch.spec import ArchSpec
 class TrialRecord:
     """A trial's user attributes, typed; None where the trial has not stored the key."""
 
+    # how it ended, in one line (nas.study.outcome: written first, so the dashboard lists it first)
+    outcome: str | None = None
     # how the trial came to run
     reference: str | None = None            # a reference model queued by name
     redo_of: int | None = None              # the unfinished trial this one redoes

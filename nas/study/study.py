@@ -1,6 +1,6 @@
 """Creating and opening the study: three objectives, a resumable storage, one-line errors.
 
-Objectives: validation accuracy (max), compute (min: MAC/s, or the measured CPU share when the budget's
+Objectives: `val_score` (max, `nas.study.metrics`), compute (min: MAC/s, or the measured CPU share when the budget's
 ``objectives.compute`` says so; its name is the study's second metric name), RAM (min); FLASH is a
 constraint. Importing this module quiets Optuna's per-trial logging and its experimental-API warnings
 for every verb.
@@ -16,7 +16,7 @@ from nas.core.errors import UserError
 from nas.study.folders import default_storage
 from nas.study.storage import check_storage, open_storage
 
-OBJECTIVES = ("val_accuracy", "macs_per_second", "ram_bytes")
+OBJECTIVES = ("val_score", "macs_per_second", "ram_bytes")   # nas.study.metrics names the first
 DIRECTIONS = ("maximize", "minimize", "minimize")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch.spec import ArchSpec
 from nas.core.errors import UserError
 from nas.core.locks import pid_alive
+from nas.study.outcome import record_outcome
 from nas.study.record import TrialRecord
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -43,7 +44,8 @@ def requeue_unfinished(study: optuna.Study) -> list[int]:
     queued = []
     for t in trials:
         if unfinished(t) and t.number not in redone:
-            attrs = TrialRecord(redo_of=t.number, reference=TrialRecord.of(t).reference or None).attrs()
+            attrs = TrialRecord(outcome="queued", redo_of=t.number,
+                                reference=TrialRecord.of(t).reference or None).attrs()
             study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
             queued.append(t.number)
     return queued
@@ -70,6 +72,8 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
             last = rec.heartbeat or (t.datetime_start.timestamp() if t.datetime_start else 0)
             stale = time.time() - last > stale_after
         if stale:
+            record_outcome(optuna.trial.Trial(study, t._trial_id), "interrupted",
+                           f"its worker {rec.worker or '?'} stopped reporting (killed or lost)")
             study.tell(t.number, state=TrialState.FAIL)
             closed += 1
     return closed
