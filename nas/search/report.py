@@ -25,7 +25,8 @@ from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.search import plots
 from nas.search.records import ACCURACY_DECIMALS, network_summary
 from nas.study.record import TrialRecord
-from nas.study.trials import pareto_front
+from nas.study.study import study_mode
+from nas.study.trials import most_accurate, pareto_front
 
 OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "interrupted", "running", "queued")
 
@@ -211,6 +212,7 @@ def counts_line(trials: list[TrialView]) -> str:
             f"{n['stopped']} stopped early, {n['failed']} failed")
     if n["reused"]:
         line += f", {n['reused']} reused the result of the same parameters"
+
     extra = [f"{n[o]} {o}" for o in ("interrupted", "running", "queued") if n[o]]
     if n["interrupted"]:
         extra[0] += " (redone when you rerun the same command)"
@@ -224,6 +226,11 @@ def summarise(study: optuna.Study, budget: Budget, out: Path) -> str:
     atomic_write_text(out / "curves.csv", curves_frame(trials).to_csv(index=False))
     written = [out / "trials.csv", out / "curves.csv"]
     lines = [counts_line(trials)]
+    best = most_accurate(study) if study_mode(study) == "accuracy" else None
+    if best is not None:
+        v = next(v for v in trials if v.t.number == best.number)
+        lines.append(f"Most accurate model within {budget.name}: trial {v.t.number} {v.name}, val acc "
+                     f"{_accuracy_text(v)}, MAC/s {v.rec.macs_per_second / 1e6:.2f} M, RAM {v.rec.ram_bytes / 1024:.1f} kB")
     front = sorted((v for v in trials if v.pareto), key=lambda v: v.rec.macs_per_second)
     if front:
         points = plots.points(trials)

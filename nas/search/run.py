@@ -118,18 +118,18 @@ def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: in
 
 
 def _open(study_name: str, storage: str, claim, seed: int, budget: Budget, space: SearchSpace, defines: dict,
-          settings: tuple) -> optuna.Study:
+          settings: tuple, mode: str) -> optuna.Study:
     """The study, created or resumed under the claim lock (workers starting together: one creates it
     and queues the references), checked against what defines it, with this worker's sampler."""
     with claim:
-        study = load_study(study_name, storage, seed, budget.objectives.compute)
+        study = load_study(study_name, storage, seed, budget.objectives.compute, mode)
         require_definition(study, defines)
         closed = close_stale_trials(study)
         redone = requeue_unfinished(study)
         queued = enqueue_references(study, space, budget)
         record_settings(study, *settings)
         study.sampler = sampler(register_worker(study, WORKER, seed))
-        record_study_note(study, budget, space)
+        record_study_note(study, budget, space, mode)
     _say_opened(study, storage, closed, redone, queued)
     return study
 
@@ -149,14 +149,14 @@ def search(options: SearchOptions) -> int:
     root = resolve_data(o.data, o.seed)
     split = fold_split(root, o.train_folds, o.val_folds, o.test_folds)
     dataset = validate_dataset(root, split)  # a dataset problem is one line before the study starts
-    defines = definition(budget, o.budget, space_file, dataset, split, recipe.to_dict())
+    defines = definition(budget, o.budget, space_file, dataset, split, recipe.to_dict(), o.mode)
     storage = o.storage or default_storage(o.study)
     check_storage(storage)
     out = output_dir(o.study, storage)
     out.mkdir(parents=True, exist_ok=True)
     claim = claim_for(storage, o.study)
     study = _open(o.study, storage, claim, o.seed, budget, space, defines,
-                  (budget, root, split, o.cache, o.epochs, recipe.to_dict()))
+                  (budget, root, split, o.cache, o.epochs, recipe.to_dict()), o.mode)
     torch.set_num_threads(o.threads)
     stop = threading.Event()
     bars = Progress(choose_mode(o.progress), o.trials, o.epochs, o.jobs, label=WORKER)
@@ -164,7 +164,7 @@ def search(options: SearchOptions) -> int:
     provider = TrialData(root, split, o.cache, teacher=load_teacher_for(recipe, root, split, o.cache, out),
                          temperature=recipe.distillation.temperature, progress=False)  # the slot's line says it
     objective = Objective(space, budget, provider, recipe, checkpoints=out / "checkpoints", fidelity=fidelity,
-                          stop=stop, log=bars.log, artifacts=store, progress=bars)
+                          stop=stop, log=bars.log, artifacts=store, progress=bars, mode=o.mode)
     interrupted = _run(study, objective, o.trials, claim, o.jobs, o.timeout, stop, bars)
     print(report.summarise(study, budget, out), flush=True)
     if interrupted:
