@@ -28,7 +28,7 @@ from nas.study.record import TrialRecord
 from nas.study.study import study_mode
 from nas.study.trials import most_accurate, pareto_front
 
-OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "interrupted", "running", "queued")
+OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "replaced", "interrupted", "running", "queued")
 
 
 @dataclass
@@ -45,6 +45,8 @@ class TrialView:
     @property
     def outcome(self) -> str:
         state = self.t.state
+        if self.rec.replaced_by is not None:
+            return "replaced"      # the sampler proposed a tried point: the slot went to a fresh one, not counted
         if self.rec.duplicate_of is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
             return "reused"        # the sampler proposed finished parameters again: nothing was trained
         if state == TrialState.COMPLETE:
@@ -212,7 +214,8 @@ def counts_line(trials: list[TrialView]) -> str:
             f"{n['stopped']} stopped early, {n['failed']} failed")
     if n["reused"]:
         line += f", {n['reused']} reused the result of the same parameters"
-
+    if n["replaced"]:
+        line += f" (and {n['replaced']} re-proposals of a tried point, each replaced by a fresh one, not counted)"
     extra = [f"{n[o]} {o}" for o in ("interrupted", "running", "queued") if n[o]]
     if n["interrupted"]:
         extra[0] += " (redone when you rerun the same command)"

@@ -30,10 +30,16 @@ def unfinished(t: FrozenTrial) -> bool:
     return t.state == TrialState.FAIL and TrialRecord.of(t).fail_reason is None
 
 
+def replaced(t: FrozenTrial) -> bool:
+    """A sampler proposal that repeated a trial and gave its slot to a fresh point (`nas.search.proposal`)."""
+    return TrialRecord.of(t).replaced_by is not None
+
+
 def counted(study: optuna.Study) -> int:
-    """Trials that count towards --trials: finished ones, running ones, and real failures."""
+    """Trials that count towards --trials: finished ones, running ones, and real failures; not the
+    proposals replaced by a fresh point, so N counted trials are N distinct candidates."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+               if (t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) and not replaced(t))
                or (t.state == TrialState.FAIL and not unfinished(t)))
 
 
@@ -54,7 +60,7 @@ def requeue_unfinished(study: optuna.Study) -> list[int]:
 def finished(study: optuna.Study) -> int:
     """Counted trials that have ended (what a progress bar shows done)."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not replaced(t))
                or (t.state == TrialState.FAIL and not unfinished(t)))
 
 
