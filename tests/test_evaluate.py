@@ -118,6 +118,24 @@ def test_a_rotation_runs_every_listed_fold_as_the_test_fold(tmp_path, demo_root)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--folds" in bad.stderr
 
 
+def test_a_selection_rotation_scores_models_on_more_validation_clips(tmp_path, demo_root):
+    proc = search(tmp_path, demo_root, "--trials", "2", "--epochs", "1", "--study", "sel")
+    assert proc.communicate(timeout=900)[0] is not None and proc.returncode == 0
+    done = run(["nas.evaluate", "--study", "sel", "--trials", "0,1", "--select-folds", "8,9", "--seeds", "1",
+                "--epochs", "1"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = [json.loads(line) for line in (tmp_path / "studies/sel/evaluation.jsonl").read_text().splitlines()]
+    own, other = "train 1,2,3,4,5,6,7,8 / val 9 / test 10", "train 1,2,3,4,5,6,7,9 / val 8 / test 10"
+    assert sorted((r["trial"], r["split"]) for r in records) == sorted([(0, other), (0, own), (1, other), (1, own)])
+    rotation = {t: np.mean([r["val_score"] for r in records if r["trial"] == t]) for t in (0, 1)}
+    pick = max(rotation, key=rotation.get)
+    assert "selection over 2 splits" in done.stdout and f"by mean over the rotation: trial {pick} " in done.stdout
+    final = run(["nas.export", "--study", "sel", "--trial", "0", "--no-verify", "--out", str(tmp_path / "ex")], tmp_path)
+    assert final.returncode == 0 and "validation score" in final.stdout     # the study's own split is what exports
+    bad = run(["nas.evaluate", "--study", "sel", "--select-folds", "9,10"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--select-folds" in bad.stderr
+
+
 # -- teacher files --------------------------------------------------------------------------------
 
 def _teacher(tmp_path, folds, classes=tuple(f"c{i}" for i in range(3)), probs=None):

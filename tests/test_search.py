@@ -265,9 +265,10 @@ def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_
     for t in detail["trials"]:    # how it ended: the first attribute and the top of the trial's page
         first = t["user_attrs"][0]
         outcome = first["value"].split(":")[0]
-        assert first["key"] == "outcome" and outcome in ("trained", "rejected", "stopped", "reused"), first
+        assert first["key"] == "outcome" and outcome in ("trained", "rejected", "stopped", "reused", "replaced"), first
         assert t["note"]["body"].startswith({"trained": "**Trained**", "rejected": "**Rejected before training",
-                                             "stopped": "**Stopped early", "reused": "**Reused"}[outcome])
+                                             "stopped": "**Stopped early", "reused": "**Reused",
+                                             "replaced": "**Replaced"}[outcome])
         if outcome == "rejected":   # why, at a glance, with the costs against the limits
             reason = by_number[t["number"]].user_attrs["reject_reason"]
             assert first["value"] == f"rejected: {reason}" and reason in t["note"]["body"]

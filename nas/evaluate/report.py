@@ -87,6 +87,26 @@ def confusion_png(records: list[dict], title: str) -> bytes:
     return buf.getvalue()
 
 
+def selection(records: list[dict], own: str) -> str:
+    """Which model each selection rule picks and what the test folds, read afterwards, say of it:
+    the validation score on the study's split (`own`) against the mean over every split of the
+    selection rotation (more validation clips)."""
+    df = pd.DataFrame(records)
+    mine = df[df.split == own]
+    by = pd.DataFrame({"own": mine.groupby("trial").val_score.mean(), "rotation": df.groupby("trial").val_score.mean(),
+                       "test": mine.groupby("trial").test_acc_int8.mean()}).dropna()
+    if by.empty:
+        return "selection: no model has runs on every split"
+    best = by.test.idxmax()
+    lines = ["", f"selection over {df.split.nunique()} splits ({'; '.join(sorted(df.split.unique()))}):"]
+    for rule, label in (("own", f"validation on the study's split ({own})"), ("rotation", "mean over the rotation")):
+        pick = by[rule].idxmax()
+        lines.append(f"  by {label}: trial {pick} (val {100 * by[rule][pick]:.1f} %), test int8 "
+                     f"{100 * by.test[pick]:.1f} %, {100 * (by.test[best] - by.test[pick]):.1f} points below the "
+                     f"best on test (trial {best})")
+    return "\n".join(lines)
+
+
 def _pm(mean: float, std: float | None) -> str:
     return f"{mean * 100:5.1f} % ± {'n/a' if std is None or np.isnan(std) else f'{std * 100:.1f}'}"
 

@@ -2,7 +2,11 @@
 
 Protocols: the study's own split (train / val / test folds as the search used them; the default), or
 a rotation over `folds` (each as the test fold once, the next present fold validating, the rest
-training; on the full dataset `--folds 1,...,10` is the thesis's 10-fold protocol). Every (model,
+training; on the full dataset `--folds 1,...,10` is the thesis's 10-fold protocol). With
+`select_folds`, the models are also retrained with each of those folds (of the study's training and
+validation folds) validating in turn, the others training, the test folds unchanged: a selection
+score over more clips than one small validation fold (`report.selection`); the study's split stays
+what is tested in the table and exported. Every (model,
 split, seed) run is appended to `evaluation.jsonl`, so an interrupted evaluation resumes, and saved
 under `studies/<S>/final/`. For the study's own split, the seed with the best *validation* score of
 each model is recorded on the study (`final_models`), which is the model `nas.export` then exports.
@@ -47,6 +51,19 @@ def rotation(folds: str, present: list[int]) -> list[FoldSplit]:
         val = order[(order.index(k) + 1) % len(order)]
         splits.append(FoldSplit(train=tuple(f for f in order if f not in (k, val)), val=(val,), test=(k,)))
     return splits
+
+
+def selection_splits(split: FoldSplit, folds: str) -> list[FoldSplit]:
+    """The study's split, then one per other fold of `folds` validating on it and training on the rest
+    of the study's selection folds; the test folds stay the study's."""
+    pool = split.selection_folds
+    wanted = parse_folds(folds, "--select-folds")
+    outside = [k for k in wanted if k not in pool]
+    if outside or len(wanted) < 2:
+        raise UserError(f"--select-folds: expected at least 2 of the study's training and validation folds "
+                        f"({','.join(map(str, pool))}), got {folds}")
+    return [split] + [FoldSplit(train=tuple(f for f in pool if f != k), val=(k,), test=split.test)
+                      for k in wanted if (k,) != split.val]
 
 
 def select(study: optuna.Study, trials: str | None) -> list[FrozenTrial]:
@@ -156,20 +173,25 @@ def record_final_models(study: optuna.Study, records: list[dict], split: FoldSpl
 
 def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | None = None, folds: str | None = None,
                    seeds: int = 3, epochs: int | None = None, seed: int = 0, cache: str | None = None,
-                   log=print, out: Path | None = None, target_precision: float = 0.9) -> int:
-    """Retrain `trials` (default: the Pareto front) on the study's split, or on a rotation over
-    `folds`, with `seeds` seeds each; prints the tables, writes evaluation.csv and the confusion PNGs
-    into `out` (default `studies/<study>/`), with each model's "unknown" threshold for `target_precision`."""
+                   log=print, out: Path | None = None, select_folds: str | None = None,
+                   target_precision: float = 0.9) -> int:
+    """Retrain `trials` (default: the Pareto front) on the study's split (and the `select_folds`
+    rotation), or on a rotation over `folds`, with `seeds` seeds each; prints the tables, writes
+    evaluation.csv and the confusion PNGs into `out` (default `studies/<study>/`), with each model's
+    "unknown" threshold for `target_precision`."""
     if seeds < 1:
         raise UserError(f"--seeds: expected a positive integer, got {seeds}")
     if not 0.0 < target_precision <= 1.0:
         raise UserError(f"--target-precision: expected a share in (0, 1], e.g. 0.9, got {target_precision:g}")
+    if folds and select_folds:
+        raise UserError("--select-folds: a selection rotation keeps the study's test folds; it cannot go with --folds")
     selected = select(study, trials)
     recipe = study_recipe(study, epochs)
     _, root, split, cache_dir = recorded_settings(study, data=resolve_data(data, seed) if data else None,
                                                   cache=cache or None)
     present = sorted({c.fold for c in read_metadata(root).clips})
-    splits = [split] if folds is None else rotation(folds, present)
+    splits = ([split] if not select_folds else selection_splits(split, select_folds)) if folds is None \
+        else rotation(folds, present)
     if folds is None and not split.test:
         raise UserError(f"study {study.study_name!r} has no test fold ({split.describe()}): pass --folds for a rotation")
     validate_dataset(root, splits)
@@ -185,5 +207,8 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
                and seed <= r["seed"] < seed + seeds]
     if folds is None:
         record_final_models(study, records, split)
-    log(report.write(records, selected, out, study.study_name, target_precision))
+    own = [r for r in records if folds is not None or r["split"] == split.describe()]
+    log(report.write(own, selected, out, study.study_name, target_precision))
+    if select_folds:
+        log(report.selection(records, split.describe()))
     return 0

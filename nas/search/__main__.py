@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from nas.core.errors import run_cli
-from nas.search.options import DEFAULT_SPACE, SearchOptions
+from nas.search.options import DEFAULT_MODE, DEFAULT_SPACE, SearchOptions
 from nas.search.progress import MODES
 from nas.study.folders import DEFAULT_CACHE, DEMO
 
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache folder (default: %(default)s)")
     p.add_argument("--teacher", default=None, help="distil from this teacher file (per-clip probabilities, "
                    "README 'Distillation'), or 'auto'/'none' (default: the space file's training.distillation.teacher)")
+    p.add_argument("--mode", choices=("accuracy", "pareto"), default=DEFAULT_MODE, help="accuracy: the most "
+                   "accurate model that fits the budget (one objective, the limits as constraints); pareto: accuracy, "
+                   "compute and RAM as three objectives (default: %(default)s); the study records it")
     p.add_argument("--export", action="store_true", help="export the Pareto front (ONNX + CMSIS-NN C) at the end")
     p.add_argument("--progress", choices=MODES, default="auto", help="live progress on stderr: bars (a terminal), "
                    "lines (one line per epoch, for several workers in one terminal), off; auto (default): bars in a "

@@ -1,6 +1,7 @@
 """One trial of the search: sample → ArchSpec → exact int8 cost → reject, reuse, or train and score.
 
-Over any limit, the trial is pruned at once with its costs, the violated limits (as Optuna
+The study's mode says what a trial returns: in `pareto` mode (validation score, compute, RAM), in
+`accuracy` mode the validation score alone, the costs staying recorded. Over any limit, the trial is pruned at once with its costs, the violated limits (as Optuna
 constraints, normalised `cost/limit - 1`, so TPE learns where the feasible region is) and the reason
 stored; no data is touched. Parameters that a finished trial already had are not trained again: the
 trial reuses that result and says so. Within budget it trains on the training folds with the recipe,
@@ -25,7 +26,7 @@ from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import fault_line
 from nas.cost import analytic as costmodel
-from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
+from nas.search.fidelity import Fidelity, Point, near_front, near_top, rival_ahead
 from nas.search.progress import Progress
 from nas.search.records import (CONSTRAINTS, budget_table, model_name, objective_values, record_constraints,
                                 record_curve, record_spec, record_trained)
@@ -72,8 +73,8 @@ class Objective:
 
     def __init__(self, space: SearchSpace, budget: Budget, data: TrialData, recipe: Recipe, checkpoints: Path,
                  fidelity: Fidelity | None = None, log=print, stop: threading.Event | None = None, artifacts=None,
-                 progress: Progress | None = None):
-        self.space, self.budget, self.data, self.recipe = space, budget, data, recipe
+                 progress: Progress | None = None, mode: str = "pareto"):
+        self.space, self.budget, self.data, self.recipe, self.mode = space, budget, data, recipe, mode
         self.fidelity = fidelity or Fidelity()
         self.checkpoints, self.log = checkpoints, log
         self.stop = stop or threading.Event()
@@ -88,7 +89,7 @@ class Objective:
         self.log(f"trial {trial.number:>4} rejected   {reason}")
         raise optuna.TrialPruned(reason)
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float] | float:
         params = self.space.suggest(trial)
         try:
             spec = self.space.build(params, name=model_name(trial, params))
@@ -134,16 +135,17 @@ class Objective:
                 raise optuna.TrialPruned(reason)
             record_outcome(trial, "reused", f"trial {other.number}'s result ({VAL_SCORE} {other.values[0]:.4f})")
             self.log(f"trial {trial.number:>4} duplicate  of trial {other.number}: its result is reused")
-            return tuple(other.values)
+            return tuple(other.values) if self.mode == "pareto" else other.values[0]
         return None
 
-    def fit(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost) -> tuple[float, float, float]:
+    def fit(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost) -> tuple[float, float, float] | float:
         train_set, val_set, norm = self.data.get(
             spec.frontend, on_clips=lambda done, total: self.progress.features(trial.number, done, total))
         t0 = time.perf_counter()
         runs = [self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=0)]
         me = trial_point(trial, runs[0].best_score, self.compute)
-        if self.fidelity.seeds > 1 and near_front(me, self._completed(trial), self.fidelity.seed_margin):
+        contender = near_front if self.mode == "pareto" else near_top
+        if self.fidelity.seeds > 1 and contender(me, self._completed(trial), self.fidelity.seed_margin):
             for k in range(1, self.fidelity.seeds):
                 runs.append(self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=k))
         scores = [r.best_score for r in runs]
@@ -166,18 +168,20 @@ class Objective:
         self.log(f"trial {trial.number:>4} trained    {VAL_SCORE} {values[0]:.3f}{spread}  {VAL_ACCURACY} {accuracy:.3f}  "
                  f"MAC/s {cost.macs_per_second / 1e6:6.2f} M  CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  "
                  f"FLASH {cost.flash_bytes / 1024:6.1f} kB  {time.perf_counter() - t0:5.1f} s  [{spec.name}]")
-        return values
+        return values if self.mode == "pareto" else values[0]
 
     def _completed(self, trial: optuna.Trial) -> list[Point]:
-        return [Point(t.number, t.values[0], t.values[1], t.values[2])
+        return [trial_point(t, t.values[0], self.compute)
                 for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if t.number != trial.number and TrialRecord.of(t).feasible]
 
     def _train(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost, train_set, val_set, norm_std: float,
                seed_index: int) -> TrainResult:
-        """One training run; the first is judged at the rungs, extra seeds are not."""
+        """One training run; the first is judged at the rungs, extra seeds are not. In an accuracy study a
+        stopped run's curve becomes its intermediate values, which TPE ranks stopped trials by."""
         rungs = self.fidelity.rungs(self.recipe.epochs) if seed_index == 0 else []
         curve: list[float] = []
+        epochs: list[dict] = []
         best = [0.0]
 
         def on_epoch(record: dict) -> None:
@@ -188,6 +192,7 @@ class Objective:
             self.progress.epoch(trial.number, record)
             if seed_index == 0:
                 curve.append(round(record["val_acc"], 4))
+                epochs.append(record)
                 write(trial, curve=curve)
             if record["epoch"] + 1 in rungs:
                 self._judge(trial, spec, record["epoch"] + 1, best[0])
@@ -200,6 +205,8 @@ class Objective:
             write(trial, prune_reason=str(stop))
             record_outcome(trial, "stopped", str(stop), [f"{VAL_SCORE} at the rungs (epoch: score): " + ", ".join(
                 f"{k}: {v:.4f}" for k, v in sorted((TrialRecord.of(trial).rungs or {}).items()))])
+            if self.mode == "accuracy":
+                record_curve(trial, epochs)
             self.log(f"trial {trial.number:>4} stopped    {stop}")
             raise optuna.TrialPruned(str(stop)) from None
 
@@ -209,12 +216,13 @@ class Objective:
         reached = ((t, TrialRecord.of(t).rungs or {}) for t in trial.study.get_trials(deepcopy=False))
         rivals = [trial_point(t, scores[rung], self.compute) for t, scores in reached
                   if t.number != trial.number and rung in scores]
-        ahead = (rival_ahead(trial_point(trial, score, self.compute), rivals, self.fidelity.margin)
+        ahead = (rival_ahead(trial_point(trial, score, self.compute), rivals, self.fidelity.margin, self.fidelity.band)
                  if len(rivals) >= self.fidelity.min_rivals else None)
         if ahead is not None:
             what = "MAC/s" if self.compute == "macs_per_second" else "CPU"
             raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number}'s {VAL_SCORE} was "
-                               f"{ahead.score:.3f} vs {score:.3f} there at no more {what} and RAM")
+                               f"{ahead.score:.3f} vs {score:.3f} there at no more {what} and RAM (and at most "
+                               f"{self.fidelity.band:g}x cheaper)")
         if score <= 1.2 / spec.num_classes:
             raise StopTraining(f"not learning: {VAL_SCORE} {score:.3f} after {rung} epochs")
 

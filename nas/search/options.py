@@ -13,6 +13,7 @@ from nas.core.errors import UserError
 from nas.study.folders import DEFAULT_CACHE, DEMO
 
 DEFAULT_SPACE = "search_spaces/default.yaml"
+DEFAULT_MODE = "pareto"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SearchOptions:
     teacher: str | None = None               # default: the space file's training.distillation.teacher
     export: bool = False                     # export the Pareto front at the end
     progress: str = "auto"
+    mode: str = DEFAULT_MODE                 # accuracy (most accurate within the budget) or pareto
 
     @property
     def demo(self) -> bool:

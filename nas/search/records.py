@@ -9,8 +9,9 @@
   They are written when training has finished, not per epoch: Optuna 5's TPE sorts PRUNED trials
   that have intermediate values by `study.direction`, which raises in a multi-objective study, so a
   stopped trial carrying them would make every later trial fail to sample
-  (tests/test_report.py checks that this is still so). The running trial's curve is the user
-  attribute `curve`, updated every epoch.
+  (tests/test_report.py checks that this is still so). In an accuracy-mode (single-objective) study a
+  stopped trial's curve is written too: there TPE ranks stopped trials by their last value. The
+  running trial's curve is the user attribute `curve`, updated every epoch.
 * The model's name and its network in one line as user attributes, objective values rounded to
   what they mean (accuracy of a few hundred clips, whole MAC/s, bytes).
 * A trained trial's spec.yaml and checkpoint as `optuna.artifacts` (`nas.study.artifacts`), so a
@@ -143,18 +144,23 @@ def record_trained(trial: optuna.Trial, store: FileSystemArtifactStore | None, s
                     mimetype="application/octet-stream")
 
 
-def study_note(budget: Budget, space: SearchSpace) -> str:
+def study_note(budget: Budget, space: SearchSpace, mode: str = "pareto") -> str:
     """The study's Markdown note on the dashboard: what the objectives, constraints and trial states are."""
     lim = budget.limits
     compute = objectives(budget.objectives.compute)[1]
     cpu = f", CPU share {lim.cpu_share:.1%}" if lim.cpu_share is not None else ""
+    what = ("int8 MACs per second of audio" if compute == "macs_per_second" else
+            "the CPU share the model takes at the budget's clock")
+    aims = (f"Objectives: **{OBJECTIVES[0]}** (max), **{compute}** (min, {what}), "
+            f"**{OBJECTIVES[2]}** (min, int8 RAM: arena + front-end + reserves). FLASH is a constraint."
+            if mode == "pareto" else
+            f"Mode accuracy: the most accurate model that fits the budget. Objective: **{OBJECTIVES[0]}** (max); "
+            f"every limit is a constraint; {compute} ({what}) and {OBJECTIVES[2]} are each trial's user attributes, "
+            "and the Pareto front over all three is drawn from the trained trials.")
     return "\n".join([
         f"## Hardware-constrained search on {budget.name}",
         "",
-        f"Objectives: **{OBJECTIVES[0]}** (max), "
-        f"**{compute}** (min, " + ("int8 MACs per second of audio" if compute == "macs_per_second" else
-                                     "the CPU share the model takes at the budget's clock") + f"), **{OBJECTIVES[2]}** (min, "
-        "int8 RAM: arena + front-end + reserves). FLASH is a constraint.",
+        aims,
         "",
         f"- **{VAL_SCORE}**: {DEFINITIONS[VAL_SCORE]}.",
         f"- **{VAL_ACCURACY}**: {DEFINITIONS[VAL_ACCURACY]}; the intermediate values (learning curves) are it.",
@@ -173,10 +179,10 @@ def study_note(budget: Budget, space: SearchSpace) -> str:
     ])
 
 
-def record_study_note(study: optuna.Study, budget: Budget, space: SearchSpace) -> None:
+def record_study_note(study: optuna.Study, budget: Budget, space: SearchSpace, mode: str = "pareto") -> None:
     """Write the note once (a changed budget or space writes a new version)."""
     from optuna_dashboard import get_note, save_note
 
-    body = study_note(budget, space)
+    body = study_note(budget, space, mode)
     if get_note(study) != body:
         save_note(study, body)

@@ -32,7 +32,7 @@ from nas.study.metrics import VAL_ACCURACY, VAL_SCORE, legend
 from nas.study.record import TrialRecord
 from nas.study.trials import pareto_front
 
-OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "interrupted", "running", "queued")
+OUTCOMES = ("trained", "rejected", "stopped", "failed", "reused", "replaced", "interrupted", "running", "queued")
 ALTERNATIVE_MARGIN = 0.02    # a front model this close in val_score is named as the cheaper alternative
 
 
@@ -50,6 +50,8 @@ class TrialView:
     @property
     def outcome(self) -> str:
         state = self.t.state
+        if self.rec.replaced_by is not None:
+            return "replaced"      # the sampler proposed a tried point: the slot went to a fresh one, not counted
         if self.rec.duplicate_of is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
             return "reused"        # the sampler proposed finished parameters again: nothing was trained
         if state == TrialState.COMPLETE:
@@ -270,6 +272,8 @@ def counts_line(trials: list[TrialView]) -> str:
             f"{n['stopped']} stopped early, {n['failed']} failed")
     if n["reused"]:
         line += f", {n['reused']} reused the result of the same parameters"
+    if n["replaced"]:
+        line += f" (and {n['replaced']} re-proposals of a tried point, each replaced by a fresh one, not counted)"
     extra = [f"{n[o]} {o}" for o in ("interrupted", "running", "queued") if n[o]]
     if n["interrupted"]:
         extra[0] += " (redone when you rerun the same command)"

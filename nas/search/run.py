@@ -23,6 +23,7 @@ from nas.search.fidelity import load_fidelity
 from nas.search.objective import Objective
 from nas.search.options import DEFAULT_SPACE, SearchOptions
 from nas.search.progress import Progress, choose_mode
+from nas.search.proposal import Proposer
 from nas.search.records import record_study_note
 from nas.search.worker import run_trials
 from nas.study.artifacts import artifact_store
@@ -103,11 +104,13 @@ def training_threads(jobs: int) -> int:
 
 
 def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: int, timeout: float | None,
-         stop: threading.Event, bars: Progress) -> bool:
+         stop: threading.Event, bars: Progress, seed: int) -> bool:
     """The trial loop with its progress; True when it was interrupted (Ctrl-C, SIGTERM)."""
     interrupted = False
+    propose = Proposer(objective.space, objective.budget, seed)
     try:
-        run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop, progress=bars)
+        run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop, progress=bars,
+                   propose=propose)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -118,20 +121,22 @@ def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: in
 
 
 def _open(study_name: str, storage: str, claim, seed: int, budget: Budget, space: SearchSpace, defines: dict,
-          settings: tuple) -> optuna.Study:
+          settings: tuple, mode: str) -> tuple[optuna.Study, int]:
     """The study, created or resumed under the claim lock (workers starting together: one creates it
-    and queues the references), checked against what defines it, with this worker's sampler."""
+    and queues the references), checked against what defines it, with this worker's sampler; and the
+    worker's seed (distinct per worker)."""
     with claim:
-        study = load_study(study_name, storage, seed, budget.objectives.compute)
+        study = load_study(study_name, storage, seed, budget.objectives.compute, mode)
         require_definition(study, defines)
         closed = close_stale_trials(study)
         redone = requeue_unfinished(study)
         queued = enqueue_references(study, space, budget)
         record_settings(study, *settings)
-        study.sampler = sampler(register_worker(study, WORKER, seed))
-        record_study_note(study, budget, space)
+        worker_seed = register_worker(study, WORKER, seed)
+        study.sampler = sampler(worker_seed)
+        record_study_note(study, budget, space, mode)
     _say_opened(study, storage, closed, redone, queued)
-    return study
+    return study, worker_seed
 
 
 def search(options: SearchOptions) -> int:
@@ -149,14 +154,14 @@ def search(options: SearchOptions) -> int:
     root = resolve_data(o.data, o.seed)
     split = fold_split(root, o.train_folds, o.val_folds, o.test_folds)
     dataset = validate_dataset(root, split)  # a dataset problem is one line before the study starts
-    defines = definition(budget, o.budget, space_file, dataset, split, recipe.to_dict())
+    defines = definition(budget, o.budget, space_file, dataset, split, recipe.to_dict(), o.mode)
     storage = o.storage or default_storage(o.study)
     check_storage(storage)
     out = output_dir(o.study, storage)
     out.mkdir(parents=True, exist_ok=True)
     claim = claim_for(storage, o.study)
-    study = _open(o.study, storage, claim, o.seed, budget, space, defines,
-                  (budget, root, split, o.cache, o.epochs, recipe.to_dict()))
+    study, sampler_seed = _open(o.study, storage, claim, o.seed, budget, space, defines,
+                  (budget, root, split, o.cache, o.epochs, recipe.to_dict()), o.mode)
     torch.set_num_threads(o.threads)
     stop = threading.Event()
     bars = Progress(choose_mode(o.progress), o.trials, o.epochs, o.jobs, label=WORKER)
@@ -164,8 +169,8 @@ def search(options: SearchOptions) -> int:
     provider = TrialData(root, split, o.cache, teacher=load_teacher_for(recipe, root, split, o.cache, out),
                          temperature=recipe.distillation.temperature, progress=False)  # the slot's line says it
     objective = Objective(space, budget, provider, recipe, checkpoints=out / "checkpoints", fidelity=fidelity,
-                          stop=stop, log=bars.log, artifacts=store, progress=bars)
-    interrupted = _run(study, objective, o.trials, claim, o.jobs, o.timeout, stop, bars)
+                          stop=stop, log=bars.log, artifacts=store, progress=bars, mode=o.mode)
+    interrupted = _run(study, objective, o.trials, claim, o.jobs, o.timeout, stop, bars, sampler_seed)
     print(report.summarise(study, budget, out), flush=True)
     if interrupted:
         return 130

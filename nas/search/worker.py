@@ -28,8 +28,11 @@ from nas.study.trials import WORKER, counted, finished
 
 
 def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
-               stop: threading.Event | None = None, progress: Progress | None = None) -> None:
+               stop: threading.Event | None = None, progress: Progress | None = None, propose=None) -> None:
     """Run trials until the study holds `total` counted trials, `timeout` passes or `stop` is set.
+
+    `propose(study, trial) -> trial` (`nas.search.proposal.Proposer`) runs under the claim right after
+    each `study.ask()`: it may end a trial that repeats another and hand back a fresh one.
 
     With jobs > 1 the trials run in threads; Ctrl-C sets `stop`, running trials end at their next
     epoch (failed, uncounted) and KeyboardInterrupt is re-raised once every thread has told its trial;
@@ -45,8 +48,7 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
             with claim:
                 if counted(study) >= total:
                     return
-                trial = study.ask()
-                write(trial, outcome="running", worker=WORKER)   # outcome first: the dashboard lists it first
+                trial = _claimed(study, propose)
             progress.trial_started(trial.number)
             _run_one(study, objective, trial, progress)
             progress.trial_finished(trial.number, finished(study))
@@ -75,6 +77,22 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
         raise KeyboardInterrupt
     if errors:
         raise errors[0]
+
+
+def _claimed(study: optuna.Study, propose) -> optuna.Trial:
+    """A new trial of this worker (under the claim), through `propose` when given; a fault while
+    proposing ends the trial uncounted and stops the run, as one while training does."""
+    trial = study.ask()
+    write(trial, outcome="running", worker=WORKER)   # outcome first: the dashboard lists it first
+    if propose is None:
+        return trial
+    try:
+        chosen = propose(study, trial)
+    except Exception as exc:
+        _stop_run(study, trial, exc)
+    if chosen is not trial:
+        write(chosen, outcome="running", worker=WORKER)
+    return chosen
 
 
 def _guarded(loop: Callable[[], None], stop: threading.Event, errors: list[BaseException]) -> None:

@@ -5,7 +5,8 @@ first written. So each trial gets `outcome` as its first attribute (written `run
 then e.g. `rejected: over budget: CPU 50.9% > 50.0% (+2%)`), and a note that says the same in a
 sentence with the figures behind it. The words are `nas.search.report.OUTCOMES`': rejected (over
 budget or no network: never trained), stopped (trained a few epochs, stopped at a rung), trained,
-reused (another trial's result), failed (training crashed), interrupted (Ctrl-C, SIGTERM, a killed
+reused (another trial's result), replaced (a re-proposed point whose
+slot went to a fresh one), failed (training crashed), interrupted (Ctrl-C, SIGTERM, a killed
 process or a fault of the run: not counted and redone on the next run — Optuna has no state for it,
 so the dashboard's chip reads Fail).
 """
@@ -22,6 +23,7 @@ HEADLINES = {
     "stopped": "Stopped early (trained within the budget, stopped at a rung)",
     "trained": "Trained",
     "reused": "Reused another trial's result (the same parameters; nothing trained)",
+    "replaced": "Replaced (the sampler proposed a tried point again; the slot went to a fresh one; not counted)",
     "failed": "Failed (training crashed; the study went on)",
     "interrupted": "Interrupted, not a failure: it does not count and is redone when the same command is rerun "
                    "(Optuna has no state for this, so the chip reads Fail)",

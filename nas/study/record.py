@@ -51,6 +51,7 @@ class TrialRecord:
     feasible: bool | None = None            # within every limit of the budget
     reject_reason: str | None = None        # over budget / invalid: pruned before training
     duplicate_of: int | None = None         # the sampler proposed this trial's parameters again
+    replaced_by: int | None = None          # ... and the slot went to this trial, a fresh point (not counted)
     prune_reason: str | None = None         # stopped at a rung (or the reason a duplicate was)
     fail_reason: str | None = None          # training crashed: counted, the study goes on
     stopped_run: str | None = None          # a fault of the run ended it: not counted, redone

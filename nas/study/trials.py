@@ -1,4 +1,5 @@
-"""Which trials of a study count, which are stale, which are redone, which form the Pareto front.
+"""Which trials of a study count, which are stale, which are redone, which form the Pareto front and
+which is the most accurate.
 
 A trial interrupted by Ctrl-C/SIGTERM, stopped by a fault of the run, or left RUNNING by a killed
 process is failed without a reason and not counted; the next run queues it again with its parameters
@@ -20,6 +21,7 @@ from nas.core.errors import UserError
 from nas.core.locks import pid_alive
 from nas.study.outcome import record_outcome
 from nas.study.record import TrialRecord
+from nas.study.study import study_mode
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -29,10 +31,16 @@ def unfinished(t: FrozenTrial) -> bool:
     return t.state == TrialState.FAIL and TrialRecord.of(t).fail_reason is None
 
 
+def replaced(t: FrozenTrial) -> bool:
+    """A sampler proposal that repeated a trial and gave its slot to a fresh point (`nas.search.proposal`)."""
+    return TrialRecord.of(t).replaced_by is not None
+
+
 def counted(study: optuna.Study) -> int:
-    """Trials that count towards --trials: finished ones, running ones, and real failures."""
+    """Trials that count towards --trials: finished ones, running ones, and real failures; not the
+    proposals replaced by a fresh point, so N counted trials are N distinct candidates."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+               if (t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) and not replaced(t))
                or (t.state == TrialState.FAIL and not unfinished(t)))
 
 
@@ -54,7 +62,7 @@ def requeue_unfinished(study: optuna.Study) -> list[int]:
 def finished(study: optuna.Study) -> int:
     """Counted trials that have ended (what a progress bar shows done)."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not replaced(t))
                or (t.state == TrialState.FAIL and not unfinished(t)))
 
 
@@ -79,10 +87,39 @@ def close_stale_trials(study: optuna.Study, stale_after: float = 3600.0) -> int:
     return closed
 
 
+def compute_objective(study: optuna.Study) -> str:
+    """The cost key the study's front is drawn on: its second objective, or in an accuracy-mode study
+    the recorded budget's compute objective."""
+    if study_mode(study) == "pareto" and study.metric_names:
+        return study.metric_names[1]
+    return ((study.user_attrs.get("budget") or {}).get("objectives") or {}).get("compute", "macs_per_second")
+
+
+def trained(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete, feasible trials that trained a model of their own (not a reused duplicate)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if (rec := TrialRecord.of(t)).feasible is not False and rec.duplicate_of is None and t.values]
+
+
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete, feasible, non-dominated trials (Optuna's `best_trials`), cheapest compute first; a
-    trial that reused a duplicate's result stands for nothing new, its original is listed instead."""
-    return sorted((t for t in study.best_trials if TrialRecord.of(t).duplicate_of is None), key=lambda t: t.values[1])
+    """Trained trials no other one beats on accuracy, compute and RAM together, cheapest compute first:
+    in a pareto study Optuna's `best_trials` (feasible, non-dominated), in an accuracy study the same
+    rule on the recorded costs. A trial that reused a duplicate's result stands for nothing new."""
+    key = compute_objective(study)
+    if study_mode(study) == "pareto":
+        front = [t for t in study.best_trials if TrialRecord.of(t).duplicate_of is None]
+    else:
+        points = [(t, t.values[0], TrialRecord.of(t).cost(key), TrialRecord.of(t).ram_bytes) for t in trained(study)]
+        front = [t for t, acc, c, r in points
+                 if not any(a >= acc and c2 <= c and r2 <= r and (a, c2, r2) != (acc, c, r) for _, a, c2, r2 in points)]
+    return sorted(front, key=lambda t: TrialRecord.of(t).cost(key))
+
+
+def most_accurate(study: optuna.Study) -> FrozenTrial | None:
+    """The answer to "the most accurate model that fits the budget": the trained trial with the best
+    validation score (the mean over its runs), the cheaper one on a tie."""
+    key = compute_objective(study)
+    return max(trained(study), key=lambda t: (t.values[0], -TrialRecord.of(t).cost(key)), default=None)
 
 
 def trial_spec(study: optuna.Study, number: int) -> ArchSpec:
