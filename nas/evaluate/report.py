@@ -94,14 +94,14 @@ def selection(records: list[dict], own: str) -> str:
     df = pd.DataFrame(records)
     mine = df[df.split == own]
     by = pd.DataFrame({"own": mine.groupby("trial").val_score.mean(), "rotation": df.groupby("trial").val_score.mean(),
-                       "test": mine.groupby("trial").test_acc_int8.mean()}).dropna()
+                       "test": mine.groupby("trial").test_accuracy_int8.mean()}).dropna()
     if by.empty:
         return "selection: no model has runs on every split"
     best = by.test.idxmax()
     lines = ["", f"selection over {df.split.nunique()} splits ({'; '.join(sorted(df.split.unique()))}):"]
     for rule, label in (("own", f"validation on the study's split ({own})"), ("rotation", "mean over the rotation")):
         pick = by[rule].idxmax()
-        lines.append(f"  by {label}: trial {pick} (val {100 * by[rule][pick]:.1f} %), test int8 "
+        lines.append(f"  by {label}: trial {pick} (val_score {100 * by[rule][pick]:.1f} %), test_accuracy int8 "
                      f"{100 * by.test[pick]:.1f} %, {100 * (by.test[best] - by.test[pick]):.1f} points below the "
                      f"best on test (trial {best})")
     return "\n".join(lines)
