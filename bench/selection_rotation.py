@@ -25,7 +25,7 @@ def judge(records: list[dict], own: str) -> dict[str, list[float]]:
     lost: dict[str, list[float]] = {"own split": [], "rotation": []}
     for k in seeds:
         runs = [r for r in records if r["seed"] == k]
-        test = {r["trial"]: r["test_acc_int8"] for r in runs if r["split"] == own}
+        test = {r["trial"]: r["test_accuracy_int8"] for r in runs if r["split"] == own}
         own_val = {r["trial"]: r["val_score"] for r in runs if r["split"] == own}
         splits = {r["split"] for r in runs}
         rot = {t: sum(r["val_score"] for r in runs if r["trial"] == t) / len(splits) for t in test
@@ -40,6 +40,7 @@ def judge(records: list[dict], own: str) -> dict[str, list[float]]:
 
 def main(argv: list[str] | None = None) -> int:
     sys.path[:0] = [str(ROOT)]
+    from nas.evaluate.stage import LEGACY_KEYS
     from nas.study.folders import output_dir
     from nas.study.settings import recorded_settings
     from nas.study.study import open_study
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     study, storage = open_study(args.study, args.storage)
     _, _, split, _ = recorded_settings(study)
     path = output_dir(args.study, storage) / "evaluation.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [{LEGACY_KEYS.get(k, k): v for k, v in json.loads(line).items()}
+               for line in path.read_text().splitlines() if line.strip()]
     lost = judge(records, split.describe())
     n = len(lost["own split"])
     if not n:
