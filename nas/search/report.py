@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import statistics
 import sys
+import textwrap
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -220,9 +221,9 @@ FRONT_COLUMNS: list[tuple[str, Callable[[TrialView], str]]] = [
 ]
 MIN_NETWORK_COLUMNS = 24   # a narrower network column is shown on lines of its own below each row
 NETWORK_INDENT = 7
-LEGEND = (legend(VAL_SCORE, VAL_ACCURACY) + "\ninput: kHz/mel bands/frames per window/overlap; network: cF KxK = "
-          "conv with F filters, dwKxK = depthwise, /2 = stride 2, mpAxB = max-pool, gap = global average pool, "
-          "dN = dense, · between blocks")
+LEGEND = (legend(VAL_SCORE), legend(VAL_ACCURACY),
+          "input: kHz/mel bands/frames per window/overlap; network: cF KxK = conv with F filters, dwKxK = depthwise, "
+          "/2 = stride 2, mpAxB = max-pool, gap = global average pool, dN = dense, · between blocks")
 
 
 def front_table(front: list[TrialView], columns=FRONT_COLUMNS, width: int | None = None) -> str:
@@ -339,5 +340,5 @@ def summarise(study: optuna.Study, budget: Budget, out: Path, width: int | None 
         atomic_write_text(out / "pareto.html", plots.pareto_html(points, budget))
         written += [out / "pareto.png", out / "pareto.html"]
         lines += ["", f"Pareto front ({len(front)} models, all within {budget.name}):", front_table(front, width=width),
-                  LEGEND]
+                  *(textwrap.fill(line, width) if width else line for line in LEGEND)]
     return "\n".join(lines + ["", "wrote " + ", ".join(map(str, written))])
