@@ -18,6 +18,7 @@ def run() -> list[tuple[str, float, str]]:
     from nas.data.synth import generate
     from nas.data.urbansound import FoldSplit
     from nas.search.objective import Objective
+    from nas.study.record import TrialRecord
     from nas.study.study import DIRECTIONS
     from nas.train.recipe import Recipe
     from nas.train.trialdata import TrialData
@@ -47,7 +48,7 @@ def run() -> list[tuple[str, float, str]]:
         study.optimize(objective, n_trials=12)
         wall = time.perf_counter() - t0
         trained = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        wps = [t.user_attrs["train_windows_per_second"] for t in trained]
+        wps = [TrialRecord.of(t).train_windows_per_second for t in trained]
     return [("rejection latency, median (ms per over-budget candidate)", reject_ms, "ms"),
             ("trials per hour (demo, 200 clips, 6 epochs, incl. rejections)", 12 / wall * 3600, "1/h"),
             ("trained share of those trials", len(trained) / 12, ""),

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from nas.data import cache as fcache
     from nas.data.urbansound import FoldSplit, read_metadata
     from nas.evaluate.retrain import retrain
+    from nas.evaluate.stage import LEGACY_KEYS
     from nas.train.distill import train_teacher
     from nas.train.recipe import Recipe
     from nas.train.teacher import load_teacher
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     split = FoldSplit.from_flags(args.train_folds, args.val_folds, args.test_folds)
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    done = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    done = [{LEGACY_KEYS.get(k, k): v for k, v in json.loads(line).items()}
+            for line in log.read_text().splitlines()] if log.is_file() else []
     base = Recipe.from_space_file(ROOT / "search_spaces/default.yaml")
     if args.epochs:
         base = base.replace(epochs=args.epochs)
@@ -103,22 +105,23 @@ def main(argv: list[str] | None = None) -> int:
                 done.append(rec)
                 with open(log, "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-                print(f"{spec.name:<14} {arith:<6} {name:<16} seed {seed}: val {rec['val_score']:.3f}  test {rec['test_acc']:.3f} "
-                      f"float {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}, {rec['seconds']:.0f} s)", flush=True)
+                print(f"{spec.name:<14} {arith:<6} {name:<16} seed {seed}: val_score {rec['val_score']:.3f}  "
+                      f"test_accuracy {rec['test_accuracy']:.3f} float {rec['test_accuracy_int8']:.3f} int8 "
+                      f"({rec['int8_method']}, {rec['seconds']:.0f} s)", flush=True)
     print_table(done, split.describe())
     return 0
 
 
 def print_table(records: list[dict], split: str) -> None:
     print(f"\n{split}; mean ± std over seeds")
-    print(f"{'model':<14} {'front':<6} {'variant':<16} {'n':>2}  {'val score':>13}  {'test float':>13}  {'test int8':>13}")
+    print(f"{'model':<14} {'front':<6} {'variant':<16} {'n':>2}  {'val_score':>13}  {'test_accuracy':>13}  {'int8':>13}")
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r["split"] == split:
             groups.setdefault((r["model"], r.get("frontend", "float"), r["variant"]), []).append(r)
     for (model, arith, name), runs in groups.items():
         cells = []
-        for key in ("val_score", "test_acc", "test_acc_int8"):
+        for key in ("val_score", "test_accuracy", "test_accuracy_int8"):
             v = np.array([r[key] for r in runs])
             cells.append(f"{v.mean() * 100:5.1f} ± {v.std(ddof=1) * 100 if len(v) > 1 else 0:4.1f}")
         print(f"{model:<14} {arith:<6} {name:<16} {len(runs):>2}  {cells[0]:>13}  {cells[1]:>13}  {cells[2]:>13}")

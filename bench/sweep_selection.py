@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from optuna.trial import TrialState
 
-    from nas.arch.spec import ArchSpec
     from nas.data import cache as fcache
     from nas.quant.quantize import net_from_checkpoint
     from nas.study.folders import checkpoint_dir
+    from nas.study.record import TrialRecord
     from nas.study.settings import recorded_settings
     from nas.study.study import open_study
     from nas.train.clips import Normalisation, clip_accuracy
@@ -45,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         runs = sorted(ckpts.glob(f"trial_{t.number}_seed*.pt"))
-        if not runs or "duplicate_of" in t.user_attrs:
+        rec = TrialRecord.of(t)
+        if not runs or rec.duplicate_of is not None:
             continue
-        spec = ArchSpec.from_json(t.user_attrs["spec"])
+        spec = rec.arch()
         feats = fcache.load_features(root, spec.frontend, cache, progress=False)
         sel = feats.selection(split)
         train_x = np.asarray(sel.train.x)
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in runs:
             net, _ = net_from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
             accs.append(clip_accuracy(net, test, spec.frontend.frames, spec.frontend.window_hop_frames))
-        rows.append({"trial": t.number, "name": t.user_attrs.get("reference") or spec.name,
-                     "first_val": t.user_attrs["seed_scores"][0], "mean_val": t.values[0],
+        rows.append({"trial": t.number, "name": rec.reference or spec.name,
+                     "first_val": rec.seed_scores[0], "mean_val": t.values[0],
                      "first_test": accs[0], "mean_test": float(np.mean(accs)), "runs": len(accs)})
     if not rows:
         print("no trained trial with saved runs")

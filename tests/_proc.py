@@ -96,8 +96,9 @@ def completed(study: optuna.Study) -> dict[int, tuple]:
 
 
 def counted_trials(study: optuna.Study) -> list:
+    """Trials that count towards --trials (a proposal replaced by a fresh point does not)."""
     return [t for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "replaced_by" not in t.user_attrs)
             or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs)]
 
 

@@ -38,9 +38,12 @@ def _forbid_decoding(monkeypatch):
 
 def test_build_then_hit_without_decoding(demo_root, tmp_path, monkeypatch):
     before = us.decode_count()
-    f = _load(demo_root, tmp_path)
+    heard: list[tuple[int, int]] = []
+    f = _load(demo_root, tmp_path, on_clips=lambda done, total: heard.append((done, total)))
     ds = us.read_metadata(demo_root)
     assert us.decode_count() - before == len(ds.clips)
+    n = len(ds.clips)   # the caller hears of the build every batch, up to every listed clip
+    assert heard[-1] == (n, n) and len(heard) == -(-n // C.BATCH) and [d for d, _ in heard] == sorted({d for d, _ in heard})
     assert isinstance(f.x, np.memmap) and not f.x.flags.writeable
     assert f.x.dtype == np.float16 and f.x.shape == (len(ds.clips), 249, 40)
     assert f.names == tuple(c.name for c in ds.clips)
@@ -51,8 +54,8 @@ def test_build_then_hit_without_decoding(demo_root, tmp_path, monkeypatch):
 
     count = us.decode_count()
     _forbid_decoding(monkeypatch)
-    g = _load(demo_root, tmp_path)
-    assert us.decode_count() == count and g.path == f.path
+    g = _load(demo_root, tmp_path, on_clips=lambda done, total: heard.append((done, total)))
+    assert us.decode_count() == count and g.path == f.path and heard[-1] == (n, n) and len(heard) == -(-n // C.BATCH)
     np.testing.assert_array_equal(np.asarray(g.x), np.asarray(f.x))
 
 

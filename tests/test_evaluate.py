@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from nas.core.errors import UserError
 from nas.data.urbansound import FoldSplit, parse_folds
 from nas.quant import quantize as Q
+from nas.quant.confidence import NEVER, Curve
 from nas.quant.qat import FakeQuantNet, fake_activation, finetune
 from nas.arch.net import build, fold_batchnorm
 from nas.train.recipe import Recipe
@@ -76,13 +78,23 @@ def test_final_stage_retrains_tests_once_and_hands_its_model_to_export(tmp_path,
     for r in records:
         confusion = np.array(r["test_confusion_int8"])
         assert confusion.shape == (10, 10) and confusion.sum() == r["test_clips"] > 0
-        assert r["test_acc_int8"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-4)
-        assert 0.0 <= r["test_acc"] <= 1.0 and r["int8_method"] in ("ptq", "qat")
+        assert r["test_accuracy_int8"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-4)
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["int8_method"] in ("ptq", "qat")
+        val, test = (Curve.from_dict(r[k]) for k in ("val_unknown_curve", "test_unknown_curve"))
+        assert test.clips == r["test_clips"] and val.clips > 0          # every threshold on both, counts per clip
+        assert val.at(NEVER)["precision"] == pytest.approx(r["val_accuracy_int8"], abs=1e-4)   # never unknown: accuracy
+        assert test.at(NEVER)["precision"] == pytest.approx(r["test_accuracy_int8"], abs=1e-4)
     table = (study_dir / "evaluation.csv").read_text().splitlines()
     header = table[0].split(",")
-    assert {"test_acc_mean", "test_acc_std", "test_acc_int8_mean", "test_acc_int8_std", "runs"} <= set(header)
+    assert {"val_score_mean", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_int8_mean", "test_accuracy_int8_std", "runs"} <= set(header)
     assert table[1].split(",")[header.index("runs")] == "2"
     assert (study_dir / "confusion_trial_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (study_dir / "unknown_trial_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"target_precision", "runs_reaching_target", "threshold_at_target", "val_recall_at_target",
+            "test_precision_at_target", "test_recall_at_target", "test_unknown_at_target"} <= set(header)
+    curves = pd.read_csv(study_dir / "unknown_curves.csv")
+    assert list(curves.columns) == ["trial", "model", "min_score", "probability", "precision", "recall", "unknown"]
+    assert len(curves) == 256 and "unknown (int8): per run, the lowest threshold" in first.stdout
     assert "per_class" not in header and (study_dir / "evaluation_per_class.csv").is_file()
     again = run(cmd, tmp_path)
     assert again.returncode == 0 and "seed 0:" not in again.stdout   # resumed: nothing retrained
@@ -104,6 +116,24 @@ def test_a_rotation_runs_every_listed_fold_as_the_test_fold(tmp_path, demo_root)
                                              "train 1,4,5,6,7,8,9,10 / val 3 / test 2"]
     bad = run(["nas.evaluate", "--study", "rot", "--folds", "11"], tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--folds" in bad.stderr
+
+
+def test_a_selection_rotation_scores_models_on_more_validation_clips(tmp_path, demo_root):
+    proc = search(tmp_path, demo_root, "--trials", "2", "--epochs", "1", "--study", "sel")
+    assert proc.communicate(timeout=900)[0] is not None and proc.returncode == 0
+    done = run(["nas.evaluate", "--study", "sel", "--trials", "0,1", "--select-folds", "8,9", "--seeds", "1",
+                "--epochs", "1"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = [json.loads(line) for line in (tmp_path / "studies/sel/evaluation.jsonl").read_text().splitlines()]
+    own, other = "train 1,2,3,4,5,6,7,8 / val 9 / test 10", "train 1,2,3,4,5,6,7,9 / val 8 / test 10"
+    assert sorted((r["trial"], r["split"]) for r in records) == sorted([(0, other), (0, own), (1, other), (1, own)])
+    rotation = {t: np.mean([r["val_score"] for r in records if r["trial"] == t]) for t in (0, 1)}
+    pick = max(rotation, key=rotation.get)
+    assert "selection over 2 splits" in done.stdout and f"by mean over the rotation: trial {pick} " in done.stdout
+    final = run(["nas.export", "--study", "sel", "--trial", "0", "--no-verify", "--out", str(tmp_path / "ex")], tmp_path)
+    assert final.returncode == 0 and "validation score" in final.stdout     # the study's own split is what exports
+    bad = run(["nas.evaluate", "--study", "sel", "--select-folds", "9,10"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--select-folds" in bad.stderr
 
 
 # -- teacher files --------------------------------------------------------------------------------

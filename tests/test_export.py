@@ -32,6 +32,7 @@ from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit
 from nas.export import codegen, onnx_export, qemu, verify
 from nas.int8 import intref
+from nas.quant import confidence
 from nas.quant import quantize as Q
 from nas.export import frontend_c
 from nas.export.api import Api, c_name
@@ -278,6 +279,70 @@ def test_exported_folder_self_test_builds_with_make(model, tmp_path):
                          timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "bit-exact" in res.stdout
+
+
+@needs_gcc
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_lib_says_what_it_built_and_what_it_left_out(model, tmp_path):
+    """Without CMSIS_DSP_PATH the library holds no front-end: a firmware link would then fail on
+    nas_frontend_*, so the build says so on stdout (make, and cmake when installed)."""
+    folder = tmp_path / "m"
+    shutil.copytree(model["folder"], folder)
+    codegen.write_frontend(model["qm"], folder)
+    res = subprocess.run(["make", "-s", "lib"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    said = res.stdout.strip().splitlines()[-1]
+    assert said.startswith("built build/") and "libnas_model.a: model.c with the bundled portable CMSIS-NN" in said
+    assert "LEFT OUT: the front-end (nas_frontend_* in nas_frontend.c), set CMSIS_DSP_PATH" in said
+    dsp = tmp_path / "dsp"
+    (dsp / "Include").mkdir(parents=True)
+    (dsp / "Include" / "arm_math.h").write_text("")
+    for name in frontend_c.CMSIS_DSP_SOURCES:                  # a stand-in tree: `make -n` only names the files
+        (dsp / "Source" / name).parent.mkdir(parents=True, exist_ok=True)
+        (dsp / "Source" / name).write_text("")
+    dry = subprocess.run(["make", "-n", "lib", f"CMSIS_DSP_PATH={dsp}"], cwd=folder, capture_output=True, text=True)
+    assert f"the front-end (nas_frontend.c) with CMSIS-DSP from {dsp}" in dry.stdout and "LEFT OUT" not in dry.stdout
+    if shutil.which("cmake") is None:
+        return
+    for extra, expect in (([], "LEFT OUT: the front-end (nas_frontend_*"),
+                          ([f"-DCMSIS_DSP_PATH={dsp}"], f"the front-end (nas_frontend.c) with CMSIS-DSP from {dsp}")):
+        conf = subprocess.run(["cmake", "-S", str(folder), "-B", str(tmp_path / f"cm{len(extra)}"), *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert conf.returncode == 0 and f"-- nas_model: model.c with the bundled portable" in conf.stdout, conf.stderr
+        assert expect in conf.stdout, conf.stdout
+
+
+@needs_gcc
+def test_the_exported_unknown_threshold_decides_in_c_as_in_python(model, features, tmp_path):
+    """model_decide.h on the validation clips' votes, at thresholds all over the int8 range (the one a
+    target precision picks among them), decides as nas.quant.confidence does, with the default and a
+    prefixed API; the self-test checks decision cases too and fails (2) when the threshold is off by one."""
+    qm = model["qm"]
+    _, val_set, _ = features
+    votes, windows = confidence.clip_votes(qm, val_set)
+    curve = confidence.curve(votes, windows, val_set.y.numpy())
+    chosen = curve.threshold_for(0.8)
+    rng = np.random.default_rng(1)
+    extra = rng.integers(-128, 128, size=(200, qm.num_classes)) * rng.integers(1, 40, size=(200, 1))
+    all_votes = np.concatenate([votes, extra])
+    all_windows = np.concatenate([windows, np.maximum(1, np.abs(extra).max(axis=1) // 128)])
+    for api, min_score in ((Api(), confidence.NEVER), (Api(), chosen if chosen is not None else 0), (Api("kws"), 127),
+                           (Api(), int(rng.integers(-128, 128)))):
+        folder = tmp_path / f"{api.name}{min_score}"
+        cases = confidence.decision_cases(votes, windows, min_score)
+        codegen.write_model_c(qm, model["cost"], folder, selftest=(model["x"][0], model["ref"][0]), api=api,
+                              decide=codegen.DecisionCases(*cases, confidence.decide(*cases, min_score)))
+        codegen.write_decide(qm, folder, min_score, "test", checked=len(votes), api=api)
+        got = verify.run_decide(folder, tmp_path / "build", all_votes, all_windows, api)
+        np.testing.assert_array_equal(got, confidence.decide(all_votes, all_windows, min_score))
+        assert f"#define {api.MODEL}_MIN_SCORE ({min_score})" in (folder / codegen.DECIDE_H).read_text()
+    codegen.write_build_files(folder)
+    res = subprocess.run(["make", "-s", "check"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "bit-exact" in res.stdout, res.stdout + res.stderr
+    header = folder / codegen.DECIDE_H
+    header.write_text(header.read_text().replace(f"_MIN_SCORE ({min_score})", f"_MIN_SCORE ({min_score + 1})"))
+    res = subprocess.run(["make", "-s", "-B", "check"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "FAILED (2)" in res.stdout, res.stdout + res.stderr
 
 
 @needs_gcc
@@ -667,11 +732,15 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
     net, norm, _ = trained
     monkeypatch.chdir(tmp_path)
     name, storage = make_study(tmp_path, net, norm, demo_root, tmp_path / "cache")
-    assert run_export(["--study", name, "--calibration-windows", "300"]) == 0
+    assert run_export(["--study", name, "--calibration-windows", "300", "--target-precision", "0.6"]) == 0
     out = capsys.readouterr().out
     folder = tmp_path / "export" / name / "trial_0"
     assert "export trial 0" in out and f"wrote {Path('export') / name / 'trial_0'}" in out
+    table = out[out.index("exported 1 model(s)"):].splitlines()              # the summary table ends the export
+    assert table[1].split()[:3] == ["folder", "model", "val_accuracy_int8"] and "bit-exact" in table[1]
+    assert table[3].startswith(str(Path("export") / name / "trial_0"))
     for f in ("model.onnx", "model_int8.onnx", "model.c", "model.h", "model_selftest.c", "README.md", "report.json",
+              "model_decide.h",
               "Makefile", "CMakeLists.txt", "cmsisnn_portable/arm_nnfunctions.h", "nas_frontend.c", "nas_frontend.h"):
         assert (folder / f).is_file(), f
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "temporary folder left behind"
@@ -680,6 +749,13 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
     assert rep["cost_model"]["arena_bytes"] == cost.arena_bytes
     assert rep["quantisation"]["windows"] == 300
     assert abs(rep["accuracy"]["delta_points"]) < 50 and rep["accuracy"]["val_clips"] > 0
+    unk = rep["unknown"]                  # the threshold reaches 0.6 on validation, or is the most precise one
+    assert unk["target_precision"] == 0.6 and -128 <= unk["min_score"] <= 127 and "_votes" not in unk
+    assert unk["precision"] >= 0.6 or "out of reach" in unk["note"]
+    assert f"_MIN_SCORE ({unk['min_score']})" in (folder / "model_decide.h").read_text()
+    assert f"{unk['recall']:.3f}" in table[3] or unk["min_score"] == -128
+    if verify.host_compiler():
+        assert unk["host_c"]["decisions_equal"] == rep["accuracy"]["val_clips"] + 2
     assert rep["onnx"]["float_max_abs_diff"] < 1e-5 and max(rep["onnx"]["int8_layerwise_max_lsb"]) <= 1
     if verify.host_compiler():
         assert rep["host_c"]["bit_exact_windows"] >= 100
@@ -693,6 +769,7 @@ def test_export_cli_writes_a_complete_folder(trained, demo_root, tmp_path, monke
         assert M4_PROBLEM in rep["cortex_m4"]["skipped"]
     text = (folder / "README.md").read_text()
     assert "nas_model_invoke" in text and "CMSIS_NN_PATH" in text and f"{cost.arena_bytes:,}" in text
+    assert f"- unknown below score {unk['min_score']} (mean top probability" in text and "`model_decide.h`" in text
     header = (folder / "model.h").read_text()
     assert "air_conditioner" in (folder / "model.c").read_text() and "NAS_MODEL_INPUT_SCALE" in header
     assert ArchSpec.load(folder / "spec.yaml") == net.spec
@@ -722,6 +799,7 @@ def test_export_cli_user_errors_are_one_line(trained, demo_root, tmp_path, monke
              (["--study", name, "--trial", "7"], "--trial 7: not found"),
              (["--study", name, "--trial", "1"], "was not trained (PRUNED: not learning)"),
              (["--study", name, "--calibration-windows", "0"], "--calibration-windows"),
+             (["--study", name, "--target-precision", "1.5"], "--target-precision: expected a share in (0, 1]"),
              (["--study", name, "--prefix", "Bad-Name"], "--prefix Bad-Name: expected a C name"),
              (["--study", name, "--prefix", "a", "--prefix", "b"], "--prefix: give one per exported model")]
     for argv, msg in cases:

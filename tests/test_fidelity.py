@@ -9,6 +9,7 @@ from optuna.trial import TrialState, create_trial
 
 from nas.arch.space import SearchSpace
 from nas.budget import Budget
+from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit
 from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
 from nas.search.objective import Objective
@@ -28,9 +29,11 @@ def test_rungs_grow_geometrically_below_the_full_training():
     assert Fidelity(min_epochs=4).rungs(4) == []
 
 
-def test_a_rival_must_lead_by_the_margin_at_no_more_cost():
+def test_a_rival_must_lead_by_the_margin_at_no_more_cost_within_the_band():
     me = Point(0, 0.50, compute=2.0, ram=2.0)
     assert rival_ahead(me, [Point(1, 0.60, 2.0, 2.0)], 0.05).number == 1
+    assert rival_ahead(me, [Point(1, 0.60, 0.5, 2.0)], 0.05, band=4.0).number == 1   # 4x cheaper: same band
+    assert rival_ahead(me, [Point(1, 0.90, 0.4, 1.0)], 0.05, band=4.0) is None        # 5x cheaper: another band
     assert rival_ahead(me, [Point(1, 0.54, 1.0, 1.0)], 0.05) is None          # not far enough ahead
     assert rival_ahead(me, [Point(1, 0.90, 3.0, 1.0)], 0.05) is None          # costs more compute
     assert rival_ahead(me, [Point(0, 0.90, 1.0, 1.0)], 0.05) is None          # itself
@@ -63,17 +66,37 @@ def _study():
     return optuna.create_study(directions=list(DIRECTIONS), sampler=optuna.samplers.TPESampler(seed=0))
 
 
-def test_a_candidate_clearly_behind_at_a_rung_is_stopped_there(data, tmp_path):
+DS24_MACS = costmodel.estimate(SPACE_OBJ.build(DS24), Budget.load(BUDGET)).macs_per_second
+
+
+def test_a_candidate_clearly_behind_a_rival_of_its_band_at_a_rung_is_stopped_there(data, tmp_path):
     study = _study()
     other = {**DS24, "base_filters": 8}
-    for _ in range(3):  # cheap trials that scored 0.99 at the 2-epoch rung
-        _add(study, other, TrialState.PRUNED, {"rungs": {"2": 0.99}, "macs_per_second": 1.0, "ram_bytes": 1.0})
+    for _ in range(3):  # trials at 60 % of its compute that scored 0.99 at the 2-epoch rung
+        _add(study, other, TrialState.PRUNED, {"rungs": {"2": 0.99}, "macs_per_second": 0.6 * DS24_MACS,
+                                               "ram_bytes": 1.0})
     study.enqueue_trial(DS24)
     study.optimize(_objective(data, tmp_path, min_epochs=2, min_rivals=3, seeds=1), n_trials=1)
     t = study.trials[-1]
     assert t.state == TrialState.PRUNED
     assert "stopped at the 2-epoch rung" in t.user_attrs["prune_reason"]
     assert list(t.user_attrs["rungs"]) == ["2"] and len(t.user_attrs["curve"]) == 2
+
+
+@pytest.mark.parametrize("band", [4.0, 1e9])
+def test_a_bigger_candidate_is_not_stopped_by_a_much_cheaper_rival(data, tmp_path, band):
+    study = _study()
+    for _ in range(3):  # far ahead at the rung, but a fifth of its compute: another band
+        _add(study, {**DS24, "base_filters": 8}, TrialState.PRUNED,
+             {"rungs": {"2": 0.99}, "macs_per_second": 0.2 * DS24_MACS, "ram_bytes": 1.0})
+    study.enqueue_trial(DS24)
+    study.optimize(_objective(data, tmp_path, min_epochs=2, min_rivals=3, seeds=1, band=band), n_trials=1)
+    t = study.trials[-1]
+    assert list(t.user_attrs["rungs"]) == ["2"]
+    if band == 1e9:   # the old rule: any cheaper rival stops it
+        assert "stopped at the 2-epoch rung" in t.user_attrs["prune_reason"]
+    else:             # not stopped by a rival (the tiny demo set may still call it not learning)
+        assert "stopped at the" not in t.user_attrs.get("prune_reason", "")
 
 
 def test_too_few_rivals_stop_nobody_and_a_front_candidate_gets_more_seeds(data, tmp_path):
@@ -91,7 +114,8 @@ def test_too_few_rivals_stop_nobody_and_a_front_candidate_gets_more_seeds(data, 
 
 def test_a_candidate_far_behind_the_front_is_trained_once(data, tmp_path):
     study = _study()
-    _add(study, {**DS24, "base_filters": 8}, TrialState.COMPLETE, {}, values=[1.0, 1.0, 1.0])
+    _add(study, {**DS24, "base_filters": 8}, TrialState.COMPLETE, {"macs_per_second": 1.0, "ram_bytes": 1.0},
+         values=[1.0, 1.0, 1.0])
     study.enqueue_trial(DS24)
     study.optimize(_objective(data, tmp_path, min_epochs=8, seeds=3), n_trials=1)
     t = study.trials[-1]

@@ -52,7 +52,7 @@ def test_bars_show_trials_epoch_accuracy_and_eta():
     feed(P.Progress("bars", total=4, epochs=12, jobs=2, label="host:1", out=out, err=err))
     screen = err.getvalue()
     assert re.search(r"trials 2/4 \|.*\| \d\d:\d\d elapsed, ETA \d\d:\d\d", screen), screen
-    assert re.search(r"trial    7  epoch  2/12  val 0\.500 +1\.5 s/epoch \|", screen), screen
+    assert re.search(r"trial    7  epoch  2/12  val_accuracy 0\.500 +1\.5 s/epoch  \(epoch 3: \d+ s\) \|", screen), screen
     assert ", val" not in screen
     assert out.getvalue() == "trial    7 trained    acc 0.500\n"
 
@@ -61,8 +61,8 @@ def test_lines_are_one_labelled_line_per_epoch():
     out, err = io.StringIO(), io.StringIO()
     feed(P.Progress("lines", total=4, epochs=12, label="host:123", out=out, err=err))
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("[host:123] trial 7 epoch 1/12 val 0.250 · 1/4 trials ·")
-    assert "ETA ?" in lines[0] and lines[1].startswith("[host:123] trial 7 epoch 2/12 val 0.500")
+    assert lines[0].startswith("[host:123] trial 7 epoch 1/12 val_accuracy 0.250 · 1/4 trials ·")
+    assert "ETA ?" in lines[0] and lines[1].startswith("[host:123] trial 7 epoch 2/12 val_accuracy 0.500")
     assert lines[2] == "trial    7 trained    acc 0.500" and err.getvalue() == "" and "\r" not in out.getvalue()
 
 
@@ -113,10 +113,51 @@ def test_search_in_a_terminal_draws_bars_and_without_one_stays_quiet(tmp_path, d
     rc, screen = run_in_pty(cmd, tmp_path, timeout=600)
     assert rc == 0, screen
     assert re.search(r"trials [0-3]/3 \|", screen) and re.search(r"trial +\d+  epoch +[12]/2", screen), screen
-    assert "val 0." in screen and "elapsed, ETA" in screen and "Pareto front" in screen
+    assert "val_accuracy 0." in screen and "elapsed, ETA" in screen and "Pareto front" in screen
     piped = subprocess.run([*cmd[:-1], "piped"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     assert piped.returncode == 0, piped.stdout + piped.stderr
     assert "\r" not in piped.stdout + piped.stderr and "epoch" not in piped.stderr
     events = [line for line in piped.stdout.splitlines() if line.startswith("trial ") and line[6:10].strip().isdigit()]
     assert len(events) == 3                                       # one line per trial event
+
+
+def test_feature_computation_shows_clips_per_second_and_eta(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: clock[0])
+    out, err = io.StringIO(), io.StringIO()
+    bars = P.Progress("bars", total=4, epochs=8, out=out, err=err)
+    bars.start(done=0)
+    bars.trial_started(3)
+    bars.features(3, 0, 900)
+    clock[0] += 10.0
+    bars.features(3, 300, 900)                     # 30 clips/s, 600 to go: 20 s
+    assert re.search(r"trial    3  features 300/900 clips  30 clips/s  ETA 00:20", err.getvalue()), err.getvalue()
+    bars.close()
+    out = io.StringIO()
+    lines = P.Progress("lines", total=4, epochs=8, label="h:1", out=out)
+    for done in range(0, 901, 32):                # every batch, 1 s apart: one line per LINE_SECONDS
+        lines.features(5, min(done, 900), 900)
+        clock[0] += 1.0
+    lines.features(5, 900, 900)
+    printed = out.getvalue().splitlines()
+    assert 2 <= len(printed) <= 900 // 32 // int(P.LINE_SECONDS) + 3, printed
+    assert printed[-1].startswith("[h:1] trial 5 features 900/900 clips")
+
+
+def test_the_running_epoch_counts_up_between_epochs(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: clock[0])
+    err = io.StringIO()
+    bars = P.Progress("bars", total=4, epochs=8, out=io.StringIO(), err=err)
+    bars.trial_started(7)
+    bars.training(7)
+    clock[0] += 41.0
+    slot = bars._slots[7]
+    assert slot.describe().endswith("(epoch 1: 41 s)")
+    bars.epoch(7, {"epoch": 0, "val_acc": 0.5, "seconds": 41.0})
+    clock[0] += 3.0
+    assert re.fullmatch(r"  trial    7  epoch  1/8  val_accuracy 0\.500  +41\.0 s/epoch  \(epoch 2: 3 s\)", slot.describe())
+    bars.training(7, seed=1, seeds=3)
+    assert "seed 2/3" in slot.describe()
+    bars.close()

@@ -116,6 +116,11 @@ def test_signal_during_training_stops_cleanly_and_rerun_completes(tmp_path, demo
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
     assert len(interrupted) == 1 and interrupted[0].state == TrialState.FAIL
+    from optuna_dashboard import get_note   # what the dashboard shows first: not a failure
+
+    assert interrupted[0].user_attrs["outcome"].startswith("interrupted: ") and list(interrupted[0].user_attrs)[0] == "outcome"
+    note = get_note(optuna.trial.Trial(study, interrupted[0]._trial_id))
+    assert note.startswith("**Interrupted, not a failure") and "redone when the same command is rerun" in note
     rerun = subprocess.run(search_cmd(tmp_path, demo_root, "--trials", "8", "--epochs", "3", "--study", "sig"),
                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

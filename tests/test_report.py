@@ -60,12 +60,12 @@ def study() -> optuna.Study:
     add(s, refs["Stride-DS-12"], acc=0.575000011920929, curve=[0.2, 0.575], reference="Stride-DS-12")
     add(s, refs["Stride-DS-16"], acc=0.55, curve=[0.4, 0.55], reference="Stride-DS-16")      # dominated by DS-12
     capped = {**refs["Stride-DS-20"], "blocks": 4, "kernel": 3, "base_filters": 32, "max_filters": 48}
-    add(s, capped, acc=0.71, curve=[0.5, 0.7, 0.71], seed_accuracies=[0.70, 0.72, 0.71])
+    add(s, capped, acc=0.71, curve=[0.5, 0.7, 0.71], seed_accuracies=[0.70, 0.72, 0.71], seed_scores=[0.69, 0.72, 0.72])
     pool = {**refs["Stride-DS-12"], "sample_rate": 8000, "n_fft": 256, "n_mels": 30, "frames": 24,
             "downsampling": "maxpool", "pool": "2x2", "conv_type": "standard", "base_filters": 8, "blocks": 3}
     add(s, pool, acc=0.41, curve=[0.2, 0.41])
     add(s, {**refs["Stride-DS-12"], "base_filters": 16, "kernel": 3}, state=TrialState.PRUNED, curve=[0.1, 0.12],
-        prune_reason="not learning: best validation accuracy 0.120 after 2 epochs")
+        prune_reason="not learning: val_score 0.110 after 2 epochs", rungs={"2": 0.11})
     big = {**refs["Stride-DS-24"], "conv_type": "standard", "overlap": 0.75, "base_filters": 32}
     add(s, big, state=TrialState.PRUNED, feasible=False, reject_reason="over budget: MAC/s 15.83 M > 4.50 M")
     add(s, refs["Stride-DS-20"], state=TrialState.FAIL, curve=[0.3], interrupted=True)
@@ -81,11 +81,13 @@ def test_trials_csv_has_integers_as_integers_rounded_accuracy_and_seed_spread(st
     assert "0.575000011920929" not in csv
     row = df.set_index("trial")
     assert row.loc[0, "ram_bytes"] == 29992 and str(row.loc[0, "macs_per_second"]) == "750078"
-    assert row.loc[1, "val_accuracy"] == 0.575
-    assert row.loc[3, "n_seeds"] == 3
+    assert row.loc[1, "val_score"] == 0.575 and pd.isna(row.loc[1, "val_accuracy"])   # no runs recorded
+    assert row.loc[3, "n_seeds"] == 3 and row.loc[3, "val_score"] == 0.71             # the objective: mean of runs
+    assert row.loc[3, "val_score_std"] == round(statistics.stdev([0.69, 0.72, 0.72]), 4)
     assert row.loc[3, "val_accuracy"] == round(statistics.fmean([0.70, 0.72, 0.71]), 4)
     assert row.loc[3, "val_accuracy_std"] == round(statistics.stdev([0.70, 0.72, 0.71]), 4)
-    assert pd.isna(row.loc[0, "val_accuracy_std"]) and row.loc[0, "n_seeds"] == 1
+    assert pd.isna(row.loc[0, "val_score_std"]) and row.loc[0, "n_seeds"] == 1
+    assert pd.isna(row.loc[5, "val_score"])                                           # stopped: no result
     assert list(row.outcome) == ["trained"] * 5 + ["stopped", "rejected", "interrupted", "failed"]
     assert row.loc[7, "reason"].startswith("interrupted")
     for line in csv.splitlines()[1:]:            # integer columns never carry a decimal point
@@ -105,7 +107,7 @@ def test_curves_csv_is_long_format_from_the_intermediate_values(study, tmp_path)
 
 
 def test_front_table_names_every_model_and_shows_the_whole_network(study):
-    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.ua["macs_per_second"])
+    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.rec.macs_per_second)
     assert {v.t.number for v in front} == {t.number for t in study.best_trials} == {0, 1, 3, 4}
     table = report.front_table(front).splitlines()
     header = table[0].split()
@@ -116,7 +118,7 @@ def test_front_table_names_every_model_and_shows_the_whole_network(study):
     assert "Stride-DS-32-b4-t3" in body[3] and "Pool-8-b3-t4" in body[4]           # generated names
     capped_spec = report.TrialView(study.trials[3]).spec
     assert network_summary(capped_spec) in body[3] and "c48" in body[3] and "c72" not in body[3]   # cap 48 shown
-    assert "0.710 ± 0.010 (3 seeds)" in body[3]
+    assert f"0.710 ± {statistics.stdev([0.69, 0.72, 0.72]):.3f} (3 seeds)  0.710" in body[3]   # val_score, val_accuracy
     assert "mp2x2" in body[4]
 
 
@@ -144,15 +146,15 @@ def test_pareto_points_membership_numbering_and_labels(study):
     front = pts[pts.kind == "front"]
     assert set(front.trial) == {t.number for t in study.best_trials}
     assert set(pts.kind) == {"front", "trained", "stopped", "rejected"}
-    assert pts.set_index("trial").loc[5, "accuracy"] == 0.12                    # stopped: best it reached
-    assert pd.isna(pts.set_index("trial").loc[6, "accuracy"])                   # rejected: no accuracy
+    assert pts.set_index("trial").loc[5, "val_score"] == 0.11                   # stopped: best at a rung
+    assert pd.isna(pts.set_index("trial").loc[6, "val_score"])                  # rejected: no score
     table_numbers = [int(line.split()[0]) for line in report.front_table(
-        sorted((v for v in views if v.pareto), key=lambda v: v.ua["macs_per_second"])).splitlines()[2:]]
+        sorted((v for v in views if v.pareto), key=lambda v: v.rec.macs_per_second)).splitlines()[2:]]
     assert sorted(int(lbl.split()[0]) for lbl in front.label) == sorted(table_numbers)
     assert pts.set_index("trial").loc[2, "label"] == "Stride-DS-16"             # a reference off the front
     fig, boxes = plots.draw(pts, BUDGET)
     for panel in boxes:
-        assert len(panel) == int((pts.label != "").sum() - pts[pts.label != ""].accuracy.isna().sum())
+        assert len(panel) == int((pts.label != "").sum() - pts[pts.label != ""].val_score.isna().sum())
         for i, a in enumerate(panel):
             for b in panel[i + 1:]:
                 assert not (a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1), "labels overlap"
@@ -192,3 +194,63 @@ def test_tpe_still_cannot_sample_after_a_pruned_trial_with_intermediate_values()
     fill(False).ask().suggest_categorical("x", [1, 2, 3])
     with pytest.raises(RuntimeError, match="single direction"):
         fill(True).ask().suggest_categorical("x", [1, 2, 3])
+
+
+def test_the_picture_counts_every_rejected_trial_as_the_terminal_does(tmp_path):
+    """A combination that gives no network has no costs: not drawn, but counted in the title."""
+    s = optuna.create_study(directions=list(DIRECTIONS))
+    refs = SPACE.reference_params()
+    add(s, refs["Stride-DS-24"], acc=0.688, curve=[0.688], reference="Stride-DS-24")
+    add(s, {**refs["Stride-DS-24"], "conv_type": "standard", "overlap": 0.75, "base_filters": 32},
+        state=TrialState.PRUNED, feasible=False, reject_reason="over budget: MAC/s 15.83 M > 4.50 M")
+    s.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"feasible": False,
+                                                                  "reject_reason": "invalid architecture: too small"}))
+    views = report.views(s)
+    assert "2 rejected before training" in report.counts_line(views)
+    fig, _ = plots.draw(plots.points(views), BUDGET)
+    assert fig._suptitle.get_text().endswith("0 stopped early, 2 rejected (1 invalid: no network, not drawn)")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    report.summarise(s, BUDGET, tmp_path)
+    assert (tmp_path / "pareto.png").is_file() and (tmp_path / "pareto.html").is_file()
+
+
+def test_the_front_table_fits_a_terminal_by_continuing_the_network_below(study):
+    front = sorted((v for v in report.views(study) if v.pareto), key=lambda v: v.rec.macs_per_second)
+    one_line = report.front_table(front).splitlines()
+    assert max(map(len, one_line)) > 100                          # the whole network on each row
+    networks = {int(r.split()[0]): r[one_line[0].index("network"):] for r in one_line[2:]}
+    for width in (130, 150):
+        lines = report.front_table(front, width=width).splitlines()
+        assert max(map(len, lines)) <= width, width
+        got: dict[int, str] = {}                                   # each row's network put back together
+        body = lines[lines.index(next(x for x in lines if set(x) == {"-"})) + 1:]
+        for line in body:
+            if line[:report.NETWORK_INDENT].strip():
+                key = int(line.split()[0])
+                got[key] = line[one_line[0].index("network"):] if len(line) > one_line[0].index("network") else ""
+            else:
+                got[key] += " " + line.strip()
+        assert {k: " ".join(v.split()) for k, v in got.items()} == networks, width
+
+
+def test_the_recommended_model_is_the_most_accurate_within_the_budget(study, tmp_path):
+    import yaml
+
+    views = report.views(study)
+    fits = [v for v in views if v.outcome == "trained" and report.within(v, BUDGET)]
+    best = report.recommend(views, BUDGET)
+    assert best.score == max(v.score for v in fits) == 0.71 and best.t.number == 3
+    lines = report.recommendation(views, BUDGET, "s")
+    assert lines[0] == f"Recommended: trial 3 {best.name}, the highest val_score of the 5 trained models within {BUDGET.name}"
+    assert lines[-1] == "  export it: python -m nas.export --study s --trial 3"
+    cfg = yaml.safe_load((ROOT / "budgets/stm32l476.yaml").read_text())
+    for ram in sorted({v.rec.ram_bytes for v in fits}, reverse=True):   # tighten RAM: the best that still fits
+        cfg["limits"]["ram_bytes"] = ram
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
+        tight = Budget.load(tmp_path / "b.yaml")
+        inside = [v for v in fits if v.rec.ram_bytes <= ram]
+        assert report.recommend(views, tight).score == max(v.score for v in inside)
+        assert all(v.rec.ram_bytes <= ram for v in [report.recommend(views, tight)])
+    assert report.recommend([v for v in views if v.outcome != "trained"], BUDGET) is None

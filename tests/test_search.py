@@ -93,7 +93,7 @@ def test_cpu_limit_rejects_a_model_that_fits_the_mac_limit(tmp_path):
 
 def test_the_compute_objective_is_the_studys_second_metric(tmp_path):
     storage = str(tmp_path / "j.log")
-    assert load_study("cpu", storage, seed=0, compute="cpu_share").metric_names == ["val_accuracy", "cpu_share",
+    assert load_study("cpu", storage, seed=0, compute="cpu_share").metric_names == ["val_score", "cpu_share",
                                                                                     "ram_bytes"]
     assert load_study("cpu", storage, seed=0, compute="cpu_share").metric_names[1] == "cpu_share"   # resumed
     with pytest.raises(UserError, match="minimises cpu_share"):
@@ -130,6 +130,7 @@ def test_search_cli_writes_front_csv_and_plot(tmp_path, demo_root):
     header = (study_dir / "trials.csv").read_text().splitlines()[0]
     assert "val_accuracy" in header and "macs_per_second" in header and "cpu_share" in header and "reason" in header
     study = open_study(tmp_path, "cli")
+    assert_one_name_per_number(out, study, study_dir)
     assert len([t for t in study.trials if t.state.is_finished()]) == 8
     for t in study.best_trials:
         assert max(t.constraints.values()) <= 0 and (study_dir / "checkpoints" / f"trial_{t.number}.pt").is_file()
@@ -140,6 +141,38 @@ def test_search_cli_writes_front_csv_and_plot(tmp_path, demo_root):
             assert t.values[0] == round(t.values[0], 4) and t.values[1] == round(t.values[1])
         elif t.state != TrialState.COMPLETE:   # a pruned trial with intermediate values breaks TPE (test_report.py)
             assert t.intermediate_values == {}
+
+
+def assert_one_name_per_number(out: str, study: optuna.Study, study_dir: Path) -> None:
+    """val_score (the objective) and val_accuracy carry those names, and the same values, in the terminal,
+    trials.csv, curves.csv, the study's metric names and note, and both plots; the recommended model is
+    named first, the most accurate within the budget."""
+    import pandas as pd
+
+    from nas.search import plots, report
+    from nas.study.metrics import DEFINITIONS
+
+    csv = pd.read_csv(study_dir / "trials.csv").set_index("trial")
+    assert study.metric_names[0] == "val_score" and "val_accuracy" in pd.read_csv(study_dir / "curves.csv").columns
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    for t in trained:   # the terminal's line, the CSV and the study hold the same two numbers under one name each
+        line = next(x for x in out.splitlines() if x.startswith(f"trial {t.number:>4} trained"))
+        accuracy = statistics.fmean(t.user_attrs["seed_accuracies"])
+        assert f"val_score {t.values[0]:.3f}" in line and f"val_accuracy {accuracy:.3f}" in line, line
+        assert csv.loc[t.number, "val_score"] == t.values[0]
+        assert csv.loc[t.number, "val_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    tail = out[out.index("finished trials"):]
+    words = tail.replace(DEFINITIONS["val_score"], "").replace(DEFINITIONS["val_accuracy"], "")
+    assert " score " not in words and "val acc " not in words and "accuracy (clip)" not in words
+    table = tail[tail.index("Pareto front"):].splitlines()
+    assert table[1].split()[2:4] == ["val_score", "val_accuracy"]
+    assert f"val_score: {DEFINITIONS['val_score']}" in tail and f"val_accuracy: {DEFINITIONS['val_accuracy']}" in tail
+    best = max((t for t in trained), key=lambda t: t.values[0])
+    assert tail.splitlines()[2].startswith(f"Recommended: trial {best.number} ")     # right after the counts
+    assert tail.index("Recommended:") < tail.index("Pareto front")
+    fig, _ = plots.draw(plots.points(report.views(study)), Budget.load(BUDGET))
+    assert fig.axes[0].get_ylabel() == "val_score (validation folds)"
+    assert "val_score (validation folds)" in (study_dir / "pareto.html").read_text()
 
 
 def test_killed_search_resumes_without_losing_trials(tmp_path, demo_root):
@@ -219,7 +252,9 @@ def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_
     finally:
         server.shutdown()
     assert detail["objective_names"] == list(OBJECTIVES)
-    assert "val_accuracy" in detail["note"]["body"] and "ram, flash, macs_per_second, cpu_share, valid" in detail["note"]["body"]
+    note = detail["note"]["body"]
+    assert "**val_score**: the selection score" in note and "**val_accuracy**: the share" in note
+    assert "ram, flash, macs_per_second, cpu_share, valid" in note and "**interrupted** (Fail, but not a failure" in note
     by_number = {t.number: t for t in study.trials}
     rejected = [t for t in detail["trials"] if by_number[t["number"]].user_attrs.get("feasible") is False]
     assert rejected, "no over-budget trial to show as infeasible"
@@ -227,6 +262,17 @@ def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_
         if t["state"] in ("Complete", "Pruned"):   # the dashboard's constraint list, in CONSTRAINTS order
             assert t["constraints"] == [by_number[t["number"]].constraints[k] for k in CONSTRAINTS]
     assert all(max(t["constraints"]) > 0 for t in rejected)
+    for t in detail["trials"]:    # how it ended: the first attribute and the top of the trial's page
+        first = t["user_attrs"][0]
+        outcome = first["value"].split(":")[0]
+        assert first["key"] == "outcome" and outcome in ("trained", "rejected", "stopped", "reused", "replaced"), first
+        assert t["note"]["body"].startswith({"trained": "**Trained**", "rejected": "**Rejected before training",
+                                             "stopped": "**Stopped early", "reused": "**Reused",
+                                             "replaced": "**Replaced"}[outcome])
+        if outcome == "rejected":   # why, at a glance, with the costs against the limits
+            reason = by_number[t["number"]].user_attrs["reject_reason"]
+            assert first["value"] == f"rejected: {reason}" and reason in t["note"]["body"]
+            assert "| MAC/s |" in t["note"]["body"] and ": over** |" in t["note"]["body"]
     assert all(max(t["constraints"]) <= 0 for t in trained)
     for t in trained:   # the learning curve the dashboard draws (a duplicate reuses a result: no curve)
         assert [v["value"] for v in t["intermediate_values"]] == by_number[t["number"]].user_attrs.get("curve", [])

@@ -64,6 +64,14 @@ def seconds(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share in (0, 1]: a precision to reach."""
+    value = _number(text, float, "a share in (0, 1], e.g. 0.9")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], e.g. 0.9, got {text.strip()}")
+    return value
+
+
 def name(text: str) -> str:
     """A name that becomes a folder (a study)."""
     try:

@@ -300,15 +300,18 @@ def _totals(cost: Cost, budget: Budget, fe: FrontEnd) -> list[str]:
 
 
 def _checks(cost: Cost, budget: Budget) -> list[str]:
+    """One row per limit: used, limit, used as a share of the limit, and how far over (the CPU share's
+    excess in percentage points, so a share of a share never reads as a second percentage)."""
     lim = budget.limits
-    checks = [("RAM", cost.ram_bytes, lim.ram_bytes, _kb), ("FLASH", cost.flash_bytes, lim.flash_bytes, _kb),
-              ("MAC/s", cost.macs_per_second, lim.macs_per_second, lambda n: f"{n / 1e6:.2f} M")]
+    mega = lambda n: f"{n / 1e6:.2f} M"  # noqa: E731
+    checks = [("RAM", cost.ram_bytes, lim.ram_bytes, _kb, _kb), ("FLASH", cost.flash_bytes, lim.flash_bytes, _kb, _kb),
+              ("MAC/s", cost.macs_per_second, lim.macs_per_second, mega, mega)]
     if lim.cpu_share is not None:
-        checks.append(("CPU", cost.cpu_share, lim.cpu_share, lambda n: f"{n:.1%}"))
-    lines = []
-    for label, used, limit, fmt in checks:
-        verdict = "ok" if used <= limit else f"OVER by {fmt(used - limit)} ({used / limit - 1:+.0%})"
-        lines.append(f"{label:<6}{fmt(used):>12} of {fmt(limit):>10}  {used / limit:6.1%}  {verdict}")
+        checks.append(("CPU", cost.cpu_share, lim.cpu_share, lambda n: f"{n:.1%}", lambda n: f"{100 * n:.1f} points"))
+    lines = [f"{'':<6}{'used':>12}    {'limit':>10}  {'of limit':>8}"]
+    for label, used, limit, fmt, excess in checks:
+        verdict = "ok" if used <= limit else f"OVER by {excess(used - limit)} ({used / limit - 1:+.0%})"
+        lines.append(f"{label:<6}{fmt(used):>12} of {fmt(limit):>10}  {used / limit:8.1%}  {verdict}")
     return lines
 
 

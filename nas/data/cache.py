@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -186,11 +187,14 @@ def cache_key(root: Path, fe: FrontEnd) -> tuple[str, dict]:
 
 def load_features(dataset_root: str | os.PathLike, fe: FrontEnd,
                   cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, *, workers: int | None = None,
-                  progress: bool = True, device: str = "cpu") -> ClipFeatures:
+                  progress: bool = True, device: str = "cpu",
+                  on_clips: Callable[[int, int], None] | None = None) -> ClipFeatures:
     """Features of every usable clip of the dataset, from the cache or computed once and cached.
 
     workers: decoding threads (default: CPU count, at most 8); progress: tqdm bar on stderr while
-    computing and a summary of skipped files; device: torch device for the front-end.
+    computing and a summary of skipped files; device: torch device for the front-end; on_clips:
+    called with (clips done, clips listed) every `BATCH` clips while computing (a caller's own
+    progress display, e.g. the search's slot line).
     """
     root = us.find_root(dataset_root)
     cache_dir = Path(cache_dir).expanduser()
@@ -210,7 +214,7 @@ def load_features(dataset_root: str | os.PathLike, fe: FrontEnd,
         owned.remove_stale(cache_dir, max_age_s=STALE_BUILD_S)
         tmp = owned.make(cache_dir, key)
         try:
-            _build(root, fe, tmp, key, body, workers, progress, device)
+            _build(root, fe, tmp, key, body, workers, progress, device, on_clips)
             if final.exists() and _try_open(final, fe) is None:   # corrupt leftover: move it aside
                 trash = owned.make(cache_dir, f"old-{key}")
                 os.rename(final, trash / key)
@@ -254,7 +258,7 @@ def _try_open(path: Path, fe: FrontEnd) -> ClipFeatures | None:
 
 
 def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: int | None,
-           progress: bool, device: str) -> None:
+           progress: bool, device: str, on_clips: Callable[[int, int], None] | None = None) -> None:
     from nas.arch.frontend import n_frames
 
     t0 = time.time()
@@ -265,7 +269,8 @@ def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: i
         raise UserError(f"front-end: n_fft {fe.n_fft} is longer than a {us.CLIP_SECONDS:g} s clip")
     tmp.mkdir(parents=True, exist_ok=True)
     feats = _new_memmap(tmp / "features.npy", (len(clips), t_frames, fe.n_mels))
-    kept, report = _extract(root, clips, fe, feats, workers or min(8, os.cpu_count() or 1), progress, device)
+    kept, report = _extract(root, clips, fe, feats, workers or min(8, os.cpu_count() or 1), progress, device,
+                            on_clips)
     feats.flush()
     del feats
     n = len(kept)
@@ -301,7 +306,7 @@ def _decode(clip: us.Clip, sample_rate: int):
 
 
 def _extract(root: Path, clips: list, fe: FrontEnd, feats: np.ndarray, workers: int, progress: bool,
-             device: str) -> tuple[list, us.SkipReport]:
+             device: str, on_clips: Callable[[int, int], None] | None = None) -> tuple[list, us.SkipReport]:
     """Decode `clips` in threads and write the log-mel of the readable ones, in order, into `feats`
     (rows 0..len(kept)-1); returns (kept clips, skipped files)."""
     import torch
@@ -338,6 +343,7 @@ def _extract(root: Path, clips: list, fe: FrontEnd, feats: np.ndarray, workers: 
             if len(pending) >= 2 * BATCH:
                 break
         batch: list = []
+        done = 0
         while pending:
             clip, audio, err = pending.popleft().result()
             nxt = next(it, None)
@@ -350,6 +356,9 @@ def _extract(root: Path, clips: list, fe: FrontEnd, feats: np.ndarray, workers: 
                 if len(batch) >= BATCH:
                     flush(batch)
             bar.update(1)
+            done += 1
+            if on_clips is not None and (done % BATCH == 0 or done == len(clips)):
+                on_clips(done, len(clips))
         flush(batch)
     bar.close()
     return kept, report

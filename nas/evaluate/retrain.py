@@ -1,7 +1,9 @@
 """One run of the final stage: train a model on a split's training folds with the recipe, pick its
 epoch on the validation folds, quantise it to int8 (fine-tuning through the int8 rounding when
 post-training quantisation loses more than `QAT_THRESHOLD` on validation), and score the test folds
-once, float and int8, per clip, per class and as a confusion matrix.
+once, float and int8, per clip, per class and as a confusion matrix; and the int8 model's "unknown"
+curve (`nas.quant.confidence`: precision, recall, unknown share at every threshold) on the validation
+and on the test folds, so a threshold chosen on validation is read once on test.
 
 The int8 scores are those of the integer reference (`nas.quant.quantize.run_int8`), bit-exact with
 the C the exporter writes. Validation decides everything (epoch, PTQ or QAT); the test folds are read
@@ -18,6 +20,7 @@ from nas.arch.net import build
 from nas.arch.spec import ArchSpec
 from nas.data import cache as fcache
 from nas.data.urbansound import FoldSplit
+from nas.quant import confidence
 from nas.quant import quantize as Q
 from nas.quant.qat import finetune
 from nas.train.clips import ClipSet, Normalisation, class_recalls, clip_probabilities
@@ -81,13 +84,16 @@ def retrain(spec: ArchSpec, feats: fcache.ClipFeatures, split: FoldSplit, recipe
     fe = spec.frontend
     y = test_set.y.numpy()
     test_float = _scores(clip_probabilities(net, test_set, fe.frames, fe.window_hop_frames).numpy(), y, spec.num_classes)
-    test_int8 = _scores(Q.int8_clip_probabilities(qm, test_set), y, spec.num_classes)
-    record = {"val_score": round(result.best_score, 4), "val_acc": round(val["float"], 4),
-              "val_acc_int8": round(max(v for k, v in val.items() if k.startswith("int8")), 4),
+    test_votes = confidence.clip_votes(qm, test_set)
+    test_int8 = _scores(confidence.mean_probabilities(*test_votes), y, spec.num_classes)
+    record = {"val_score": round(result.best_score, 4), "val_accuracy": round(val["float"], 4),
+              "val_accuracy_int8": round(max(v for k, v in val.items() if k.startswith("int8")), 4),
               "int8_method": method, "best_epoch": result.best_epoch,
-              "test_acc": round(test_float["acc"], 4), "test_acc_int8": round(test_int8["acc"], 4),
+              "test_accuracy": round(test_float["acc"], 4), "test_accuracy_int8": round(test_int8["acc"], 4),
               "test_per_class": test_float["per_class"], "test_per_class_int8": test_int8["per_class"],
               "test_confusion_int8": test_int8["confusion"], "test_clips": int(len(y)),
+              "val_unknown_curve": confidence.curve(*confidence.clip_votes(qm, val_set), val_set.y.numpy()).to_dict(),
+              "test_unknown_curve": confidence.curve(*test_votes, y).to_dict(),
               "seconds": round(time.perf_counter() - t0, 1)}
     checkpoint = {"spec": spec.to_json(), "input_norm": [norm.mean, norm.std],
                   "state_dict": deploy_state if deploy_state is not None else result.state_dict,

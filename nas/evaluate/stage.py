@@ -2,11 +2,15 @@
 
 Protocols: the study's own split (train / val / test folds as the search used them; the default), or
 a rotation over `folds` (each as the test fold once, the next present fold validating, the rest
-training; on the full dataset `--folds 1,...,10` is the thesis's 10-fold protocol). Every (model,
-split, seed) run is appended to `evaluation.jsonl` whole or not at all (`nas.core.appendlog`), so an
-interrupted evaluation resumes, and saved under `studies/<S>/final/`. For the study's own split, the
-seed with the best *validation* score of each model is recorded on the study (`final_models`), which
-is the model `nas.export` then exports.
+training; on the full dataset `--folds 1,...,10` is the thesis's 10-fold protocol). With
+`select_folds`, the models are also retrained with each of those folds (of the study's training and
+validation folds) validating in turn, the others training, the test folds unchanged: a selection
+score over more clips than one small validation fold (`report.selection`); the study's split stays
+what is tested in the table and exported. Every (model, split, seed) run is appended to
+`evaluation.jsonl` whole or not at all (`nas.core.appendlog`), so an interrupted evaluation resumes,
+and saved under `studies/<S>/final/`. For the study's own split, the seed with the best *validation*
+score of each model is recorded on the study (`final_models`), which is the model `nas.export` then
+exports.
 """
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from nas.arch.spec import ArchSpec
 from nas.core.appendlog import append_records
 from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import UserError
@@ -29,6 +32,7 @@ from nas.data.validate import validate_dataset
 from nas.evaluate import report
 from nas.evaluate.retrain import retrain
 from nas.study.folders import resolve_data, study_dir
+from nas.study.record import TrialRecord
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
 from nas.train.distill import train_teacher
@@ -51,6 +55,19 @@ def rotation(folds: str, present: list[int]) -> list[FoldSplit]:
     return splits
 
 
+def selection_splits(split: FoldSplit, folds: str) -> list[FoldSplit]:
+    """The study's split, then one per other fold of `folds` validating on it and training on the rest
+    of the study's selection folds; the test folds stay the study's."""
+    pool = split.selection_folds
+    wanted = parse_folds(folds, "--select-folds")
+    outside = [k for k in wanted if k not in pool]
+    if outside or len(wanted) < 2:
+        raise UserError(f"--select-folds: expected at least 2 of the study's training and validation folds "
+                        f"({','.join(map(str, pool))}), got {folds}")
+    return [split] + [FoldSplit(train=tuple(f for f in pool if f != k), val=(k,), test=split.test)
+                      for k in wanted if (k,) != split.val]
+
+
 def select(study: optuna.Study, trials: str | None) -> list[FrozenTrial]:
     if trials is None:
         chosen = pareto_front(study)
@@ -61,7 +78,7 @@ def select(study: optuna.Study, trials: str | None) -> list[FrozenTrial]:
             raise UserError("--trials: expected comma-separated trial numbers") from None
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         chosen = [by_number[n] for n in wanted if n in by_number]
-    chosen = [t for t in chosen if "spec" in t.user_attrs]
+    chosen = [t for t in chosen if TrialRecord.of(t).spec is not None]
     if not chosen:
         raise UserError(f"study {study.study_name!r}: no trained model to evaluate")
     return chosen
@@ -80,12 +97,16 @@ def recipe_key(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
+LEGACY_KEYS = {"val_acc": "val_accuracy", "val_acc_int8": "val_accuracy_int8", "test_acc": "test_accuracy",
+               "test_acc_int8": "test_accuracy_int8"}   # runs logged before the figures had one name each
+
+
 def _finished(log_path: Path) -> dict[tuple, dict]:
     done = {}
     if log_path.is_file():
         for line in log_path.read_text().splitlines():
             try:
-                rec = json.loads(line)
+                rec = {LEGACY_KEYS.get(k, k): v for k, v in json.loads(line).items()}
                 done[(rec["trial"], rec["split"], rec["seed"], rec["recipe"])] = rec
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a torn last line: set aside before the next append
@@ -110,9 +131,11 @@ def _teachers(recipe: Recipe, splits: list[FoldSplit], root: Path, cache: Path, 
 def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, done, log) -> None:
     """Every (model, split, seed) not in `done`: retrained, saved under final/, appended to the log."""
     key = recipe_key(recipe)
+    names = {t.number: TrialRecord.of(t).reference or TrialRecord.of(t).arch().name for t in selected}
+    width = max(map(len, names.values()))
     for t in selected:
-        spec = ArchSpec.from_json(t.user_attrs["spec"])
-        name = t.user_attrs.get("reference", "") or spec.name
+        spec = TrialRecord.of(t).arch()
+        name = names[t.number]
         feats = None
         for split in splits:
             for k in range(seeds):
@@ -128,8 +151,9 @@ def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, 
                        "seed": seed + k, "recipe": key, "checkpoint": str(path), **rec}
                 done[(t.number, split.describe(), seed + k, key)] = rec
                 append_records(out / "evaluation.jsonl", (json.dumps(rec) + "\n").encode("utf-8"))
-                log(f"trial {t.number:>4} {name:<14} {split.describe()}  seed {seed + k}: test {rec['test_acc']:.3f} "
-                    f"float, {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}; val {rec['val_score']:.3f}, "
+                log(f"trial {t.number:>4} {name:<{width}} {split.describe()}  seed {seed + k}: test_accuracy "
+                    f"{rec['test_accuracy']:.3f} float, {rec['test_accuracy_int8']:.3f} int8 ({rec['int8_method']}; "
+                    f"val_score {rec['val_score']:.3f}, "
                     f"epoch {rec['best_epoch']}, {rec['seconds']:.0f} s)")
 
 
@@ -150,18 +174,25 @@ def record_final_models(study: optuna.Study, records: list[dict], split: FoldSpl
 
 def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | None = None, folds: str | None = None,
                    seeds: int = 3, epochs: int | None = None, seed: int = 0, cache: str | None = None,
-                   log=print, out: Path | None = None) -> int:
-    """Retrain `trials` (default: the Pareto front) on the study's split, or on a rotation over
-    `folds`, with `seeds` seeds each; prints the tables, writes evaluation.csv and the confusion PNGs
-    into `out` (default `studies/<study>/`)."""
+                   log=print, out: Path | None = None, select_folds: str | None = None,
+                   target_precision: float = 0.9) -> int:
+    """Retrain `trials` (default: the Pareto front) on the study's split (and the `select_folds`
+    rotation), or on a rotation over `folds`, with `seeds` seeds each; prints the tables, writes
+    evaluation.csv and the confusion PNGs into `out` (default `studies/<study>/`), with each model's
+    "unknown" threshold for `target_precision`."""
     if seeds < 1:
         raise UserError(f"--seeds: expected a positive integer, got {seeds}")
+    if not 0.0 < target_precision <= 1.0:
+        raise UserError(f"--target-precision: expected a share in (0, 1], e.g. 0.9, got {target_precision:g}")
+    if folds and select_folds:
+        raise UserError("--select-folds: a selection rotation keeps the study's test folds; it cannot go with --folds")
     selected = select(study, trials)
     recipe = study_recipe(study, epochs)
     _, root, split, cache_dir = recorded_settings(study, data=resolve_data(data, seed) if data else None,
                                                   cache=cache or None)
     present = sorted({c.fold for c in read_metadata(root).clips})
-    splits = [split] if folds is None else rotation(folds, present)
+    splits = ([split] if not select_folds else selection_splits(split, select_folds)) if folds is None \
+        else rotation(folds, present)
     if folds is None and not split.test:
         raise UserError(f"study {study.study_name!r} has no test fold ({split.describe()}): pass --folds for a rotation")
     validate_dataset(root, splits)
@@ -177,5 +208,8 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
                and seed <= r["seed"] < seed + seeds]
     if folds is None:
         record_final_models(study, records, split)
-    log(report.write(records, selected, out, study.study_name))
+    own = [r for r in records if folds is not None or r["split"] == split.describe()]
+    log(report.write(own, selected, out, study.study_name, target_precision))
+    if select_folds:
+        log(report.selection(records, split.describe()))
     return 0

@@ -10,15 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from nas.budget import Budget
 from nas.core import flags
 from nas.core.errors import run_cli
-from nas.quant import quantize as Q
-from nas.export.pipeline import ExportOptions, StudyExport, export_study
-from nas.export.verify import VerifyError
-from nas.study.artifacts import artifact_store
-from nas.study.folders import checkpoint_dir, output_dir
-from nas.study.study import open_study
+from nas.quant import defaults as Q
 
 DEFAULT_EXPORT_ROOT = Path("export")
 
@@ -51,6 +45,8 @@ def build_parser() -> flags.Parser:
                    "export did not write (by default such a folder is left alone and the export refuses)")
     p.add_argument("--flash-over-estimate", choices=("fail", "warn"), default="fail",
                    help="an ELF above the cost model's FLASH estimate fails the export (default) or warns")
+    p.add_argument("--target-precision", type=flags.share, default=None, metavar="P", help="answer 'unknown' below the "
+                   "lowest confidence whose validation precision reaches P, e.g. 0.9 (model_decide.h; default: never)")
     p.add_argument("--prefix", action="append", metavar="NAME", help="C API name, once per exported model in "
                    "--trial order: nas_NAME_invoke, NAS_NAME_*, nas_NAME_frontend_* (default nas_model_invoke), "
                    "so several models link into one firmware")
@@ -59,18 +55,24 @@ def build_parser() -> flags.Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from nas.budget import Budget  # torch, optuna and the rest load after the flags parse: --help is instant
+    from nas.export import pipeline, verify
+    from nas.study import artifacts, folders
+    from nas.study.study import open_study
     study, storage = open_study(args.study, args.storage)
-    ckpts = Path(args.checkpoints) if args.checkpoints else checkpoint_dir(args.study, storage)
+    ckpts = Path(args.checkpoints) if args.checkpoints else folders.checkpoint_dir(args.study, storage)
     budget = Budget.load(args.budget) if args.budget else None
     out = Path(args.out) if args.out else DEFAULT_EXPORT_ROOT / args.study
     try:
-        what = StudyExport(trials=args.trial, budget=budget, data=args.data, cache=args.cache, checkpoints=ckpts,
-                           prefixes=args.prefix)
-        options = ExportOptions(calibration_windows=args.calibration_windows, method=args.calibration,
-                                build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
-                                force=args.force, flash_over_estimate=args.flash_over_estimate)
-        export_study(study, out, what, options, artifacts=artifact_store(output_dir(args.study, storage)))
-    except VerifyError as exc:
+        what = pipeline.StudyExport(trials=args.trial, budget=budget, data=args.data, cache=args.cache,
+                                    checkpoints=ckpts, prefixes=args.prefix)
+        options = pipeline.ExportOptions(calibration_windows=args.calibration_windows, method=args.calibration,
+                                         build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
+                                         force=args.force, flash_over_estimate=args.flash_over_estimate,
+                                         target_precision=args.target_precision)
+        pipeline.export_study(study, out, what, options,
+                              artifacts=artifacts.artifact_store(folders.output_dir(args.study, storage)))
+    except verify.VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

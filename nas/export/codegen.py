@@ -11,7 +11,10 @@
   each layer's part written by its kind's template (``nas/kinds/<TYPE>.c.j2``) with the functions
   of the kernels the cost model chose (``cost.layers[i].kernels``);
 * ``model_selftest.c``: one validation window and the scores the integer reference gives for it,
-  with ``int nas_model_selftest(void)`` (0 = bit-exact) for a first run on the target.
+  with ``int nas_model_selftest(void)`` (0 = bit-exact) for a first run on the target; with
+  decision cases, also clips' votes and Python's decision for each (`DecisionCases`);
+* ``model_decide.h`` (`write_decide`): the "unknown" answer, header-only: the confidence threshold
+  in int8 score units and ``nas_model_votes_add`` / ``nas_model_decide`` (`nas.quant.confidence`).
 
 Arena layout (the cost model's contract, `nas.cost`): layer 0 reads the caller's feature buffer and
 writes its output at the bottom of the arena; from then on each layer reads its input at one end,
@@ -49,6 +52,7 @@ from nas.quant.quantize import QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 MODEL_C = "model.c"
 MODEL_H = "model.h"
 SELFTEST_C = "model_selftest.c"
+DECIDE_H = "model_decide.h"
 PORTABLE_SUBDIR = "cmsisnn_portable"
 ARENA_SYMBOL = "nas_model_arena"
 WEIGHT_SYMBOL_PREFIX = "nas_w_"
@@ -105,14 +109,26 @@ def model_source(qm: QuantizedModel, cost: costmodel.Cost, origin: str = "", api
     return render(MODEL_C + ".j2", **_values(qm, cost, origin, api))
 
 
-def selftest_source(qm: QuantizedModel, x_int8: np.ndarray, expected: np.ndarray, api: Api = Api()) -> str:
+@dataclass(frozen=True)
+class DecisionCases:
+    """What the self-test checks of model_decide.h: clips' votes [N, classes], windows [N] and the
+    decision Python takes for each [N] (a class index or -1 for unknown)."""
+
+    votes: np.ndarray
+    windows: np.ndarray
+    decisions: np.ndarray
+
+
+def selftest_source(qm: QuantizedModel, x_int8: np.ndarray, expected: np.ndarray, api: Api = Api(),
+                    decide: DecisionCases | None = None) -> str:
     return render(SELFTEST_C + ".j2", x_int8=np.asarray(x_int8, np.int8), expected=np.asarray(expected, np.int8),
-                  api=api)
+                  api=api, decide=decide)
 
 
 def write_model_c(qm: QuantizedModel, cost: costmodel.Cost, out_dir: str | Path, selftest: tuple | None = None,
-                  origin: str = "", api: Api = Api()) -> list[Path]:
-    """Write model.h, model.c (and model_selftest.c when `selftest` = (x_int8, expected) is given),
+                  origin: str = "", api: Api = Api(), decide: DecisionCases | None = None) -> list[Path]:
+    """Write model.h, model.c (and model_selftest.c when `selftest` = (x_int8, expected) is given,
+    checking `decide`'s cases too when given: the folder then needs model_decide.h, `write_decide`),
     with `api`'s external names (`nas_model_*` by default)."""
     out = Path(out_dir)
     files = [out / MODEL_H, out / MODEL_C]
@@ -120,8 +136,21 @@ def write_model_c(qm: QuantizedModel, cost: costmodel.Cost, out_dir: str | Path,
     atomic_write_text(files[1], model_source(qm, cost, origin, api))
     if selftest is not None:
         files.append(out / SELFTEST_C)
-        atomic_write_text(files[2], selftest_source(qm, *selftest, api=api))
+        atomic_write_text(files[2], selftest_source(qm, *selftest, api=api, decide=decide))
     return files
+
+
+def write_decide(qm: QuantizedModel, out_dir: str | Path, min_score: int, note: str, checked: int = 0,
+                 api: Api = Api()) -> Path:
+    """model_decide.h: the confidence threshold `min_score` (an int8 softmax score), why it was chosen
+    (`note`) and the integer decision; `checked` = validation clips the host check compares."""
+    if not -128 <= int(min_score) <= 127:
+        raise ValueError(f"min_score {min_score} is not an int8 score")
+    path = Path(out_dir) / DECIDE_H
+    atomic_write_text(path, render(DECIDE_H + ".j2", spec=qm.spec, min_score=int(min_score), note=note,
+                                   checked=checked, api=api,
+                                   probability=(int(min_score) - SOFTMAX_ZERO_POINT) * SOFTMAX_SCALE))
+    return path
 
 
 # --------------------------------------------------------------------------- front-end

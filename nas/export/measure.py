@@ -15,6 +15,7 @@ from nas.budget import Budget
 from nas.cost import analytic as costmodel
 from nas.export import onnx_export, verify
 from nas.export.api import Api
+from nas.quant import confidence as C
 from nas.quant import quantize as Q
 from nas.train.clips import ClipSet, clip_accuracy, eval_windows
 
@@ -47,19 +48,72 @@ def accuracy(qm: Q.QuantizedModel, folded, val_set: ClipSet, val_folds: Sequence
     acc: dict = {"val_folds": list(val_folds), "val_clips": len(val_set)}
     if not len(val_set):
         return acc
-    acc["val_float"] = clip_accuracy(folded, val_set, fe.frames, fe.window_hop_frames)
-    acc["val_int8"] = Q.int8_clip_accuracy(qm, val_set)
-    acc["delta_points"] = 100.0 * (acc["val_int8"] - acc["val_float"])
+    acc["val_accuracy"] = clip_accuracy(folded, val_set, fe.frames, fe.window_hop_frames)
+    acc["val_accuracy_int8"] = Q.int8_clip_accuracy(qm, val_set)
+    acc["delta_points"] = 100.0 * (acc["val_accuracy_int8"] - acc["val_accuracy"])
     clips, starts = eval_windows(val_set, fe.frames, fe.window_hop_frames)
     offsets = starts[:, None] + torch.arange(fe.frames)
     agree = Q.window_agreement(qm, folded, val_set.x[clips[:, None], offsets].unsqueeze(1), val_set.y[clips].numpy())
     acc.update(windows=agree["windows"], window_argmax_agreement=agree["argmax_agreement"],
                window_mean_abs_prob_diff=agree["mean_abs_prob_diff"],
                window_float_accuracy=agree["float_accuracy"], window_int8_accuracy=agree["int8_accuracy"])
-    log(f"{tag}: validation accuracy float {acc['val_float']:.3f}, int8 {acc['val_int8']:.3f} "
+    log(f"{tag}: val_accuracy float {acc['val_accuracy']:.3f}, int8 {acc['val_accuracy_int8']:.3f} "
         f"({acc['delta_points']:+.1f} points) on {len(val_set)} clips; on {agree['windows']} windows float "
         f"{agree['float_accuracy']:.3f}, int8 {agree['int8_accuracy']:.3f}, same class {agree['argmax_agreement']:.3f}")
     return acc
+
+
+def unknown(qm: Q.QuantizedModel, val_set: ClipSet, target_precision: float | None, tag: str, log: Log) -> dict:
+    """The "unknown" threshold (`nas.quant.confidence`) chosen on the validation clips: the lowest whose
+    precision reaches `target_precision` (None: -128, every clip labelled), with precision, recall and
+    the unknown share there and at full recall; `_votes`/`_windows` (not written) feed the C check."""
+    votes, windows = C.clip_votes(qm, val_set) if len(val_set) else (np.zeros((0, qm.num_classes), np.int64),
+                                                                      np.zeros(0, np.int64))
+    out: dict = {"target_precision": target_precision, "_votes": votes, "_windows": windows}
+    if not len(val_set):
+        return {**out, **C.Curve(np.zeros(256, np.int64), np.zeros(256, np.int64), 0).at(C.NEVER),
+                "note": "no validation clips: every clip labelled"}
+    curve = C.curve(votes, windows, val_set.y.numpy())
+    full = curve.at(C.NEVER)
+    chosen = C.NEVER if target_precision is None else curve.threshold_for(target_precision)
+    if chosen is None:               # out of reach: the most precise threshold that still labels a clip
+        chosen = int(C.THRESHOLDS[np.nanargmax(np.where(curve.labelled > 0, curve.precision, -1.0))])
+    at = curve.at(chosen)
+    out.update(at, at_full_recall=full, curve=curve.to_dict())
+    where = f"on {len(val_set)} validation clips"
+    if target_precision is None:
+        out["note"] = (f"none, every clip labelled (precision {full['precision']:.3f} {where}); export with "
+                       "--target-precision P to set one")
+    elif at["precision"] is not None and at["precision"] >= target_precision - 1e-12:
+        out["note"] = (f"the lowest reaching precision {target_precision:g} {where}: precision {at['precision']:.3f}, "
+                       f"recall {at['recall']:.3f}, unknown {at['unknown']:.1%}")
+    else:
+        out["note"] = (f"precision {target_precision:g} is out of reach {where}; the most precise threshold: "
+                       f"precision {at['precision']:.3f}, recall {at['recall']:.3f}, unknown {at['unknown']:.1%}")
+        log(f"WARNING {tag}: --target-precision {target_precision:g} is out of reach on the validation clips")
+    log(f"{tag}: unknown below score {chosen} (probability {at['probability']:.3f}): {out['note']}")
+    return out
+
+
+def decision_check(folder: Path, votes: np.ndarray, windows: np.ndarray, min_score: int, build_c: bool,
+                   tag: str, log: Log, api: Api = Api()) -> dict:
+    """model_decide.h compiled on the host and run on every validation clip's votes (and the self-test's
+    edge cases): the same decisions as Python's, else a VerifyError."""
+    if not build_c:
+        return {"skipped": "--no-verify"}
+    if verify.host_compiler() is None:
+        return {"skipped": "no host C compiler (gcc/cc)"}
+    cases = C.decision_cases(votes, windows, min_score, n=0)
+    votes, windows = np.concatenate([votes, cases[0]]), np.concatenate([windows, cases[1]])
+    with tempfile.TemporaryDirectory(prefix="nas_export_decide_") as work:
+        got = verify.run_decide(folder, work, votes, windows, api)
+    want = C.decide(votes, windows, min_score)
+    bad = int((got != want).sum())
+    if bad:
+        raise verify.VerifyError(f"{tag}: model_decide.h decides {bad} of {len(want)} clips differently from Python")
+    log(f"{tag}: model_decide.h takes Python's decision on all {len(want) - len(cases[0])} validation clips and "
+        f"{len(cases[0])} votes at the threshold (host)")
+    return {"decisions_equal": int(len(want))}
 
 
 def quantisation_summary(qm: Q.QuantizedModel) -> dict:

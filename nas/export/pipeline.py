@@ -23,7 +23,6 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch.net import fold_batchnorm
-from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.core import owned
 from nas.core.atomic import atomic_write_text
@@ -32,7 +31,7 @@ from nas.cost import analytic as costmodel
 from nas.data import cache as fcache
 from nas.data.urbansound import CLASSES, FoldSplit
 from nas.data.validate import validate_dataset
-from nas.export import codegen, measure, onnx_export
+from nas.export import codegen, measure, onnx_export, summary
 from nas.export.api import Api
 from nas.export.folder import check_replaceable, clean_stale, staged
 from nas.export.frontend_c import cmsis_dsp_sources
@@ -40,9 +39,11 @@ from nas.export.measure import Log
 from nas.export.qemu import BuildError
 from nas.libraries import LibraryMissing, library
 from nas.export.readme import readme
+from nas.quant import confidence
 from nas.quant import quantize as Q
 from nas.study.artifacts import record_export
 from nas.study.folders import study_dir
+from nas.study.record import TrialRecord
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
 from nas.train.clips import ClipSet, eval_windows
@@ -69,9 +70,8 @@ def select_trials(study: optuna.Study, numbers: Sequence[int] | None) -> list[Fr
         if t is None:
             have = f"trials 0..{max(trials)}" if trials else "no trials"
             raise UserError(f"--trial {n}: not found in study {study.study_name!r} ({have})")
-        if t.state != TrialState.COMPLETE or "spec" not in t.user_attrs:
-            ua = t.user_attrs
-            why = ua.get("reject_reason") or ua.get("prune_reason") or ua.get("fail_reason") or ""
+        if t.state != TrialState.COMPLETE or TrialRecord.of(t).spec is None:
+            why = TrialRecord.of(t).reason
             raise UserError(f"--trial {n}: trial {n} of study {study.study_name!r} was not trained "
                             f"({t.state.name}{': ' + why if why else ''})")
         out.append(t)
@@ -105,6 +105,7 @@ class ExportOptions:
     cmsis_dsp: str | None = None           # a CMSIS-DSP tree: also run front-end + model
     force: bool = False
     flash_over_estimate: str = "fail"
+    target_precision: float | None = None  # the "unknown" threshold's precision on validation clips (None: none)
 
     @property
     def library(self) -> str:
@@ -117,6 +118,8 @@ class ExportOptions:
             raise UserError(f"--calibration-windows: expected a positive integer, got {self.calibration_windows}")
         if self.method not in Q.METHODS:
             raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {self.method!r}")
+        if self.target_precision is not None and not 0.0 < self.target_precision <= 1.0:
+            raise UserError(f"--target-precision: expected a share in (0, 1], e.g. 0.9, got {self.target_precision:g}")
         check_libraries(self.cmsis_nn, self.cmsis_dsp)
 
 
@@ -136,8 +139,9 @@ class TrialSource:
 def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: ExportOptions = ExportOptions(),
                  log: Log = _print, api: Api = Api()) -> Path:
     """Export one trained trial into ``out_dir/trial_<n>`` (atomically; an existing folder holding
-    files the export did not write is refused unless `options.force`), its C with `api`'s names;
-    returns that folder. The cost is computed once, for the kernels the checks link, and is what the
+    files the export did not write is refused unless `options.force`), its C with `api`'s names and
+    the "unknown" threshold reaching `options.target_precision` on the validation clips; returns
+    that folder. The cost is computed once, for the kernels the checks link, and is what the
     C, the checks and the report use."""
     t_start = time.perf_counter()
     trial, n = src.trial, src.trial.number
@@ -146,7 +150,7 @@ def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: Expor
         raise UserError(f"--trial {n}: no checkpoint at {src.checkpoint}")
     net, input_norm = Q.net_from_checkpoint(torch.load(src.checkpoint, map_location="cpu", weights_only=True))
     spec = net.spec
-    model_name = trial.user_attrs.get("reference") or spec.name
+    model_name = TrialRecord.of(trial).reference or spec.name
     cost = costmodel.estimate(spec, budget, options.library)
     log(f"{tag} ({model_name}): calibrating int8 on {options.calibration_windows} training windows ({options.method})")
     calib = Q.calibration_windows(src.train_set, spec.frontend, options.calibration_windows, seed=n)
@@ -157,7 +161,8 @@ def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: Expor
                     "budget": budget.name, "c_api": {"invoke": f"{api.model}_invoke", "macros": f"{api.MODEL}_*",
                                                      "frontend": f"{api.frontend}_push"},
                     "accuracy": measure.accuracy(qm, folded, src.val_set, src.val_folds, tag, log),
-                    "quantisation": measure.quantisation_summary(qm), "cost_model": measure.cost_summary(cost)}
+                    "quantisation": measure.quantisation_summary(qm), "cost_model": measure.cost_summary(cost),
+                    "unknown": measure.unknown(qm, src.val_set, options.target_precision, tag, log)}
     checks = check_windows(src.val_set if len(src.val_set) else _as_clipset(calib), spec.frontend)
     x_int8 = Q.quantize_input(qm, checks[:, 0])
     ref = Q.run_int8(qm, x_int8)
@@ -168,11 +173,15 @@ def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: Expor
         report["onnx"] = measure.onnx_checks(tmp, qm, folded, checks, x_int8, ref, tag, log)
         sel = int(np.argmax(ref.max(axis=1)))          # a window the model is confident about
         origin = f"study {src.study_name}, trial {n}" if src.study_name else f"trial {n}"
-        codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api)
+        codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api,
+                              decide=_write_decide(qm, tmp, report["unknown"], api))
         report["frontend_c"] = bool(codegen.write_frontend(qm, tmp, api))
         codegen.write_build_files(tmp, api, fixed_frontend=spec.frontend.arithmetic == "fixed")
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
             tmp, qm, cost, budget, x_int8, ref, options, tag, log, api)
+        unk = report["unknown"]
+        unk["host_c"] = measure.decision_check(tmp, unk["_votes"], unk["_windows"], unk["min_score"],
+                                               options.build_c, tag, log, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
         report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
                                  if p.is_file() and p.name != owned.RECORD) + \
@@ -181,6 +190,14 @@ def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: Expor
         atomic_write_text(tmp / "README.md", readme(qm, cost, budget, measure.jsonable(report), api))
     log(f"{tag}: wrote {out_dir / f'trial_{n}'} ({time.perf_counter() - t_start:.1f} s)")
     return out_dir / f"trial_{n}"
+
+
+def _write_decide(qm: Q.QuantizedModel, folder: Path, unknown: dict, api: Api) -> codegen.DecisionCases:
+    """model_decide.h with the chosen threshold; returns the cases the self-test checks."""
+    votes, windows, min_score = unknown["_votes"], unknown["_windows"], unknown["min_score"]
+    codegen.write_decide(qm, folder, min_score, unknown["note"], checked=len(votes), api=api)
+    cases = confidence.decision_cases(votes, windows, min_score)
+    return codegen.DecisionCases(*cases, confidence.decide(*cases, min_score))
 
 
 def c_apis(prefixes: Sequence[str] | None, n: int) -> list[Api]:
@@ -214,7 +231,8 @@ def export_study(study: optuna.Study, out_dir: str | Path, what: StudyExport = S
                  options: ExportOptions = ExportOptions(), log: Log = _print, artifacts=None) -> list[Path]:
     """Export `what` of `study` into ``out_dir/trial_<n>/``. Models the final stage (`nas.evaluate`)
     retrained are exported from their recorded retrained checkpoint. With an artifact store each
-    folder's report, header and spec are also study artifacts. Returns the folders written."""
+    folder's report, header and spec are also study artifacts. Ends with the summary table; returns
+    the folders written."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder (nothing was written)")
@@ -232,7 +250,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, what: StudyExport = S
     provider = TrialData(data, split, cache, progress=False)
     written = []
     for t, api in zip(selected, apis):
-        spec = ArchSpec.from_json(t.user_attrs["spec"])
+        spec = TrialRecord.of(t).arch()
         train_set, val_set, _ = provider.get(spec.frontend)
         try:
             classes = tuple(fcache.load_features(data, spec.frontend, cache, progress=False).classes)
@@ -247,6 +265,7 @@ def export_study(study: optuna.Study, out_dir: str | Path, what: StudyExport = S
         written.append(export_trial(src, out, budget, options, log, api))
         if artifacts is not None:
             record_export(study, artifacts, written[-1])
+    log(f"\nexported {len(written)} model(s) of study {study.study_name!r}:\n{summary.table(written)}")
     return written
 
 

@@ -39,6 +39,7 @@ from nas.libraries import library
 from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
+DECIDE_DRIVER_C = DRIVER_C.with_name("nas_decide_driver.c")
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 HOST_OPT = "-O2"
 OBJ_CACHE = Path(tempfile.gettempdir()) / "nas_export_objcache"
@@ -153,6 +154,34 @@ def run_host(exe: str | os.PathLike, x_int8: np.ndarray, classes: int, timeout: 
     if res.returncode != 0:
         raise VerifyError(f"{exe} exited {res.returncode}: {res.stdout[-800:]} {res.stderr[-800:]}")
     return _parse_scores(res.stdout, x.shape[0], classes)
+
+
+def run_decide(model_dir: str | os.PathLike, work: str | os.PathLike, votes: np.ndarray, windows: np.ndarray,
+               api: Api = Api(), timeout: float = 60.0) -> np.ndarray:
+    """The folder's model_decide.h compiled (-Werror) into `csrc/model/nas_decide_driver.c` and run on
+    clips' `votes` [N, classes] and `windows` [N]; returns its decision per clip."""
+    cc = host_compiler()
+    if cc is None:
+        raise VerifyError("no host C compiler (gcc/cc) on PATH")
+    model_dir, work = Path(model_dir), Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    exe = work / "nas_decide_driver"
+    cmd = [cc, *STRICT, HOST_OPT, f"-I{model_dir}", *driver_api_flags(api, work), str(DECIDE_DRIVER_C), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or res.stderr.strip():
+        raise VerifyError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
+    votes, windows = np.asarray(votes, np.int64), np.asarray(windows, np.int64)
+    rows = np.concatenate([windows[:, None], votes], axis=1)
+    body = np.concatenate([[len(votes), votes.shape[1]], rows.reshape(-1)])
+    if np.abs(body).max(initial=0) >= 2 ** 31:
+        raise ValueError("votes or windows beyond int32")
+    data = work / "cases.bin"
+    data.write_bytes(body.astype("=i4").tobytes())
+    res = subprocess.run([str(exe), str(data)], capture_output=True, text=True, timeout=timeout)
+    lines = res.stdout.split()
+    if res.returncode != 0 or lines[-2:] != ["done", str(len(votes))]:
+        raise VerifyError(f"{exe} exited {res.returncode}: {res.stdout[-800:]} {res.stderr[-800:]}")
+    return np.array([int(v) for v in lines[:-2]], dtype=np.int64)
 
 
 def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,

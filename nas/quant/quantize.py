@@ -36,13 +36,9 @@ from nas.arch.spec import ArchSpec, FrontEnd
 from nas.int8.qparams import (SOFTMAX_SCALE, SOFTMAX_ZERO_POINT, activation_qparams, f32, quantize_bias,
                               quantize_weights_per_channel, quantize_weights_per_tensor, round_half_away)
 from nas.kinds import QLayer, kind_of
+from nas.quant.defaults import DEFAULT_CALIBRATION_WINDOWS, DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 from nas.quant.inputq import InputQuant
 from nas.train.clips import ClipSet, eval_windows
-
-METHODS = ("minmax", "percentile")
-DEFAULT_METHOD = "percentile"
-DEFAULT_PERCENTILE = 99.99
-DEFAULT_CALIBRATION_WINDOWS = 1000
 _MAX_PERCENTILE_SAMPLES = 2_000_000
 
 

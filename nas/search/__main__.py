@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from nas.core import flags
 from nas.core.errors import run_cli
+from nas.search.options import DEFAULT_MODE, DEFAULT_SPACE, SearchOptions
 from nas.search.progress import MODES
-from nas.search.run import DEFAULT_SPACE, search
 from nas.study.folders import DEFAULT_CACHE, DEMO
 
 
@@ -48,6 +48,9 @@ def build_parser() -> flags.Parser:
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache folder (default: %(default)s)")
     p.add_argument("--teacher", default=None, help="distil from this teacher file (per-clip probabilities, "
                    "README 'Distillation'), or 'auto'/'none' (default: the space file's training.distillation.teacher)")
+    p.add_argument("--mode", choices=("accuracy", "pareto"), default=DEFAULT_MODE, help="accuracy: the most "
+                   "accurate model that fits the budget (one objective, the limits as constraints); pareto: accuracy, "
+                   "compute and RAM as three objectives (default: %(default)s); the study records it")
     p.add_argument("--export", action="store_true", help="export the Pareto front (ONNX + CMSIS-NN C) at the end")
     p.add_argument("--progress", choices=MODES, default="auto", help="live progress on stderr: bars (a terminal), "
                    "lines (one line per epoch, for several workers in one terminal), off; auto (default): bars in a "
@@ -56,12 +59,10 @@ def build_parser() -> flags.Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    return search(a.budget, a.space, a.data, trials=a.trials, timeout=a.timeout, study_name=a.study,
-                  storage=a.storage, seed=a.seed, epochs=a.epochs, jobs=a.jobs, threads=a.threads,
-                  train_folds=a.train_folds,
-                  val_folds=a.val_folds, test_folds=a.test_folds, cache=a.cache, export=a.export,
-                  teacher=a.teacher, progress=a.progress)
+    options = SearchOptions(**vars(build_parser().parse_args(argv)))
+    from nas.search.run import search  # torch and optuna load after the flags parse: --help is instant
+
+    return search(options)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """How the search spends training: rungs over epochs, and more seeds for front candidates.
 
-Successive halving inside a multi-objective study (Optuna's pruners are single-objective only):
-a candidate trains until its first rung (`min_epochs`), then until each next rung `reduction` times
-longer, and finally to the recipe's epochs. At a rung it is judged against every trial that reached
-the same rung (equal fidelity), on all objectives: it goes on unless some trial scored at least
-`margin` better there at no more compute and no more RAM -- i.e. unless it is clearly off the front
-at that fidelity. Most candidates therefore cost `min_epochs` epochs; cheap or accurate ones go on.
+Successive halving inside the study (Optuna's pruners are single-objective only, and rank every
+candidate against every other): a candidate trains until its first rung (`min_epochs`), then until
+each next rung `reduction` times longer, and finally to the recipe's epochs. At a rung it is judged
+against the trials that reached the same rung (equal fidelity) *and cost about as much*: it goes on
+unless a rival at no more compute and RAM, but at most `band` times cheaper in compute, scored at
+least `margin` better there. Like is compared with like because a larger network learns more slowly:
+at 4 epochs a network a tenth its size is often ahead of one that ends better (docs/results.md,
+"Rung rule"), so a much cheaper rival does not stop it.
 
-A candidate that completes and would join the front (within `seed_margin`) is trained again with
-`seeds - 1` more seeds and ranked on the mean, so no model is on the front for one lucky run.
+A candidate that completes and would join the front (within `seed_margin`; in an accuracy-mode study:
+would be the most accurate) is trained again with `seeds - 1` more seeds and ranked on the mean, so no
+model is on the front, or the answer, for one lucky run.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ class Fidelity:
     min_epochs: int = bounded(4, ge=1, le=10000, doc="epochs of the first rung")
     reduction: int = bounded(3, ge=2, le=100, doc="each rung trains this many times longer than the previous")
     margin: float = bounded(0.03, ge=0.0, le=1.0, doc="score a rival must lead by to stop a candidate at a rung")
+    band: float = bounded(4.0, ge=1.0, le=1e9, doc="a rival stops a candidate only when at most this many times "
+                          "cheaper in compute (like with like); 1e9 = any cheaper rival")
     min_rivals: int = bounded(4, ge=0, le=10000, doc="trials a rung needs before it stops anyone")
     seeds: int = bounded(3, ge=1, le=100, doc="training runs of a front candidate; its score is their mean")
     seed_margin: float = bounded(0.02, ge=0.0, le=1.0, doc="candidates this close to the front get the extra seeds")
@@ -49,10 +54,12 @@ class Point:
     ram: float
 
 
-def rival_ahead(me: Point, others: Iterable[Point], margin: float) -> Point | None:
-    """The first other point at least `margin` better in score at no more compute and RAM, if any."""
+def rival_ahead(me: Point, others: Iterable[Point], margin: float, band: float = float("inf")) -> Point | None:
+    """The first other point at least `margin` better in score at no more compute and RAM, and at most
+    `band` times cheaper in compute, if any."""
     for o in others:
-        if o.number != me.number and o.score >= me.score + margin and o.compute <= me.compute and o.ram <= me.ram:
+        if (o.number != me.number and o.score >= me.score + margin and o.compute <= me.compute and o.ram <= me.ram
+                and o.compute * band >= me.compute):
             return o
     return None
 
@@ -60,6 +67,12 @@ def rival_ahead(me: Point, others: Iterable[Point], margin: float) -> Point | No
 def near_front(me: Point, completed: Sequence[Point], margin: float) -> bool:
     """Would `me` join the front of `completed` if its score were `margin` higher?"""
     return rival_ahead(Point(me.number, me.score + margin, me.compute, me.ram), completed, 1e-12) is None
+
+
+def near_top(me: Point, completed: Sequence[Point], margin: float) -> bool:
+    """Would `me` be the most accurate of `completed` if its score were `margin` higher? (the extra
+    seeds of an accuracy-mode study go to the contenders for the answer)"""
+    return all(o.score < me.score + margin for o in completed if o.number != me.number)
 
 
 def load_fidelity(path) -> Fidelity:

@@ -1,6 +1,7 @@
 """One trial of the search: sample → ArchSpec → exact int8 cost → reject, reuse, or train and score.
 
-Over any limit, the trial is pruned at once with its costs, the violated limits (as Optuna
+The study's mode says what a trial returns: in `pareto` mode (validation score, compute, RAM), in
+`accuracy` mode the validation score alone, the costs staying recorded. Over any limit, the trial is pruned at once with its costs, the violated limits (as Optuna
 constraints, normalised `cost/limit - 1`, so TPE learns where the feasible region is) and the reason
 stored; no data is touched. Parameters that a finished trial already had are not trained again: the
 trial reuses that result and says so. Within budget it trains on the training folds with the recipe,
@@ -25,10 +26,13 @@ from nas.budget import Budget
 from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import fault_line
 from nas.cost import analytic as costmodel
-from nas.search.fidelity import Fidelity, Point, near_front, rival_ahead
+from nas.search.fidelity import Fidelity, Point, near_front, near_top, rival_ahead
 from nas.search.progress import Progress
-from nas.search.records import (CONSTRAINTS, model_name, objective_values, record_constraints, record_curve,
-                                record_spec, record_trained)
+from nas.search.records import (CONSTRAINTS, budget_table, model_name, objective_values, record_constraints,
+                                record_curve, record_spec, record_trained)
+from nas.study.metrics import VAL_ACCURACY, VAL_SCORE
+from nas.study.outcome import record_outcome
+from nas.study.record import TrialRecord, write
 from nas.train.loop import StopTraining, TrainResult, train
 from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
@@ -59,8 +63,9 @@ def describe_violations(cost: costmodel.Cost, budget: Budget) -> str:
 def trial_point(t, score: float, compute: str = "macs_per_second") -> Point:
     """A trial's (score, compute, RAM) for the fidelity rules, from its recorded costs; `compute` is
     the study's compute objective (a cost-summary key)."""
-    ua = t.user_attrs
-    return Point(t.number, score, ua.get(compute, float("inf")), ua.get("ram_bytes", float("inf")))
+    rec = TrialRecord.of(t)
+    value, ram = rec.cost(compute), rec.ram_bytes
+    return Point(t.number, score, float("inf") if value is None else value, float("inf") if ram is None else ram)
 
 
 class Objective:
@@ -68,22 +73,23 @@ class Objective:
 
     def __init__(self, space: SearchSpace, budget: Budget, data: TrialData, recipe: Recipe, checkpoints: Path,
                  fidelity: Fidelity | None = None, log=print, stop: threading.Event | None = None, artifacts=None,
-                 progress: Progress | None = None):
-        self.space, self.budget, self.data, self.recipe = space, budget, data, recipe
+                 progress: Progress | None = None, mode: str = "pareto"):
+        self.space, self.budget, self.data, self.recipe, self.mode = space, budget, data, recipe, mode
         self.fidelity = fidelity or Fidelity()
         self.checkpoints, self.log = checkpoints, log
         self.stop = stop or threading.Event()
         self.compute = budget.objectives.compute     # the second objective: macs_per_second or cpu_share
         self.artifacts, self.progress = artifacts, progress or Progress.off()
 
-    def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float]) -> None:
+    def reject(self, trial: optuna.Trial, reason: str, violations: dict[str, float],
+               cost: costmodel.Cost | None = None) -> None:
         record_constraints(trial, violations)
-        trial.set_user_attr("feasible", False)
-        trial.set_user_attr("reject_reason", reason)
+        write(trial, feasible=False, reject_reason=reason)
+        record_outcome(trial, "rejected", reason, budget_table(cost, self.budget) if cost else [])
         self.log(f"trial {trial.number:>4} rejected   {reason}")
         raise optuna.TrialPruned(reason)
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float] | float:
         params = self.space.suggest(trial)
         try:
             spec = self.space.build(params, name=model_name(trial, params))
@@ -91,13 +97,12 @@ class Objective:
             self.reject(trial, f"invalid architecture: {exc}", {"valid": 1.0})
         cost = costmodel.estimate(spec, self.budget)
         record_spec(trial, spec)
-        for key, value in cost.summary().items():
-            trial.set_user_attr(key, value)
+        write(trial, **cost.summary())
         violations = cost.violations(self.budget)
         if not cost.fits(self.budget):
-            self.reject(trial, describe_violations(cost, self.budget), violations)
+            self.reject(trial, describe_violations(cost, self.budget), violations, cost)
         record_constraints(trial, violations)
-        trial.set_user_attr("feasible", True)
+        write(trial, feasible=True)
         reused = self.reuse(trial, params)
         if reused is not None:
             return reused
@@ -108,7 +113,8 @@ class Objective:
         except Exception as exc:  # the trial fails with its reason; the study goes on
             if fault_line(exc) is not None:  # a dataset, disk or storage problem is the run's: it stops
                 raise
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            write(trial, fail_reason=f"{type(exc).__name__}: {exc}")
+            record_outcome(trial, "failed", f"{type(exc).__name__}: {exc}")
             self.log(f"trial {trial.number:>4} FAILED     {type(exc).__name__}: {exc}")
             raise
 
@@ -116,39 +122,39 @@ class Objective:
         """The result of a finished trial with the same parameters (TPE re-proposes points in small
         discrete spaces; two workers may propose the same one): reused, recorded, never retrained."""
         for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            if other.number == trial.number or other.params != params or not other.user_attrs.get("feasible"):
+            rec = TrialRecord.of(other)
+            if other.number == trial.number or other.params != params or not rec.feasible:
                 continue
-            trial.set_user_attr("duplicate_of", other.number)
-            for key in ("seed_scores", "seed_accuracies", "val_score_std", "best_epoch"):
-                if key in other.user_attrs:
-                    trial.set_user_attr(key, other.user_attrs[key])
+            write(trial, duplicate_of=other.number, seed_scores=rec.seed_scores, seed_accuracies=rec.seed_accuracies,
+                  val_score_std=rec.val_score_std, best_epoch=rec.best_epoch)
             if other.state == TrialState.PRUNED:
-                reason = f"same parameters as trial {other.number}: {other.user_attrs.get('prune_reason', 'stopped')}"
-                trial.set_user_attr("prune_reason", reason)
+                reason = f"same parameters as trial {other.number}: {rec.prune_reason or 'stopped'}"
+                write(trial, prune_reason=reason)
+                record_outcome(trial, "reused", reason)
                 self.log(f"trial {trial.number:>4} duplicate  {reason}")
                 raise optuna.TrialPruned(reason)
+            record_outcome(trial, "reused", f"trial {other.number}'s result ({VAL_SCORE} {other.values[0]:.4f})")
             self.log(f"trial {trial.number:>4} duplicate  of trial {other.number}: its result is reused")
-            return tuple(other.values)
+            return tuple(other.values) if self.mode == "pareto" else other.values[0]
         return None
 
-    def fit(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost) -> tuple[float, float, float]:
-        train_set, val_set, norm = self.data.get(spec.frontend)
+    def fit(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost) -> tuple[float, float, float] | float:
+        train_set, val_set, norm = self.data.get(
+            spec.frontend, on_clips=lambda done, total: self.progress.features(trial.number, done, total))
         t0 = time.perf_counter()
         runs = [self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=0)]
         me = trial_point(trial, runs[0].best_score, self.compute)
-        if self.fidelity.seeds > 1 and near_front(me, self._completed(trial), self.fidelity.seed_margin):
+        contender = near_front if self.mode == "pareto" else near_top
+        if self.fidelity.seeds > 1 and contender(me, self._completed(trial), self.fidelity.seed_margin):
             for k in range(1, self.fidelity.seeds):
                 runs.append(self._train(trial, spec, cost, train_set, val_set, norm.std, seed_index=k))
         scores = [r.best_score for r in runs]
         score = statistics.fmean(scores)
         best = max(runs, key=lambda r: r.best_score)
-        trial.set_user_attr("seed_scores", [round(s, 4) for s in scores])
-        trial.set_user_attr("seed_accuracies", [round(r.best_acc, 4) for r in runs])
-        trial.set_user_attr("val_score_std", round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0)
-        trial.set_user_attr("train_seconds", round(time.perf_counter() - t0, 2))
-        trial.set_user_attr("best_epoch", best.best_epoch)
-        trial.set_user_attr("train_windows_per_second", round(best.windows_per_second, 1))
-        trial.set_user_attr("input_norm", [norm.mean, norm.std])
+        write(trial, seed_scores=[round(s, 4) for s in scores], seed_accuracies=[round(r.best_acc, 4) for r in runs],
+              val_score_std=round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0,
+              train_seconds=round(time.perf_counter() - t0, 2), best_epoch=best.best_epoch,
+              train_windows_per_second=round(best.windows_per_second, 1), input_norm=[norm.mean, norm.std])
         for k, r in enumerate(runs):
             self._save_checkpoint(f"trial_{trial.number}_seed{k}.pt", spec, r.state_dict, norm)
         record_trained(trial, self.artifacts, spec,
@@ -156,59 +162,69 @@ class Objective:
         record_curve(trial, runs[0].curve)
         values = objective_values(score, cost, self.compute)
         spread = f" ± {statistics.stdev(scores):.3f} ({len(scores)} seeds)" if len(scores) > 1 else ""
-        self.log(f"trial {trial.number:>4} trained    score {values[0]:.3f}{spread}  MAC/s {cost.macs_per_second / 1e6:6.2f} M  "
-                 f"CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  FLASH {cost.flash_bytes / 1024:6.1f} kB  "
-                 f"{time.perf_counter() - t0:5.1f} s  [{spec.name}]")
-        return values
+        accuracy = statistics.fmean(r.best_acc for r in runs)
+        record_outcome(trial, "trained", f"{VAL_SCORE} {values[0]:.4f}{spread}, {VAL_ACCURACY} {accuracy:.4f}",
+                       budget_table(cost, self.budget))
+        self.log(f"trial {trial.number:>4} trained    {VAL_SCORE} {values[0]:.3f}{spread}  {VAL_ACCURACY} {accuracy:.3f}  "
+                 f"MAC/s {cost.macs_per_second / 1e6:6.2f} M  CPU {cost.cpu_share:6.1%}  RAM {cost.ram_bytes / 1024:5.1f} kB  "
+                 f"FLASH {cost.flash_bytes / 1024:6.1f} kB  {time.perf_counter() - t0:5.1f} s  [{spec.name}]")
+        return values if self.mode == "pareto" else values[0]
 
     def _completed(self, trial: optuna.Trial) -> list[Point]:
-        return [Point(t.number, t.values[0], t.values[1], t.values[2])
+        return [trial_point(t, t.values[0], self.compute)
                 for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.number != trial.number and t.user_attrs.get("feasible")]
+                if t.number != trial.number and TrialRecord.of(t).feasible]
 
     def _train(self, trial: optuna.Trial, spec: ArchSpec, cost: costmodel.Cost, train_set, val_set, norm_std: float,
                seed_index: int) -> TrainResult:
-        """One training run; the first is judged at the rungs, extra seeds are not."""
+        """One training run; the first is judged at the rungs, extra seeds are not. In an accuracy study a
+        stopped run's curve becomes its intermediate values, which TPE ranks stopped trials by."""
         rungs = self.fidelity.rungs(self.recipe.epochs) if seed_index == 0 else []
         curve: list[float] = []
+        epochs: list[dict] = []
         best = [0.0]
 
         def on_epoch(record: dict) -> None:
-            trial.set_user_attr("heartbeat", time.time())
+            write(trial, heartbeat=time.time())
             if self.stop.is_set():
                 raise Interrupted("the run is stopping")
             best[0] = max(best[0], record["smoothed"])
             self.progress.epoch(trial.number, record)
             if seed_index == 0:
                 curve.append(round(record["val_acc"], 4))
-                trial.set_user_attr("curve", curve)
+                epochs.append(record)
+                write(trial, curve=curve)
             if record["epoch"] + 1 in rungs:
                 self._judge(trial, spec, record["epoch"] + 1, best[0])
 
         recipe = self.recipe.replace(seed=self.recipe.seed + trial.number + 1000 * seed_index)
+        self.progress.training(trial.number, seed_index, self.fidelity.seeds)
         try:
             return train(spec, train_set, val_set, recipe, norm_std=norm_std, on_epoch=on_epoch)
         except StopTraining as stop:
-            trial.set_user_attr("prune_reason", str(stop))
+            write(trial, prune_reason=str(stop))
+            record_outcome(trial, "stopped", str(stop), [f"{VAL_SCORE} at the rungs (epoch: score): " + ", ".join(
+                f"{k}: {v:.4f}" for k, v in sorted((TrialRecord.of(trial).rungs or {}).items()))])
+            if self.mode == "accuracy":
+                record_curve(trial, epochs)
             self.log(f"trial {trial.number:>4} stopped    {stop}")
             raise optuna.TrialPruned(str(stop)) from None
 
     def _judge(self, trial: optuna.Trial, spec: ArchSpec, rung: int, score: float) -> None:
         """Record this rung's score; stop the trial if it is not learning or a rival is clearly ahead."""
-        rungs = dict(trial.user_attrs.get("rungs") or {})
-        rungs[str(rung)] = round(score, 4)
-        trial.set_user_attr("rungs", rungs)
-        rivals = [trial_point(t, t.user_attrs["rungs"][str(rung)], self.compute)
-                  for t in trial.study.get_trials(deepcopy=False)
-                  if t.number != trial.number and str(rung) in (t.user_attrs.get("rungs") or {})]
-        ahead = (rival_ahead(trial_point(trial, score, self.compute), rivals, self.fidelity.margin)
+        write(trial, rungs={**(TrialRecord.of(trial).rungs or {}), rung: round(score, 4)})
+        reached = ((t, TrialRecord.of(t).rungs or {}) for t in trial.study.get_trials(deepcopy=False))
+        rivals = [trial_point(t, scores[rung], self.compute) for t, scores in reached
+                  if t.number != trial.number and rung in scores]
+        ahead = (rival_ahead(trial_point(trial, score, self.compute), rivals, self.fidelity.margin, self.fidelity.band)
                  if len(rivals) >= self.fidelity.min_rivals else None)
         if ahead is not None:
             what = "MAC/s" if self.compute == "macs_per_second" else "CPU"
-            raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number} scored {ahead.score:.3f} "
-                               f"vs {score:.3f} there at no more {what} and RAM")
+            raise StopTraining(f"stopped at the {rung}-epoch rung: trial {ahead.number}'s {VAL_SCORE} was "
+                               f"{ahead.score:.3f} vs {score:.3f} there at no more {what} and RAM (and at most "
+                               f"{self.fidelity.band:g}x cheaper)")
         if score <= 1.2 / spec.num_classes:
-            raise StopTraining(f"not learning: validation score {score:.3f} after {rung} epochs")
+            raise StopTraining(f"not learning: {VAL_SCORE} {score:.3f} after {rung} epochs")
 
     def _save_checkpoint(self, name: str, spec: ArchSpec, state: dict, norm) -> Path:
         """`trial_<n>_seed<k>.pt` per training run; `trial_<n>.pt` is the best run's, the one exported."""

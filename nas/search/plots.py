@@ -1,9 +1,9 @@
-"""The Pareto picture: validation accuracy against MAC/s, RAM and FLASH, one panel each.
+"""The Pareto picture: val_score (`nas.study.metrics`) against MAC/s, RAM and FLASH, one panel each.
 
 A three-objective front is not a staircase in any 2-D projection, so it is drawn by membership:
 front points filled (coloured by the objective not on the panel's x axis) and numbered with their
 trial number, as in the front table; other trained trials grey; trials stopped early faint at the
-best accuracy they reached; rejected trials as faint ticks along the bottom at their cost (clipped
+best val_score they reached at a rung; rejected trials as faint ticks along the bottom at their cost (clipped
 at the right edge when far over budget); dashed lines at the budget's limits. Reference models are
 labelled by name, placed so that no label overlaps another or a front point (in the PNG; the HTML
 shows every point's details on hover). `points` is the data behind both figures (tested),
@@ -17,6 +17,7 @@ import math
 import pandas as pd
 
 from nas.budget import Budget
+from nas.study.metrics import VAL_SCORE
 
 PANELS = (("macs_per_second", 1e6, "MAC/s (millions, per second of audio)", "ram_bytes", "RAM kB", 1024),
           ("ram_bytes", 1024, "RAM (kB)", "macs_per_second", "M MAC/s", 1e6),
@@ -35,21 +36,23 @@ LABEL_OFFSETS = [(dx * r, dy * r) for r in (8, 18, 30, 44) for dx, dy in
 
 
 def points(trials: list) -> pd.DataFrame:
-    """`nas.search.report.TrialView`s → one row per drawable trial: kind (front / trained / stopped / rejected), accuracy (y), costs, label."""
+    """`nas.search.report.TrialView`s → one row per drawable trial: kind (front / trained / stopped / rejected), val_score (y), costs, label.
+    A rejected combination that gives no network has no costs (NaN): counted in the title, not drawn."""
     rows = []
     for v in trials:
-        if "macs_per_second" not in v.ua or v.outcome not in ("trained", "stopped", "rejected"):
+        rec = v.rec
+        if v.outcome not in ("trained", "stopped", "rejected") or (rec.macs_per_second is None
+                                                                   and v.outcome != "rejected"):
             continue
         kind = "front" if v.pareto else v.outcome
-        acc = v.accuracy if v.outcome == "trained" else max((a for _, a in v.curve), default=None)
-        ref = v.ua.get("reference", "")
+        score = v.score if v.outcome == "trained" else v.best_rung_score
+        ref = rec.reference or ""
         label = (f"{v.t.number} {ref}" if ref else str(v.t.number)) if v.pareto else ref
-        rows.append({"trial": v.t.number, "kind": kind, "model": v.name, "reference": ref, "accuracy": acc,
-                     "macs_per_second": v.ua["macs_per_second"], "cpu_share": v.ua.get("cpu_share"),
-                     "ram_bytes": v.ua["ram_bytes"],
-                     "flash_bytes": v.ua["flash_bytes"], "network": v.network, "label": label,
+        rows.append({"trial": v.t.number, "kind": kind, "model": v.name, "reference": ref, VAL_SCORE: score,
+                     "macs_per_second": rec.macs_per_second, "cpu_share": rec.cpu_share,
+                     "ram_bytes": rec.ram_bytes, "flash_bytes": rec.flash_bytes, "network": v.network, "label": label,
                      "reason": v.reason})
-    cols = ["trial", "kind", "model", "reference", "accuracy", "macs_per_second", "cpu_share", "ram_bytes", "flash_bytes",
+    cols = ["trial", "kind", "model", "reference", VAL_SCORE, "macs_per_second", "cpu_share", "ram_bytes", "flash_bytes",
             "network", "label", "reason"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -67,19 +70,19 @@ def _panel(ax, df: pd.DataFrame, budget: Budget, panel: tuple, fig) -> None:
     limit = getattr(budget.limits, LIMITS[key])
     xmax = _x_max(df, key, limit) / scale
     by = {k: df[df.kind == k] for k in ("front", "trained", "stopped", "rejected")}
-    ax.scatter(by["trained"][key] / scale, by["trained"].accuracy, s=22, c="0.6", label="trained, dominated", zorder=2)
-    ax.scatter(by["stopped"][key] / scale, by["stopped"].accuracy, s=20, marker="x", c="0.75", alpha=0.6,
-               label="stopped early (best so far)", zorder=1)
+    ax.scatter(by["trained"][key] / scale, by["trained"].val_score, s=22, c="0.6", label="trained, dominated", zorder=2)
+    ax.scatter(by["stopped"][key] / scale, by["stopped"].val_score, s=20, marker="x", c="0.75", alpha=0.6,
+               label="stopped early (best val_score at a rung)", zorder=1)
     bottom = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
     ax.scatter((by["rejected"][key] / scale).clip(upper=xmax * 0.995), [0.015] * len(by["rejected"]), marker="|",
                s=60, c="tab:red", alpha=0.3, transform=bottom, label="rejected before training", zorder=1)
     front = by["front"]
     if ckey:
-        sc = ax.scatter(front[key] / scale, front.accuracy, s=70, c=front[ckey] / cscale, cmap="viridis",
+        sc = ax.scatter(front[key] / scale, front.val_score, s=70, c=front[ckey] / cscale, cmap="viridis",
                         edgecolors="k", linewidths=0.8, label="Pareto front", zorder=4)
         fig.colorbar(sc, ax=ax, pad=0.01, fraction=0.05).set_label(f"{clabel} (front)", fontsize=8)
     else:
-        ax.scatter(front[key] / scale, front.accuracy, s=70, c="tab:red", edgecolors="k", linewidths=0.8,
+        ax.scatter(front[key] / scale, front.val_score, s=70, c="tab:red", edgecolors="k", linewidths=0.8,
                    label="Pareto front", zorder=4)
     ax.axvline(limit / scale, c="k", ls="--", lw=1)
     ax.text(limit / scale, 0.99, " budget", transform=bottom, fontsize=7, va="top", ha="left")
@@ -90,10 +93,10 @@ def _panel(ax, df: pd.DataFrame, budget: Budget, panel: tuple, fig) -> None:
 
 def _labels(ax, df: pd.DataFrame, panel: tuple, fig) -> list:
     key, scale = panel[:2]
-    labelled = df[(df.label != "") & df.accuracy.notna()]
+    labelled = df[(df.label != "") & df.val_score.notna()]
     front = df[df.kind == "front"]
-    return _place_labels(ax, fig, labelled[key] / scale, labelled.accuracy, labelled.label,
-                         front[key] / scale, front.accuracy)
+    return _place_labels(ax, fig, labelled[key] / scale, labelled.val_score, labelled.label,
+                         front[key] / scale, front.val_score)
 
 
 def _overlaps(a, b) -> bool:
@@ -143,16 +146,18 @@ def draw(df: pd.DataFrame, budget: Budget):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5), sharey=True, layout="constrained")
-    acc = df.accuracy.dropna()
+    acc = df[VAL_SCORE].dropna()
     axes[0].set_ylim(max(0.0, (acc.min() if len(acc) else 0.0) - 0.1), min(1.02, (acc.max() if len(acc) else 1.0) + 0.08))
     for ax, panel in zip(axes, panels(budget)):
         _panel(ax, df, budget, panel, fig)
-    axes[0].set_ylabel("validation accuracy (clip)")
+    axes[0].set_ylabel(f"{VAL_SCORE} (validation folds)")
     axes[-1].legend(fontsize=7, loc="lower right")
     n = df.kind.value_counts()
+    invalid = int((df[df.kind == "rejected"].macs_per_second.isna()).sum())
     fig.suptitle(f"{n.get('front', 0)} Pareto-front models (numbered by trial, as in the table) on {budget.name}; "
                  f"{n.get('trained', 0)} more trained, {n.get('stopped', 0)} stopped early, "
-                 f"{n.get('rejected', 0)} rejected", fontsize=10)
+                 f"{n.get('rejected', 0)} rejected" + (f" ({invalid} invalid: no network, not drawn)" if invalid else ""),
+                 fontsize=10)
     fig.canvas.draw()  # the layout settles before labels are measured in display coordinates
     fig.set_layout_engine("none")
     return fig, [_labels(ax, df, panel, fig) for ax, panel in zip(axes, panels(budget))]
@@ -188,9 +193,9 @@ def pareto_html(df: pd.DataFrame, budget: Budget) -> str:
         xmax = _x_max(df, key, limit) / scale
         for kind, marker in style.items():
             part = df[df.kind == kind]
-            y = part.accuracy if kind != "rejected" else [0.0] * len(part)
+            y = part[VAL_SCORE] if kind != "rejected" else [0.0] * len(part)
             x = part[key] / scale if kind != "rejected" else (part[key] / scale).clip(upper=xmax * 0.995)
-            hover = [f"trial {r.trial} {r.model}<br>{r.network}<br>acc {r.accuracy if r.accuracy == r.accuracy else '-'}"
+            hover = [f"trial {r.trial} {r.model}<br>{r.network}<br>{VAL_SCORE} {r.val_score if r.val_score == r.val_score else '-'}"
                      f"<br>MAC/s {r.macs_per_second:,.0f} RAM {r.ram_bytes:,} B FLASH {r.flash_bytes:,} B"
                      + (f"<br>{r.reason}" if r.reason else "") for r in part.itertuples()]
             fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text" if kind == "front" else "markers",
@@ -200,6 +205,6 @@ def pareto_html(df: pd.DataFrame, budget: Budget) -> str:
                                      hovertext=hover, hoverinfo="text"), row=1, col=col)
         fig.add_vline(x=limit / scale, line_dash="dash", row=1, col=col)
         fig.update_xaxes(range=[0, xmax], row=1, col=col)
-    fig.update_yaxes(title_text="validation accuracy (clip)", row=1, col=1)
+    fig.update_yaxes(title_text=f"{VAL_SCORE} (validation folds)", row=1, col=1)
     fig.update_layout(title=f"Pareto front on {budget.name}", height=520, width=1500, template="plotly_white")
     return fig.to_html(include_plotlyjs=True, full_html=True)

@@ -21,13 +21,16 @@ from nas.data.validate import validate_dataset
 from nas.search import report
 from nas.search.fidelity import load_fidelity
 from nas.search.objective import Objective
+from nas.search.options import DEFAULT_SPACE, SearchOptions
 from nas.search.progress import Progress, choose_mode
+from nas.search.proposal import Proposer
 from nas.search.records import record_study_note
 from nas.search.worker import run_trials
 from nas.study.artifacts import artifact_store
 from nas.study.claim import claim_for
-from nas.study.folders import DEFAULT_CACHE, DEMO, default_storage, output_dir, resolve_data
+from nas.study.folders import default_storage, output_dir, resolve_data
 from nas.study.identity import definition, require_definition
+from nas.study.record import TrialRecord
 from nas.study.settings import record_settings
 from nas.study.storage import check_storage
 from nas.study.study import load_study, register_worker, sampler
@@ -37,7 +40,6 @@ from nas.train.recipe import Recipe
 from nas.train.teacher import load_teacher
 from nas.train.trialdata import TrialData
 
-DEFAULT_SPACE = "search_spaces/default.yaml"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,14 +53,14 @@ def resolve_space(path: str) -> Path:
 
 def enqueue_references(study: optuna.Study, space: SearchSpace, budget: Budget) -> list[str]:
     """Queue the space's reference models that fit the budget, once per study."""
-    done = {t.user_attrs.get("reference") for t in study.get_trials(deepcopy=False)}
+    done = {TrialRecord.of(t).reference for t in study.get_trials(deepcopy=False)}
     queued = []
     for name, params in space.reference_params().items():
         if name in done:
             continue
         spec = space.build(params, name)
         if costmodel.estimate(spec, budget).fits(budget):
-            study.enqueue_trial(params, user_attrs={"reference": name}, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs=TrialRecord(outcome="queued", reference=name).attrs(), skip_if_exists=True)
             queued.append(name)
     return queued
 
@@ -102,11 +104,13 @@ def training_threads(jobs: int) -> int:
 
 
 def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: int, timeout: float | None,
-         stop: threading.Event, bars: Progress) -> bool:
+         stop: threading.Event, bars: Progress, seed: int) -> bool:
     """The trial loop with its progress; True when it was interrupted (Ctrl-C, SIGTERM)."""
     interrupted = False
+    propose = Proposer(objective.space, objective.budget, seed)
     try:
-        run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop, progress=bars)
+        run_trials(study, objective, trials, claim, jobs=jobs, timeout=timeout, stop=stop, progress=bars,
+                   propose=propose)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -116,62 +120,63 @@ def _run(study: optuna.Study, objective: Objective, trials: int, claim, jobs: in
     return interrupted
 
 
-def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, trials: int | None = None,
-           timeout: float | None = None, study_name: str = "nas", storage: str | None = None, seed: int = 0,
-           epochs: int | None = None, jobs: int = 1, threads: int | None = None, train_folds: str | None = None,
-           val_folds: str = "9", test_folds: str = "10", cache: str | Path = DEFAULT_CACHE, export: bool = False,
-           teacher: str | None = None, progress: str = "auto") -> int:
-    """Run the search (the arguments are `python -m nas.search`'s flags); returns the exit code."""
-    space_file = resolve_space(space_path)
-    budget, space = Budget.load(budget_path), SearchSpace.load(space_file)
-    recipe, fidelity = Recipe.from_space_file(space_file), load_fidelity(space_file)
-    demo = data == DEMO
-    trials = trials if trials is not None else (24 if demo else 200)
-    epochs = epochs if epochs is not None else (8 if demo else recipe.epochs)
-    if demo:  # the synthetic demo shows the machinery in minutes: one run per candidate
-        fidelity = replace(fidelity, seeds=1)
-    threads = threads if threads is not None else training_threads(jobs)
-    for flag, value in (("--trials", trials), ("--epochs", epochs), ("--jobs", jobs), ("--threads", threads)):
-        if value < 1:
-            raise UserError(f"{flag}: expected a positive integer, got {value}")
-    recipe = recipe.replace(epochs=epochs, seed=seed)
-    FoldSplit.from_flags(train_folds, val_folds, test_folds)  # malformed fold flags fail before any data work
-    if teacher is not None:
-        recipe = recipe.replace(distillation=replace(recipe.distillation, teacher=teacher))
-    root = resolve_data(data, seed)
-    split = fold_split(root, train_folds, val_folds, test_folds)
-    dataset = validate_dataset(root, split)  # a dataset problem is one line before the study starts
-    defines = definition(budget, budget_path, space_file, dataset, split, recipe.to_dict())
-    storage = storage or default_storage(study_name)
-    check_storage(storage)
-    out = output_dir(study_name, storage)
-    out.mkdir(parents=True, exist_ok=True)
-    claim = claim_for(storage, study_name)
-    with claim:  # workers starting together: one creates the study and queues the references
-        study = load_study(study_name, storage, seed, budget.objectives.compute)
+def _open(study_name: str, storage: str, claim, seed: int, budget: Budget, space: SearchSpace, defines: dict,
+          settings: tuple, mode: str) -> tuple[optuna.Study, int]:
+    """The study, created or resumed under the claim lock (workers starting together: one creates it
+    and queues the references), checked against what defines it, with this worker's sampler; and the
+    worker's seed (distinct per worker)."""
+    with claim:
+        study = load_study(study_name, storage, seed, budget.objectives.compute, mode)
         require_definition(study, defines)
         closed = close_stale_trials(study)
         redone = requeue_unfinished(study)
         queued = enqueue_references(study, space, budget)
-        record_settings(study, budget, root, split, cache, epochs, recipe=recipe.to_dict())
-        study.sampler = sampler(register_worker(study, WORKER, seed))
-        record_study_note(study, budget, space)
+        record_settings(study, *settings)
+        worker_seed = register_worker(study, WORKER, seed)
+        study.sampler = sampler(worker_seed)
+        record_study_note(study, budget, space, mode)
     _say_opened(study, storage, closed, redone, queued)
-    torch.set_num_threads(threads)
+    return study, worker_seed
+
+
+def search(options: SearchOptions) -> int:
+    """Run the search `options` describe (`python -m nas.search`'s flags); returns the exit code."""
+    space_file = resolve_space(options.space)
+    budget, space = Budget.load(options.budget), SearchSpace.load(space_file)
+    recipe, fidelity = Recipe.from_space_file(space_file), load_fidelity(space_file)
+    o = options.resolved(recipe.epochs, training_threads(options.jobs))
+    if o.demo:  # the synthetic demo shows the machinery in minutes: one run per candidate
+        fidelity = replace(fidelity, seeds=1)
+    recipe = recipe.replace(epochs=o.epochs, seed=o.seed)
+    FoldSplit.from_flags(o.train_folds, o.val_folds, o.test_folds)  # malformed fold flags fail before any data work
+    if o.teacher is not None:
+        recipe = recipe.replace(distillation=replace(recipe.distillation, teacher=o.teacher))
+    root = resolve_data(o.data, o.seed)
+    split = fold_split(root, o.train_folds, o.val_folds, o.test_folds)
+    dataset = validate_dataset(root, split)  # a dataset problem is one line before the study starts
+    defines = definition(budget, o.budget, space_file, dataset, split, recipe.to_dict(), o.mode)
+    storage = o.storage or default_storage(o.study)
+    check_storage(storage)
+    out = output_dir(o.study, storage)
+    out.mkdir(parents=True, exist_ok=True)
+    claim = claim_for(storage, o.study)
+    study, sampler_seed = _open(o.study, storage, claim, o.seed, budget, space, defines,
+                  (budget, root, split, o.cache, o.epochs, recipe.to_dict()), o.mode)
+    torch.set_num_threads(o.threads)
     stop = threading.Event()
-    bars = Progress(choose_mode(progress), trials, epochs, jobs, label=WORKER)
+    bars = Progress(choose_mode(o.progress), o.trials, o.epochs, o.jobs, label=WORKER)
     store = artifact_store(out)
-    provider = TrialData(root, split, cache, teacher=load_teacher_for(recipe, root, split, cache, out),
+    provider = TrialData(root, split, o.cache, teacher=load_teacher_for(recipe, root, split, o.cache, out),
                          temperature=recipe.distillation.temperature, progress=False)  # the slot's line says it
     objective = Objective(space, budget, provider, recipe, checkpoints=out / "checkpoints", fidelity=fidelity,
-                          stop=stop, log=bars.log, artifacts=store, progress=bars)
-    interrupted = _run(study, objective, trials, claim, jobs, timeout, stop, bars)
+                          stop=stop, log=bars.log, artifacts=store, progress=bars, mode=o.mode)
+    interrupted = _run(study, objective, o.trials, claim, o.jobs, o.timeout, stop, bars, sampler_seed)
     print(report.summarise(study, budget, out), flush=True)
     if interrupted:
         return 130
-    if export:
+    if o.export:
         from nas.export.pipeline import StudyExport, export_study
 
-        export_study(study, Path("export") / study_name, StudyExport(budget=budget, data=root, split=split, cache=cache,
-                                                                     checkpoints=out / "checkpoints"), artifacts=store)
+        export_study(study, Path("export") / o.study, StudyExport(budget=budget, data=root, split=split, cache=o.cache,
+                                                                  checkpoints=out / "checkpoints"), artifacts=store)
     return 0

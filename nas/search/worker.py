@@ -27,6 +27,8 @@ from optuna.trial import TrialState
 from nas.core.errors import UserError
 from nas.search.objective import Interrupted
 from nas.search.progress import Progress
+from nas.study.outcome import record_outcome
+from nas.study.record import TrialRecord, write
 from nas.study.trials import WORKER, counted, finished
 
 GIVE_UP_AFTER = 50
@@ -72,8 +74,11 @@ class Rejections:
 
 
 def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
-               stop: threading.Event | None = None, progress: Progress | None = None) -> None:
+               stop: threading.Event | None = None, progress: Progress | None = None, propose=None) -> None:
     """Run trials until the study holds `total` counted trials, `timeout` passes or `stop` is set.
+
+    `propose(study, trial) -> trial` (`nas.search.proposal.Proposer`) runs under the claim right after
+    each `study.ask()`: it may end a trial that repeats another and hand back a fresh one.
 
     With jobs > 1 the trials run in threads; Ctrl-C sets `stop`, running trials end at their next
     epoch (failed, uncounted) and KeyboardInterrupt is re-raised once every thread has told its trial;
@@ -91,8 +96,7 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
             with claim:
                 if counted(study) >= total:
                     return
-                trial = study.ask()
-                trial.set_user_attr("worker", WORKER)
+                trial = _claimed(study, propose)
             progress.trial_started(trial.number)
             _run_one(study, objective, trial, progress)
             progress.trial_finished(trial.number, finished(study))
@@ -124,6 +128,22 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
         raise errors[0]
 
 
+def _claimed(study: optuna.Study, propose) -> optuna.Trial:
+    """A new trial of this worker (under the claim), through `propose` when given; a fault while
+    proposing ends the trial uncounted and stops the run, as one while training does."""
+    trial = study.ask()
+    write(trial, outcome="running", worker=WORKER)   # outcome first: the dashboard lists it first
+    if propose is None:
+        return trial
+    try:
+        chosen = propose(study, trial)
+    except Exception as exc:
+        _stop_run(study, trial, exc)
+    if chosen is not trial:
+        write(chosen, outcome="running", worker=WORKER)
+    return chosen
+
+
 def _guarded(loop: Callable[[], None], stop: threading.Event, errors: list[BaseException]) -> None:
     try:
         loop()
@@ -140,11 +160,12 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Prog
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except (Interrupted, KeyboardInterrupt):
-        trial.set_user_attr("interrupted", True)
+        write(trial, interrupted=True)
+        record_outcome(trial, "interrupted", "Ctrl-C or SIGTERM ended it before it finished")
         study.tell(trial, state=TrialState.FAIL)
         raise KeyboardInterrupt from None
     except Exception as exc:
-        if "fail_reason" in trial.user_attrs:  # the trial's own failure, its reason stored: the study goes on
+        if TrialRecord.of(trial).fail_reason is not None:  # the trial's own failure, its reason stored: the study goes on
             study.tell(trial, state=TrialState.FAIL)
             return
         _stop_run(study, trial, exc)
@@ -155,7 +176,8 @@ def _run_one(study: optuna.Study, objective, trial: optuna.Trial, progress: Prog
 def _stop_run(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> None:
     """Fail `trial` uncounted (best effort: the storage may be what failed) and re-raise `exc`."""
     try:
-        trial.set_user_attr("stopped_run", f"{type(exc).__name__}: {exc}")
+        write(trial, stopped_run=f"{type(exc).__name__}: {exc}")
+        record_outcome(trial, "interrupted", f"a fault of the run stopped it ({type(exc).__name__}: {exc})")
         study.tell(trial, state=TrialState.FAIL)
     except Exception:  # noqa: BLE001 - the original error is the one to report; a rerun closes the trial
         pass

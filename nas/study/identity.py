@@ -3,7 +3,7 @@
 A study's trials mean something only together with what produced them: the budget they were priced
 against, the search space they were sampled from (the space file's parsed content as a whole, so a
 `training:` section or a reference counts too), the dataset (its fingerprint), the folds, the recipe
-of the features and the training recipe. The first run records a hash and a readable label of each; every
+of the features, the training recipe and the search mode (`--mode`: what the trials' values mean). The first run records a hash and a readable label of each; every
 later run, and every parallel worker, must bring the same ones, or it stops with one line naming what
 changed, before any trial is sampled (Optuna would refuse the changed parameters, and trials priced
 for two devices would mix in one front).
@@ -26,6 +26,9 @@ from nas.data.urbansound import FoldSplit
 from nas.data.validate import DatasetReport
 
 ATTR = "definition"
+MODE_LABELS = {"accuracy": "accuracy: the most accurate model within the budget",
+               "pareto": "pareto: accuracy, compute and RAM as three objectives"}
+LEGACY = {"search mode": ("pareto", MODE_LABELS["pareto"])}  # what a study recorded before the part existed
 
 
 def _hash(value: Any) -> str:
@@ -38,7 +41,7 @@ def _folds(split: FoldSplit) -> str:
 
 
 def definition(budget: Budget, budget_file: str | Path, space_file: str | Path, dataset: DatasetReport,
-               split: FoldSplit, recipe: dict) -> dict[str, dict[str, str]]:
+               split: FoldSplit, recipe: dict, mode: str = "pareto") -> dict[str, dict[str, str]]:
     """Each part of what defines a study: {part: {"sha256": ..., "label": ...}}. `recipe` is the
     training recipe as trials use it (the space file's, with --epochs and --teacher applied; the seed
     left out: workers have their own)."""
@@ -51,6 +54,7 @@ def definition(budget: Budget, budget_file: str | Path, space_file: str | Path, 
                      f"feature format {fcache.FORMAT_VERSION}"),
         "training recipe": ({k: v for k, v in recipe.items() if k != "seed"},
                             f"{recipe['epochs']} epochs, teacher {recipe['distillation']['teacher']}"),
+        "search mode": (mode, MODE_LABELS[mode]),
     }
     return {name: {"sha256": _hash(value), "label": label} for name, (value, label) in parts.items()}
 
@@ -61,6 +65,7 @@ def require_definition(study: optuna.Study, wanted: dict[str, dict[str, str]]) -
     if recorded is None:
         study.set_user_attr(ATTR, wanted)
         return
+    recorded = {**{k: {"sha256": _hash(v), "label": label} for k, (v, label) in LEGACY.items()}, **recorded}
     changed = [k for k in wanted if (recorded.get(k) or {}).get("sha256") != wanted[k]["sha256"]]
     if not changed:
         return

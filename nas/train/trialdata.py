@@ -51,12 +51,13 @@ class TrialData:
         self.keep = keep
         self.loads = 0
 
-    def get(self, fe: FrontEnd) -> tuple[ClipSet, ClipSet, Normalisation]:
+    def get(self, fe: FrontEnd, on_clips=None) -> tuple[ClipSet, ClipSet, Normalisation]:
+        """(train, val, normalisation) of `fe`; `on_clips(done, total)` hears about features computed."""
         key = repr(sorted(fcache.feature_params(fe).items()))
         with self._lock:
             if key not in self._memo:
                 self.loads += 1
-                feats = fcache.load_features(self.root, fe, self.cache_dir, progress=self.progress)
+                feats = fcache.load_features(self.root, fe, self.cache_dir, progress=self.progress, on_clips=on_clips)
                 sel = feats.selection(self.split)
                 train_x = np.asarray(sel.train.x)
                 norm = Normalisation.fit(train_x, valid_frames(train_x))
