@@ -29,7 +29,7 @@ class Fidelity:
     min_epochs: int = bounded(4, ge=1, le=10000, doc="epochs of the first rung")
     reduction: int = bounded(3, ge=2, le=100, doc="each rung trains this many times longer than the previous")
     margin: float = bounded(0.03, ge=0.0, le=1.0, doc="score a rival must lead by to stop a candidate at a rung")
-    band: float = bounded(4.0, ge=1.0, le=1e9, doc="a rival stops a candidate only when at most this many times "
+    band: float = bounded(2.0, ge=1.0, le=1e9, doc="a rival stops a candidate only when at most this many times "
                           "cheaper in compute (like with like); 1e9 = any cheaper rival")
     min_rivals: int = bounded(4, ge=0, le=10000, doc="trials a rung needs before it stops anyone")
     seeds: int = bounded(3, ge=1, le=100, doc="training runs of a front candidate; its score is their mean")
