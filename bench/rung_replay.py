@@ -7,9 +7,10 @@ Each trained trial recorded its smoothed validation score at every rung (4 and 1
 first run's final score. Trials are replayed in the order they started (one process: each saw all
 earlier trials at its rungs); a rule stops a trial at a rung when an earlier trial that reached that
 rung under the same rule, at no more compute and RAM and at most `band` times cheaper in compute,
-scored `margin` better there (`band` 1e9 = today's rule: any cheaper rival). Printed per rule: trials
-stopped at each rung, epochs trained, how many of the final top 10 it stops, how many trials above
-1 M MAC/s it stops, and how often a pair it compares is ordered at the rung as at the end. Also the
+scored `margin` better there (`band` 1e9 = the former rule: any cheaper rival). Printed per rule:
+trials stopped at each rung, epochs trained, how many of the final top 10 it stops, how many trials
+above 1 M MAC/s it stops, how often a pair it compares is ordered at the rung as at the end, and how
+many stopped trials ended at least as good as the rival that stopped them. Also the
 rank correlation of rung and final score for trials above 1 M MAC/s (rule-independent).
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ def replay(rows: list[dict], rungs: list[int], margin: float, band: float, epoch
 
     reached: dict[int, list[tuple[Point, dict]]] = {r: [] for r in rungs}
     stopped: dict[int, int] = {}
-    pairs = []
+    pairs, wrong = [], 0
     for row in rows:
         for rung in rungs:
             if rung not in row["rungs"]:
@@ -61,11 +62,14 @@ def replay(rows: list[dict], rungs: list[int], margin: float, band: float, epoch
                         and o[axis] * band >= row[axis]]
             pairs += [(row, o, rung) for _, o in compared]
             reached[rung].append((me, row))
-            if len(reached[rung]) > min_rivals and rival_ahead(me, rivals, margin) is not None:
+            ahead = rival_ahead(me, rivals, margin) if len(reached[rung]) > min_rivals else None
+            if ahead is not None:
                 stopped[row["number"]] = rung
+                final = next(o["final"] for p, o in reached[rung] if p.number == ahead.number)
+                wrong += row["final"] >= final
                 break
     spent = sum(stopped.get(r["number"], epochs) for r in rows)
-    return {"stopped": stopped, "pairs": pairs, "epochs": spent}
+    return {"stopped": stopped, "pairs": pairs, "epochs": spent, "wrong": wrong}
 
 
 def spearman(xs: list[float], ys: list[float]) -> float:
@@ -86,12 +90,13 @@ def concordance(pairs: list[tuple[dict, dict, int]]) -> float:
 def replay_all(groups: list[list[dict]], rungs: list[int], margin: float, band: float, epochs: int,
                axis: str) -> dict:
     """`replay` on each study's own sequence, the results pooled (trials keyed by (study, number))."""
-    out = {"stopped": {}, "pairs": [], "epochs": 0}
+    out = {"stopped": {}, "pairs": [], "epochs": 0, "wrong": 0}
     for g, rows in enumerate(groups):
         one = replay(rows, rungs, margin, band, epochs, axis=axis)
         out["stopped"].update({(g, n): r for n, r in one["stopped"].items()})
         out["pairs"] += one["pairs"]
         out["epochs"] += one["epochs"]
+        out["wrong"] += one["wrong"]
     return out
 
 
@@ -106,13 +111,15 @@ def table(groups: list[list[dict]], rungs: list[int], margin: float, bands: list
         print(f"  rung {rung:>2}: Spearman(rung, final) above 1 M MAC/s "
               f"{spearman([r['rungs'][rung] for r in have], [r['final'] for r in have]):.2f} (n={len(have)}); "
               f"all trials {spearman([r['rungs'][rung] for r in rows], [r['final'] for r in rows]):.2f}")
-    print(f"{'rule':<26} {'stopped':>14} {'epochs':>8} {'top-10 stopped':>15} {'>1M stopped':>12} {'pairs in order':>15}")
+    print(f"{'rule':<26} {'stopped':>14} {'epochs':>8} {'top-10 stopped':>15} {'>1M stopped':>12} {'pairs in order':>15} "
+          f"{'ended >= stopper':>17}")
     for band, axis in [(b, a) for a in ("compute", "params") for b in bands if a == "compute" or b < 1e8]:
         out = replay_all(groups, rungs, margin, band, epochs, axis)
         per_rung = "/".join(str(sum(1 for v in out["stopped"].values() if v == r)) for r in rungs)
         label = "any cheaper rival" if band >= 1e8 else f"band x{band:g} on {axis}"
         print(f"{label:<26} {per_rung:>14} {out['epochs']:>8} {len(top & set(out['stopped'])):>15} "
-              f"{sum(1 for r in big if r['key'] in out['stopped']):>12} {concordance(out['pairs']):>15.2f}")
+              f"{sum(1 for r in big if r['key'] in out['stopped']):>12} {concordance(out['pairs']):>15.2f} "
+              f"{out['wrong']:>17}")
 
 
 def main(argv: list[str] | None = None) -> int:
