@@ -119,7 +119,7 @@ def open_study(cwd: Path, name: str) -> optuna.Study:
 
 
 def test_search_cli_writes_front_csv_and_plot(tmp_path, demo_root):
-    proc = search(tmp_path, demo_root, "--trials", "8", "--epochs", "2", "--study", "cli")
+    proc = search(tmp_path, demo_root, "--trials", "8", "--epochs", "2", "--study", "cli", "--mode", "pareto")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     assert "Pareto front" in out and "Stride-DS-24" in out
@@ -220,7 +220,7 @@ def test_dashboard_shows_constraints_curves_names_and_artifacts_and_outputs_sit_
     budget.write_text(yaml.safe_dump(tight))
     journal = tmp_path / "elsewhere" / "runs.log"
     proc = search(tmp_path, demo_root, "--trials", "6", "--epochs", "2", "--study", "dash", "--storage", str(journal),
-                  "--budget", str(budget))
+                  "--budget", str(budget), "--mode", "pareto")
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
     outputs = tmp_path / "elsewhere" / "dash"

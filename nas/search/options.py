@@ -13,7 +13,7 @@ from nas.core.errors import UserError
 from nas.study.folders import DEFAULT_CACHE, DEMO
 
 DEFAULT_SPACE = "search_spaces/default.yaml"
-DEFAULT_MODE = "pareto"
+DEFAULT_MODE = "accuracy"
 
 
 @dataclass(frozen=True)
