@@ -17,6 +17,7 @@ from nas.core.config import bounded
 
 Schedule = Literal["cosine", "onecycle"]
 SelectionMetric = Literal["accuracy", "balanced", "prior"]
+DistillLevel = Literal["clip", "window"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Distillation:
     teacher: str = bounded("none", doc="none, auto (train one per fold split) or a teacher file")
     weight: float = bounded(0.5, ge=0.0, le=1.0, doc="share of the target taken from the teacher")
     temperature: float = bounded(2.0, gt=0.0, le=20.0, doc="teacher probabilities are raised to 1/T")
+    level: DistillLevel = "clip"   # window: each training window learns from the teacher windows it covers
 
 
 @dataclass(frozen=True)
