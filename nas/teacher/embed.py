@@ -27,7 +27,7 @@ from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import UserError
 from nas.core.locks import FileLock
 from nas.data import urbansound as us
-from nas.data.cache import dataset_fingerprint
+from nas.data import cache as fcache
 from nas.teacher import melspec
 from nas.teacher.mobilenet import MobileNetAudio
 
@@ -106,7 +106,7 @@ def _frontend() -> melspec.TeacherMel:
 
 
 def cache_key(root: Path, digest: str) -> str:
-    body = {"format": FORMAT_VERSION, "weights": digest, "dataset": dataset_fingerprint(root),
+    body = {"format": FORMAT_VERSION, "weights": digest, "dataset": fcache.dataset_fingerprint(root),
             "frontend": [melspec.SAMPLE_RATE, melspec.N_FFT, melspec.WIN_LENGTH, melspec.HOP, melspec.N_MELS,
                          melspec.FMIN, melspec.FMAX], "windows": [WINDOW_SECONDS, WINDOW_HOP_SECONDS],
             "clip_seconds": us.CLIP_SECONDS}
@@ -135,13 +135,9 @@ def embeddings(root: str | Path, weights: str | Path, cache_dir: str | Path, pro
     return emb
 
 
-def _decode(clip: us.Clip):
-    try:
-        return clip, us.load_clip(clip.path, melspec.SAMPLE_RATE), None
-    except us.AudioError as exc:
-        return clip, None, str(exc)
-    except Exception as exc:  # noqa: BLE001 - one bad file must never end the run
-        return clip, None, f"unreadable: {type(exc).__name__}: {exc}"
+def _decode_32k(clip: us.Clip):
+    """(clip, audio at 32 kHz or None, why not): the feature cache's decoding, at the teacher's rate."""
+    return fcache._decode(clip, melspec.SAMPLE_RATE)
 
 
 def _compute(net: MobileNetAudio, ds: us.Dataset, progress: bool) -> Embeddings:
@@ -155,7 +151,7 @@ def _compute(net: MobileNetAudio, ds: us.Dataset, progress: bool) -> Embeddings:
     with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as ex:  # decoding beside the network
         for i in range(0, len(ds.clips), BATCH):
             batch = []
-            for clip, audio, err in ex.map(_decode, ds.clips[i:i + BATCH]):
+            for clip, audio, err in ex.map(_decode_32k, ds.clips[i:i + BATCH]):
                 if err is None:
                     batch.append((clip, audio))
                 else:
