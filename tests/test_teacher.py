@@ -158,8 +158,9 @@ def test_make_teacher_writes_out_of_fold_targets_for_training_clips_only_and_cac
     assert data["format"] == "nas-teacher-v1" and data["trained_on_folds"] == [1, 2]
     assert set(data["probabilities"]) == {c.name for c in ds.clips if c.fold in (1, 2)}
     assert data["windows"]["seconds"] == 1.0 and data["windows"]["hop_seconds"] == 0.25
-    t = load_teacher(out, split, ds.classes, level="window")
+    t = load_teacher(out, split, ds.classes)                     # level auto: the file's windows are used
     assert set(t.windows) == set(t.clips) and next(iter(t.windows.values())).shape == (13, 10)
+    assert load_teacher(out, split, ds.classes, level="clip").windows is None
     assert 0.0 <= r.val_acc <= 1.0 and "validation accuracy" in lines[-1]
     with pytest.raises(UserError, match=r"trained on fold\(s\) \[1\]"):
         load_teacher(out, FoldSplit(train=(2,), val=(1,), test=(4,)), ds.classes)
@@ -240,6 +241,7 @@ def test_a_network_follows_window_targets(tmp_path):
     recipe = Recipe(epochs=3, seed=0, augment=PLAIN, distillation=Distillation(teacher="file", weight=1.0, level="window"))
     r = train(small_spec(), tr, va, recipe, device="cpu")
     assert r.best_acc == pytest.approx(float((va.y == 0).float().mean()))
+    write_teachers(path, ("a",), [teacher_entry((1,), ("x.wav",), [[1.0]])])     # no windows in the file
+    assert load_teacher(path, FoldSplit(train=(1,), val=(2,), test=()), ("a",)).windows is None   # auto: per clip
     with pytest.raises(UserError, match="needs per-window probabilities"):
-        write_teachers(path, ("a",), [teacher_entry((1,), ("x.wav",), [[1.0]])])
         load_teacher(path, FoldSplit(train=(1,), val=(2,), test=()), ("a",), "window")

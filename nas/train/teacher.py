@@ -17,9 +17,10 @@ under `"splits": [{"trained_on_folds": ..., "probabilities": ..., "windows": ...
 one of `python -m nas.teacher`. The entry used for a split is one whose folds are all training folds
 (the split's own training folds first); a file is refused when every entry was trained on a
 validation or test fold of the split (its targets would leak what selection and testing must not
-know), when its classes differ, or when it lacks a training clip. With `distillation.level: window`
-a training window learns from the teacher windows whose centres it covers (the nearest one if none),
-so a window that misses the clip's event is not told it heard it. `auto` trains the built-in teacher
+know), when its classes differ, or when it lacks a training clip. With per-window probabilities
+(`distillation.level`: auto, the default, or window), a training window learns from the teacher
+windows whose centres it covers (the nearest one if none), so a window that misses the clip's event
+is not told it heard it. `auto` trains the built-in teacher
 -- an ensemble of `MEMBERS` networks (`TEACHER`) -- once per fold split (`nas.train.distill`).
 """
 from __future__ import annotations
@@ -133,17 +134,18 @@ def _rows(p: Path, key: str, table, shape) -> dict[str, np.ndarray]:
     return out
 
 
-def load_teacher(path: str | Path, split: FoldSplit, classes: tuple[str, ...], level: str = "clip") -> Teacher:
-    """The teacher of a file for `split`, checked; per-window probabilities too for `level` window."""
+def load_teacher(path: str | Path, split: FoldSplit, classes: tuple[str, ...], level: str = "auto") -> Teacher:
+    """The teacher of a file for `split`, checked; with its per-window probabilities for `level` window,
+    and for auto when the file has them."""
     p = Path(path)
     data = _read(p)
     if list(data.get("classes") or []) != list(classes):
         raise UserError(f"{p}: classes {data.get('classes')} differ from the dataset's {list(classes)}")
     entry = _entry(p, data, split)
     clips = _rows(p, "probabilities", entry.get("probabilities"), (len(classes),))
-    if level != "window":
-        return Teacher(clips)
     win = entry.get("windows")
+    if level == "clip" or (level == "auto" and win is None):
+        return Teacher(clips)
     if not isinstance(win, dict):
         raise UserError(f"{p}: distillation level 'window' needs per-window probabilities (\"windows\"), which "
                         "this file lacks; `python -m nas.teacher` writes them")
