@@ -1,11 +1,12 @@
 """Linear heads on the frozen teacher embeddings, and their out-of-fold scores.
 
 A head is multinomial logistic regression on standardised embeddings (L-BFGS, L2 penalty), fitted in
-torch. A head scoring the clips it was fitted on mostly repeats their labels, so the soft targets of
-training clips are cross-fitted: each clip is scored by a head that never saw its recording. With
-several training folds the groups are the folds (slices of one recording share a fold); within one
-fold they are `GROUPS` sets of whole recordings (fsID), balanced by clip count. The L2 strength is
-the grid value whose out-of-fold scores have the lowest log-loss: chosen on the training folds alone.
+torch (float32, at most `MAX_ITER` iterations: seconds for thousands of clips). A head scoring the
+clips it was fitted on mostly repeats their labels, so the soft targets of training clips are
+cross-fitted: each clip is scored by a head that never saw its recording. With several training folds
+the groups are whole folds (slices of one recording share a fold), at most `GROUPS` of them; within
+one fold they are `GROUPS` sets of whole recordings (fsID), balanced by clip count. The L2 strength
+is the grid value whose out-of-fold scores have the lowest log-loss: chosen on the training folds alone.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 GROUPS = 5
-MAX_ITER = 300
+MAX_ITER = 100
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ def fit(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float) -> Head:
     """Minimise mean cross-entropy + l2/2 * |W|^2 over standardised `x` [N, D]."""
     x = np.asarray(x, np.float64)
     mean, std = x.mean(0), x.std(0) + 1e-6
-    xs = torch.from_numpy((x - mean) / std)
+    xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
     yt = torch.from_numpy(np.asarray(y, np.int64))
-    w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=MAX_ITER, tolerance_grad=1e-7, tolerance_change=1e-10,
+    w = torch.zeros(x.shape[1], num_classes, requires_grad=True)
+    b = torch.zeros(num_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=MAX_ITER, tolerance_grad=1e-6, tolerance_change=1e-9,
                             history_size=20, line_search_fn="strong_wolfe")
 
     def loss() -> torch.Tensor:
@@ -52,14 +53,16 @@ def fit(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float) -> Head:
         return value
 
     opt.step(loss)
-    return Head(mean=mean, std=std, weight=w.detach().numpy(), bias=b.detach().numpy(), l2=l2)
+    return Head(mean=mean, std=std, weight=w.detach().double().numpy(), bias=b.detach().double().numpy(), l2=l2)
 
 
 def groups(fold: np.ndarray, fs_id: np.ndarray, n: int = GROUPS) -> np.ndarray:
-    """Cross-fitting group per clip: its fold when there are several, else one of `n` sets of whole
-    recordings, filled largest recording first into the smallest set (deterministic)."""
-    if len(np.unique(fold)) > 1:
-        return np.asarray(fold, np.int64)
+    """Cross-fitting group per clip: with several folds, sets of whole folds (one fold each up to `n`
+    folds); within one fold, one of `n` sets of whole recordings, filled largest recording first into
+    the smallest set (deterministic)."""
+    folds = np.unique(fold)
+    if len(folds) > 1:          # whole folds, dealt round-robin into at most n groups
+        return np.searchsorted(folds, fold) % n
     ids, counts = np.unique(fs_id, return_counts=True)
     size = np.zeros(n, np.int64)
     of = {}
