@@ -24,13 +24,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name -> changes to the default recipe (nested sections as dicts)
+PRETRAINED = "pretrained"   # stands for the --teacher file
+# name -> changes to the default recipe (nested sections as dicts); a `+` joins variants, e.g.
+# pre_window_w0.9_t1+no_mixup
 VARIANTS = {
     "default": {},
     "no_mel_shift": {"augment": {"mel_shift": 0}},
     "gain_6db": {"augment": {"gain_db": 6.0}},
     "no_tilt": {"augment": {"tilt_db": 0.0}},
     "no_mixup": {"augment": {"mixup_alpha": 0.0}},
+    "mixup_1": {"augment": {"mixup_alpha": 1.0}},
     "no_masks": {"augment": {"time_masks": 0, "mel_masks": 0}},
     "select_accuracy": {"selection_metric": "accuracy"},
     "select_raw_epoch": {"select_smoothing": 1},
@@ -38,6 +41,11 @@ VARIANTS = {
     "ema": {"ema_decay": 0.995},
     "time_stretch": {"augment": {"time_stretch": 0.2}},
     "distill_auto": {"distillation": {"teacher": "auto"}},
+    # the pretrained teacher of `--teacher FILE` (python -m nas.teacher): weight, temperature, clip or
+    # window targets, and mixup of the (soft) targets
+    **{f"pre_{level}_w{w:g}_t{t:g}": {"distillation": {"teacher": PRETRAINED, "weight": w, "temperature": t,
+                                                       "level": level}}
+       for level in ("clip", "window") for w in (0.5, 0.7, 0.9, 1.0) for t in (1.0, 2.0, 3.0)},
     # the recipe before the ablation: one-cycle over 40 epochs, patience 8, +-6 dB, 1+1 masks, no
     # mixup/shift/tilt, raw-accuracy selection of the best single epoch
     "previous": {"epochs": 40, "schedule": "onecycle", "warmup_share": 0.3, "patience": 8, "select_smoothing": 1,
@@ -46,11 +54,20 @@ VARIANTS = {
 }
 
 
-def variant(base, changes: dict):
-    out = {}
-    for key, value in changes.items():
-        out[key] = dataclasses.replace(getattr(base, key), **value) if isinstance(value, dict) else value
-    return dataclasses.replace(base, **out)
+def variant(base, name: str, teacher: str | None):
+    """The default recipe with the changes of each `+`-joined part of `name`."""
+    for part in name.split("+"):
+        if part not in VARIANTS:
+            raise SystemExit(f"--variants: unknown variant {part!r} (known: {', '.join(VARIANTS)})")
+        out = {}
+        for key, value in VARIANTS[part].items():
+            out[key] = dataclasses.replace(getattr(base, key), **value) if isinstance(value, dict) else value
+        base = dataclasses.replace(base, **out)
+    if base.distillation.teacher == PRETRAINED:
+        if teacher is None:
+            raise SystemExit(f"--variants: {name} needs --teacher FILE (python -m nas.teacher)")
+        base = dataclasses.replace(base, distillation=dataclasses.replace(base.distillation, teacher=teacher))
+    return base
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frontends", default="float", help="front-end arithmetics to train each model with")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke runs)")
     p.add_argument("--cache", default="studies/.cache/features")
+    p.add_argument("--teacher", default=None, help="teacher file for the pre_* variants (python -m nas.teacher)")
     p.add_argument("--log", default="studies/sweep_recipe.jsonl")
     args = p.parse_args(argv)
     split = FoldSplit.from_flags(args.train_folds, args.val_folds, args.test_folds)
@@ -90,12 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         spec = spec.replace(frontend=dataclasses.replace(spec.frontend, arithmetic=arith))
         feats = fcache.load_features(args.data, spec.frontend, args.cache, progress=False)
         for name in args.variants.split(","):
-            recipe = variant(base, VARIANTS[name])
+            recipe = variant(base, name, args.teacher)
             teacher = None
-            if recipe.distillation.teacher == "auto":
-                path = train_teacher(Path(args.data), split, Path(args.cache), base,
-                                     log.parent / f"teacher_{split.describe().replace(' ', '').replace('/', '_')}.json")
-                teacher = load_teacher(path, split, read_metadata(args.data).classes)
+            if recipe.distillation.teacher != "none":
+                path = Path(recipe.distillation.teacher)
+                if recipe.distillation.teacher == "auto":
+                    path = train_teacher(Path(args.data), split, Path(args.cache), base,
+                                         log.parent / f"teacher_{split.describe().replace(' ', '').replace('/', '_')}.json")
+                teacher = load_teacher(path, split, read_metadata(args.data).classes, recipe.distillation.level)
             for seed in range(args.seeds):
                 key = {"model": spec.name, "frontend": arith, "variant": name, "split": split.describe(), "seed": seed}
                 if any(all(r.get(k, "float" if k == "frontend" else None) == v for k, v in key.items()) for r in done):
@@ -105,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 done.append(rec)
                 with open(log, "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-                print(f"{spec.name:<14} {arith:<6} {name:<16} seed {seed}: val_score {rec['val_score']:.3f}  "
+                print(f"{spec.name:<14} {arith:<6} {name:<30} seed {seed}: val_score {rec['val_score']:.3f}  "
                       f"test_accuracy {rec['test_accuracy']:.3f} float {rec['test_accuracy_int8']:.3f} int8 "
                       f"({rec['int8_method']}, {rec['seconds']:.0f} s)", flush=True)
     print_table(done, split.describe())
@@ -114,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(records: list[dict], split: str) -> None:
     print(f"\n{split}; mean ± std over seeds")
-    print(f"{'model':<14} {'front':<6} {'variant':<16} {'n':>2}  {'val_score':>13}  {'test_accuracy':>13}  {'int8':>13}")
+    print(f"{'model':<14} {'front':<6} {'variant':<30} {'n':>2}  {'val_score':>13}  {'test_accuracy':>13}  {'int8':>13}")
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r["split"] == split:
@@ -124,7 +144,7 @@ def print_table(records: list[dict], split: str) -> None:
         for key in ("val_score", "test_accuracy", "test_accuracy_int8"):
             v = np.array([r[key] for r in runs])
             cells.append(f"{v.mean() * 100:5.1f} ± {v.std(ddof=1) * 100 if len(v) > 1 else 0:4.1f}")
-        print(f"{model:<14} {arith:<6} {name:<16} {len(runs):>2}  {cells[0]:>13}  {cells[1]:>13}  {cells[2]:>13}")
+        print(f"{model:<14} {arith:<6} {name:<30} {len(runs):>2}  {cells[0]:>13}  {cells[1]:>13}  {cells[2]:>13}")
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def test_a_teacher_that_saw_a_validation_or_test_fold_is_refused(tmp_path):
     split = FoldSplit(train=(1, 2), val=(3,), test=(4,))
     classes = tuple(f"c{i}" for i in range(3))
     probs = load_teacher(_teacher(tmp_path, [1, 2]), split, classes)
-    assert np.allclose(probs["a.wav"], [0.25, 0.25, 0.5])
+    assert np.allclose(probs.clips["a.wav"], [0.25, 0.25, 0.5])
     for folds in ([1, 3], [4]):
         with pytest.raises(UserError, match=r"trained on fold\(s\) \[\d\], which this split validates or tests on"):
             load_teacher(_teacher(tmp_path, folds), split, classes)
@@ -159,7 +159,7 @@ def test_a_teacher_that_saw_a_validation_or_test_fold_is_refused(tmp_path):
         load_teacher(_teacher(tmp_path, [1], probs={"a.wav": [1, -1, 0]}), split, classes)
     with pytest.raises(UserError, match="no teacher probabilities for 1 training clip"):
         soft_targets(probs, ("a.wav", "c.wav"), 1.0, "t.json")
-    hot = soft_targets(probs, ("a.wav",), 0.5, "t.json")[0].numpy()
+    hot = soft_targets(probs, ("a.wav",), 0.5, "t.json").clips[0].numpy()
     assert np.allclose(hot, np.array([1, 1, 4]) / 6)   # T = 0.5 sharpens: p ** 2, renormalised
 
 

@@ -12,6 +12,7 @@ from nas.train import augment
 from nas.train.clips import ClipSet, gather, selection_score
 from nas.train.loop import StopTraining, train
 from nas.train.recipe import Augment, Distillation, Recipe
+from nas.train.teacher import SoftTargets
 from tests.test_search import SPACE
 
 SMALL = dict(sample_rate=8000, n_fft=256, hop_ratio=0.5, n_mels=20, frames=16, overlap=0.0,
@@ -146,7 +147,7 @@ def test_patience_stops_and_soft_targets_are_learnt():
     # a teacher that always says class 0: the network follows it when weight = 1
     soft = torch.zeros(len(tr), 10)
     soft[:, 0] = 1.0
-    tr_soft = ClipSet(tr.x, tr.y, tr.valid_frames, soft=soft)
+    tr_soft = ClipSet(tr.x, tr.y, tr.valid_frames, soft=SoftTargets(soft))
     recipe = Recipe(epochs=3, seed=0, augment=PLAIN, distillation=Distillation(teacher="file", weight=1.0))
     r = train(small_spec(), tr_soft, va, recipe, device="cpu")
     assert r.best_acc == pytest.approx(float((va.y == 0).float().mean()))

@@ -26,7 +26,7 @@ from nas.quant.qat import finetune
 from nas.train.clips import ClipSet, Normalisation, class_recalls, clip_probabilities
 from nas.train.loop import train
 from nas.train.recipe import Recipe
-from nas.train.teacher import soft_targets
+from nas.train.teacher import Teacher, soft_targets
 from nas.train.trialdata import to_clipset, valid_frames
 
 QAT_THRESHOLD = 0.005   # int8 validation accuracy loss (0.5 points) above which the model is fine-tuned
@@ -42,7 +42,7 @@ def _scores(probs: np.ndarray, y: np.ndarray, num_classes: int) -> dict:
             "confusion": confusion.tolist()}
 
 
-def _sets(feats: fcache.ClipFeatures, split: FoldSplit, teacher: dict | None,
+def _sets(feats: fcache.ClipFeatures, split: FoldSplit, teacher: Teacher | None,
           temperature: float) -> tuple[ClipSet, ClipSet, ClipSet, Normalisation]:
     sel = feats.selection(split)
     train_x = np.asarray(sel.train.x)
@@ -72,7 +72,7 @@ def _int8(net, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, norm: Norma
 
 
 def retrain(spec: ArchSpec, feats: fcache.ClipFeatures, split: FoldSplit, recipe: Recipe,
-            teacher: dict | None = None) -> tuple[dict, dict]:
+            teacher: Teacher | None = None) -> tuple[dict, dict]:
     """(record, checkpoint) of one final-stage run of `spec` on `split` with `recipe` (its seed)."""
     t0 = time.perf_counter()
     train_set, val_set, test_set, norm = _sets(feats, split, teacher, recipe.distillation.temperature)

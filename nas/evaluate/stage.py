@@ -124,7 +124,7 @@ def _teachers(recipe: Recipe, splits: list[FoldSplit], root: Path, cache: Path, 
         path = Path(source)
         if source == "auto":
             path = train_teacher(root, split, cache, recipe, out / f"teacher_folds{'-'.join(map(str, split.train))}.json")
-        found[split.describe()] = load_teacher(path, split, classes)
+        found[split.describe()] = load_teacher(path, split, classes, recipe.distillation.level)
     return found
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.train.teacher import SoftTargets
+
 
 @dataclass
 class ClipSet:
@@ -23,7 +25,7 @@ class ClipSet:
     x: torch.Tensor
     y: torch.Tensor
     valid_frames: torch.Tensor
-    soft: torch.Tensor | None = None    # [N, classes] a teacher's tempered clip probabilities (training sets)
+    soft: SoftTargets | None = None     # a teacher's tempered probabilities (training sets; nas.train.teacher)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.arch.net import build
-from nas.arch.spec import ArchSpec
+from nas.arch.spec import ArchSpec, FrontEnd
 from nas.train import augment
 from nas.train.clips import ClipSet, clip_probabilities, gather, selection_score
 from nas.train.recipe import Recipe
+from nas.train.teacher import SoftTargets
 
 
 @dataclass
@@ -67,8 +68,9 @@ def _draw_windows(data: ClipSet, weights: torch.Tensor, n: int, frames: int, rat
 class _Trainer:
     """Optimiser, schedule, targets and the optional weight average of one training run."""
 
-    def __init__(self, net: nn.Module, recipe: Recipe, steps: int, num_classes: int, soft: torch.Tensor | None):
-        self.net, self.recipe, self.num_classes, self.soft = net, recipe, num_classes, soft
+    def __init__(self, net: nn.Module, recipe: Recipe, steps: int, num_classes: int, soft: SoftTargets | None,
+                 fe: FrontEnd):
+        self.net, self.recipe, self.num_classes, self.soft, self.fe = net, recipe, num_classes, soft, fe
         self.opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         total = recipe.epochs * steps
         warm = recipe.warmup_share
@@ -86,13 +88,18 @@ class _Trainer:
         """The weights that are scored and kept: the average when there is one."""
         return self.ema if self.ema is not None else self.net
 
-    def targets(self, y: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
+    def targets(self, y: torch.Tensor, clips: torch.Tensor, starts: torch.Tensor,
+                rates: torch.Tensor | None) -> torch.Tensor:
+        """One-hot labels (smoothed), blended with the teacher's targets for the windows' spans."""
         t = F.one_hot(y, self.num_classes).float()
         if self.recipe.label_smoothing:
             t = t * (1 - self.recipe.label_smoothing) + self.recipe.label_smoothing / self.num_classes
         if self.soft is not None:
-            w = self.recipe.distillation.weight
-            t = (1 - w) * t + w * self.soft[clips].to(t.device)
+            fe, w = self.fe, self.recipe.distillation.weight
+            span = fe.frames - 1 if rates is None else (fe.frames - 1) * rates.cpu()
+            start_s = starts.cpu() * fe.hop_length / fe.sample_rate
+            end_s = start_s + (span * fe.hop_length + fe.n_fft) / fe.sample_rate
+            t = (1 - w) * t + w * self.soft.pick(clips.cpu(), start_s, end_s).to(t.device)
         return t
 
     def step(self, xb: torch.Tensor, targets: torch.Tensor, epoch: int) -> float:
@@ -127,9 +134,10 @@ def _train_epoch(tr: _Trainer, data: ClipSet, x_train: torch.Tensor, weights: to
     total = 0.0
     for i in range(0, n, r.batch_size):
         c, s = clips[i:i + r.batch_size], starts[i:i + r.batch_size]
-        xb = gather(x_train, c.to(dev), s.to(dev), frames, None if rates is None else rates[i:i + r.batch_size].to(dev))
+        rb = None if rates is None else rates[i:i + r.batch_size]
+        xb = gather(x_train, c.to(dev), s.to(dev), frames, None if rb is None else rb.to(dev))
         xb = augment.apply(xb, r.augment, gen, db_per_unit)
-        xb, targets = augment.mixup(xb, tr.targets(data.y[c].to(dev), c), r.augment.mixup_alpha, gen, rng)
+        xb, targets = augment.mixup(xb, tr.targets(data.y[c].to(dev), c, s, rb), r.augment.mixup_alpha, gen, rng)
         total += tr.step(xb, targets, epoch) * len(c)
     return total / n
 
@@ -139,7 +147,7 @@ def train(spec: ArchSpec, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, 
           net: nn.Module | None = None) -> TrainResult:
     """Train `spec` with `recipe`; keep the weights of the epoch with the best smoothed validation score.
 
-    A training set with `soft` targets (a teacher's clip probabilities) is distilled from. `net`
+    A training set with `soft` targets (a teacher's clip or window probabilities) is distilled from. `net`
     continues training a given module (fine-tuning) instead of a freshly built one.
     `on_epoch` sees each epoch's record ({epoch, loss, val_acc, val_score, smoothed, seconds}) and may
     raise StopTraining.
@@ -154,7 +162,7 @@ def train(spec: ArchSpec, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, 
     weights = (1.0 / counts)[train_set.y] if recipe.balance_classes else torch.ones(len(train_set))
     prior = class_prior(train_set.y, spec.num_classes)
     n = len(train_set) * recipe.windows_per_clip
-    tr = _Trainer(net, recipe, max(1, math.ceil(n / recipe.batch_size)), spec.num_classes, train_set.soft)
+    tr = _Trainer(net, recipe, max(1, math.ceil(n / recipe.batch_size)), spec.num_classes, train_set.soft, fe)
     x_train = train_set.x.to(dev)
     val_dev = ClipSet(val_set.x.to(dev), val_set.y.to(dev), val_set.valid_frames)
     result = TrainResult(best_score=-1.0, best_acc=-1.0, best_epoch=-1)

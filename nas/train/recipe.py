@@ -17,6 +17,7 @@ from nas.core.config import bounded
 
 Schedule = Literal["cosine", "onecycle"]
 SelectionMetric = Literal["accuracy", "balanced", "prior"]
+DistillLevel = Literal["auto", "clip", "window"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Distillation:
     teacher: str = bounded("none", doc="none, auto (train one per fold split) or a teacher file")
     weight: float = bounded(0.5, ge=0.0, le=1.0, doc="share of the target taken from the teacher")
     temperature: float = bounded(2.0, gt=0.0, le=20.0, doc="teacher probabilities are raised to 1/T")
+    # window: each training window learns from the teacher windows it covers (the file must have them);
+    # clip: from the clip's probabilities; auto: per window when the teacher file has windows, else per clip
+    level: DistillLevel = "auto"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from nas.arch.spec import FrontEnd
 from nas.data import cache as fcache
 from nas.data.urbansound import FoldSplit
 from nas.train.clips import ClipSet, Normalisation
-from nas.train.teacher import soft_targets
+from nas.train.teacher import SoftTargets, Teacher, soft_targets
 
 
 def valid_frames(x: np.ndarray) -> np.ndarray:
@@ -29,7 +29,7 @@ def valid_frames(x: np.ndarray) -> np.ndarray:
     return np.where(loud.any(axis=1), last, loud.shape[1]).astype(np.int64)
 
 
-def to_clipset(features: fcache.ClipFeatures, norm: Normalisation, soft: torch.Tensor | None = None) -> ClipSet:
+def to_clipset(features: fcache.ClipFeatures, norm: Normalisation, soft: SoftTargets | None = None) -> ClipSet:
     x = np.asarray(features.x)
     return ClipSet(x=norm.apply(x), y=torch.from_numpy(np.asarray(features.y, dtype=np.int64)),
                    valid_frames=torch.from_numpy(valid_frames(x)), soft=soft)
@@ -37,13 +37,13 @@ def to_clipset(features: fcache.ClipFeatures, norm: Normalisation, soft: torch.T
 
 class TrialData:
     """Per-process memo of (train, val, normalisation) by front-end feature parameters; with a
-    teacher (clip name → probabilities), the training set carries its tempered soft targets.
+    teacher (`nas.train.teacher.Teacher`), the training set carries its tempered soft targets.
 
     Bounded (least recently used out): on UrbanSound8K one front-end's float32 tensors take ~300 MB,
     and a search visits dozens of front-ends; reloading from the memory-mapped cache is cheap."""
 
     def __init__(self, root: str | Path, split: FoldSplit, cache_dir: str | Path, progress: bool = True,
-                 keep: int = 4, teacher: dict[str, np.ndarray] | None = None, temperature: float = 1.0):
+                 keep: int = 4, teacher: Teacher | None = None, temperature: float = 1.0):
         self.root, self.split, self.cache_dir, self.progress = Path(root), split, Path(cache_dir), progress
         self.teacher, self.temperature = teacher, temperature
         self._memo: OrderedDict[str, tuple[ClipSet, ClipSet, Normalisation]] = OrderedDict()
