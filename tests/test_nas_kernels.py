@@ -1,0 +1,136 @@
+"""The project's own kernels (nas/export/csrc/nas_kernels): bit-exact with the integer reference
+over random shapes (odd sizes, paddings, strides, channel counts of every residue mod 4, both
+requantisation paths, every activation range), on the host (gcc -Wall -Wextra -Werror), on a
+Cortex-M4 (DSP paths) and a Cortex-M3 (the plain C fallback) under QEMU; argument errors; the
+scratch size the cost model counts equals the C's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import _cbuild as cb
+from nas.cost import nas_kernels
+from nas.cost.cpu import KernelCall
+from nas.export import qemu
+from nas.quant import intref
+
+SEED = 20250120
+KERNELS = [(3, 3), (5, 5), (3, 5), (5, 3), (1, 1), (2, 2), (4, 4), (7, 7), (1, 3), (3, 1), (1, 5)]
+
+
+def _pad_and_out(rng, h, w, kh, kw, stride):
+    """'same' as TF (asymmetric), the project's symmetric k // 2, or none."""
+    r = rng.random()
+    if r < 0.4:
+        oh, pt, _ = intref.same_padding(h, kh, stride[0])
+        ow, pl, _ = intref.same_padding(w, kw, stride[1])
+        return (pt, pl), (oh, ow)
+    if r < 0.8:
+        pad = (kh // 2, kw // 2)
+        return pad, (intref.conv_output_size(h, kh, stride[0], pad[0]),
+                     intref.conv_output_size(w, kw, stride[1], pad[1]))
+    return (0, 0), None
+
+
+def _geometry(rng, kmax=12):
+    kh, kw = KERNELS[rng.integers(0, len(KERNELS))]
+    stride = tuple(int(v) for v in rng.choice([1, 1, 2, 2, 3], size=2))
+    h, w = int(rng.integers(kh, kh + kmax)), int(rng.integers(kw, kw + 3 * kmax))
+    pad, out_hw = _pad_and_out(rng, h, w, kh, kw, stride)
+    return dict(h=h, w=w, kh=kh, kw=kw, stride=stride, padding=pad, out_hw=out_hw)
+
+
+def random_cases(rng: np.random.Generator) -> list[cb.Case]:
+    cases = []
+    for i in range(60):
+        g = _geometry(rng)
+        cases.append(cb.conv_case(rng, cin=1, cout=int(rng.integers(1, 41)), entry=cb.CONV_NAS_C1,
+                                  bias=bool(rng.random() < 0.85), name=f"c1_{i}", **g))
+    for i in range(60):
+        g = _geometry(rng)
+        cases.append(cb.dw_case(rng, c=int(rng.integers(1, 41)), entry=cb.DW_NAS, bias=bool(rng.random() < 0.85),
+                                name=f"dw_{i}", **g))
+    # the thesis's layers: the 5x5/2 spectrogram conv and both depthwise 5x5s of Stride-DS-24, 3x3/1
+    cases.append(cb.conv_case(rng, h=31, w=60, cin=1, cout=24, kh=5, kw=5, stride=(2, 2), padding=(2, 2),
+                              entry=cb.CONV_NAS_C1, name="stride_ds_24_conv0"))
+    cases.append(cb.conv_case(rng, h=31, w=60, cin=1, cout=24, kh=3, kw=3, stride=(1, 1), padding=(1, 1),
+                              entry=cb.CONV_NAS_C1, name="c1_3x3_s1"))
+    cases.append(cb.dw_case(rng, h=16, w=30, c=24, kh=5, kw=5, stride=(2, 2), padding=(2, 2), entry=cb.DW_NAS,
+                            name="stride_ds_24_dw1"))
+    cases.append(cb.dw_case(rng, h=8, w=15, c=36, kh=5, kw=5, stride=(2, 2), entry=cb.DW_NAS, name="stride_ds_24_dw3"))
+    cases.append(cb.dw_case(rng, h=15, w=20, c=24, kh=5, kw=5, stride=(1, 1), padding=(2, 2), entry=cb.DW_NAS,
+                            name="dw_5x5_s1"))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[cb.Case]:
+    return random_cases(np.random.default_rng(SEED))
+
+
+def arg_error_cases() -> list[cb.Case]:
+    rng = np.random.default_rng(7)
+    err = -1
+    return [
+        cb.conv_case(rng, h=8, w=8, cin=2, cout=4, kh=3, kw=3, padding=(1, 1), entry=cb.CONV_NAS_C1,
+                     expected_status=err, name="c1 with 2 input channels"),
+        cb.conv_case(rng, h=9, w=9, cin=1, cout=4, kh=3, kw=3, dilation=(2, 2), padding=(2, 2),
+                     entry=cb.CONV_NAS_C1, expected_status=err, name="c1 dilation 2"),
+        cb.conv_case(rng, h=8, w=8, cin=1, cout=4, kh=3, kw=3, padding=(1, 1), batch=2, entry=cb.CONV_NAS_C1,
+                     expected_status=err, name="c1 batch 2"),
+        cb.conv_case(rng, h=8, w=8, cin=1, cout=4, kh=3, kw=3, padding=(1, 1), null_buf=True,
+                     entry=cb.CONV_NAS_C1, expected_status=err, name="c1 NULL buf"),
+        cb.dw_case(rng, h=8, w=8, c=4, kh=3, kw=3, ch_mult=2, padding=(1, 1), entry=cb.DW_NAS,
+                   expected_status=err, name="dw ch_mult 2"),
+        cb.dw_case(rng, h=9, w=9, c=4, kh=3, kw=3, dilation=(2, 2), padding=(2, 2), entry=cb.DW_NAS,
+                   expected_status=err, name="dw dilation 2"),
+        cb.dw_case(rng, h=8, w=8, c=5, kh=5, kw=5, padding=(2, 2), null_buf=True, entry=cb.DW_NAS,
+                   expected_status=err, name="dw NULL buf"),
+    ]
+
+
+def _call(c: cb.Case) -> KernelCall:
+    p = c.params
+    if c.op == cb.OP_CONV:
+        return KernelCall("conv", p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[13], p[14])
+    return KernelCall("dw", p[1], p[2], p[3], p[3] * p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[13], p[14])
+
+
+def _check(cases, results, label):
+    cb.check_results(cases, results, label)
+    for c, r in zip(cases, results):
+        call = _call(c)
+        (k,) = nas_kernels.candidates(call)
+        assert r.buf == k.scratch_bytes(call), f"{label} {c.name} {call}: C asks {r.buf} B, cost model {k.scratch_bytes(call)}"
+
+
+def test_cases_cover_the_geometry(cases):
+    calls = [_call(c) for c in cases]
+    assert {c.cout % 4 for c in calls if c.op == "conv"} == {0, 1, 2, 3}
+    assert {c.cout % 4 for c in calls if c.op == "dw"} == {0, 1, 2, 3}
+    for op in ("conv", "dw"):
+        mine = [c for c in calls if c.op == op]
+        assert {c.sw for c in mine} >= {1, 2, 3} and {c.ow % 4 for c in mine} == {0, 1, 2, 3}
+        assert any(c.ph or c.pw for c in mine) and any(not (c.ph or c.pw) for c in mine)
+        assert {nas_kernels.plane(c).np for c in mine} >= {1, 2, 3, 4}
+    shifts = np.concatenate([np.frombuffer(c.blobs[4], np.int32) for c in cases])
+    assert (shifts > 0).any() and (shifts < 0).any()      # both requantisation paths
+
+
+def test_host_bit_exact(cases):
+    _check(cases, cb.run_host(cb.build_host_driver("portable"), cases), "host")
+
+
+def test_host_argument_errors():
+    errs = arg_error_cases()
+    cb.check_results(errs, cb.run_host(cb.build_host_driver("portable"), errs), "host")
+
+
+@pytest.mark.parametrize("isa", ["cortex-m4", "cortex-m3"])
+def test_qemu_bit_exact(cases, isa):
+    if qemu.find_toolchain() is None:
+        pytest.skip(f"Cortex-M toolchain unavailable: {qemu.toolchain_problem()}")
+    elf = cb.build_qemu_driver("portable", isa=isa)
+    _check(cases, cb.run_qemu(elf, cases), f"qemu {isa}")
+    errs = arg_error_cases()
+    cb.check_results(errs, cb.run_qemu(elf, errs), f"qemu {isa}")
