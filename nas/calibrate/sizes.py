@@ -22,6 +22,7 @@ _LOCAL = qemu.LOCAL_OBJECT
 
 STUB = """/* code-size stub: keeps the entry points below (and what they reach) and nothing else */
 #include "arm_nnfunctions.h"
+#include "nas_kernels.h"
 typedef void (*nas_fn)(void);
 __attribute__((used, section(".isr_vector"))) const nas_fn nas_keep[] = {{{refs}}};
 void Reset_Handler(void);
@@ -52,7 +53,7 @@ int nas_model_invoke(const int8_t *features, int8_t *scores)
 """
 
 
-def _stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str) -> Path:
+def stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str) -> Path:
     src = work / f"{name}.c"
     src.write_text(STUB.format(refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
     return qemu.build_elf([src], incs, work, name=name, opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
@@ -81,15 +82,15 @@ def measure_config(cfg, roots, work: Path) -> dict:
     d = work / "codesize" / f"{lib}_{isa}_{opt}"
     d.mkdir(parents=True, exist_ok=True)
     srcs, incs = kernels.library_sources(lib, roots[lib])
-    base = set(qemu.map_footprints(_stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
+    base = set(qemu.map_footprints(stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
     for op, funcs in ENTRY_POINTS.items():
-        fp = qemu.map_footprints(_stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
+        fp = qemu.map_footprints(stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
         keys = sorted(k for k in fp if k not in base)
         groups[op] = keys
         symbols.update({k: fp[k] for k in keys})
-    every = _stub_elf(d, "all", tuple(f for fs in ENTRY_POINTS.values() for f in fs), srcs, incs, isa, opt)
+    every = stub_elf(d, "all", tuple(f for fs in ENTRY_POINTS.values() for f in fs), srcs, incs, isa, opt)
     base_flash = qemu.elf_sizes(d / "base.elf")["flash"]
     linked = qemu.elf_sizes(every)["flash"] - base_flash
     harness_bytes, harness_symbols = harness(work, isa, opt)

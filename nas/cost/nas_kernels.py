@@ -17,8 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from nas.cost.cpu import KernelCall
+from nas.cost.cpu import INSTRUCTIONS_FILE, KernelCall, config_key, instruction_data
 
+LIBRARY = "nas"          # the library name of the own kernels' measured data (``nas/<isa>/<opt>``)
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "export" / "csrc" / "nas_kernels"
 CHAN_BYTES = 20          # sizeof(nas_chan): five int32
 BLOCK_NP = (2, 3)        # pairs per kernel row with unrolled block loops
@@ -28,6 +29,21 @@ BLOCK_SX = (1, 2)        # horizontal strides with block loops
 def sources() -> list[Path]:
     """The C files of the kernels (headers in `SOURCE_DIR`)."""
     return sorted(SOURCE_DIR.glob("*.c"))
+
+
+def files() -> list[Path]:
+    """Every file of the kernels, sources and headers."""
+    return sorted(p for p in SOURCE_DIR.iterdir() if p.suffix in (".c", ".h"))
+
+
+def description() -> str:
+    """What measured data names as the library: the folder and a digest of its files."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in files():
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return f"nas kernels (nas/export/csrc/nas_kernels, sha256 {h.hexdigest()[:12]})"
 
 
 @dataclass(frozen=True)
@@ -82,35 +98,40 @@ def _rows(call: KernelCall) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def _plane_rows(call: KernelCall, channels: int, fast_tag: str) -> dict[str, float]:
+def _plane_rows(call: KernelCall, channels: int, tag: str) -> dict[str, float]:
     """The plane engine's loops for `channels` channels over every output row (all channels on the
-    fast requantisation, as in a calibrated model)."""
+    fast requantisation with the whole int8 range, as in a calibrated model)."""
     p = plane(call)
     rows = _rows(call)
     total_rows = sum(r for r, _, _ in rows)
-    f = {"plane_row": channels * call.oh}
+    calls = channels * call.oh
     if call.sw in BLOCK_SX and p.np in BLOCK_NP:
-        tag = f"s{call.sw}n{p.np}"
-        whole, tail = call.ow // 4, int(call.ow % 4 > 0)
-        blocks = whole + tail
-        f.update({f"blk_{tag}": channels * call.oh * blocks,
-                  f"blk_row_{tag}": channels * blocks * total_rows,
-                  f"blk_wrap_{tag}": channels * blocks * sum(w for _, _, w in rows),
-                  f"tail_{tag}": channels * call.oh * tail,
-                  f"tail_px_{tag}": channels * call.oh * (call.ow % 4)})
-    else:
-        f.update({"px": channels * call.oh * call.ow, "px_row": channels * call.ow * total_rows,
-                  "px_pair": channels * call.ow * total_rows * p.np})
-    f[fast_tag] = 1
-    return f
+        v = f"s{call.sw}n{p.np}"
+        whole, tail = call.ow // 4, int(call.ow % 4 > 0)      # the whole blocks' and the tail's own copy
+        wraps = sum(w for _, _, w in rows)
+        return {f"row_{v}": calls, f"blk_on_{v}": calls * (whole > 0), f"blk_{v}": calls * whole,
+                f"blk_row_{v}": channels * whole * total_rows,
+                f"blk_wrap_{v}": channels * whole * wraps, f"tail_{v}": calls * tail,
+                f"tail_row_{v}": channels * tail * total_rows, f"tail_wrap_{v}": channels * tail * wraps,
+                f"tail_px_{v}": calls * (call.ow % 4), tag: 1}
+    return {"px_rowcall": calls, "px": calls * call.ow, "px_row": channels * call.ow * total_rows,
+            "px_pair": channels * call.ow * total_rows * p.np, tag: 1}
+
+
+def _widen(call: KernelCall, p: Plane) -> dict[str, float]:
+    """`nas_widen_weights` per channel: each set's kernel rows, their elements and real taps."""
+    sets = p.odd + 1
+    return {"chan": call.cout, "widen_row": call.cout * sets * call.kh, "widen": call.cout * _weight_elems(call, p),
+            "widen_tap": call.cout * sets * call.kh * call.kw}
 
 
 def _c1_features(call: KernelCall) -> dict[str, float]:
     p = plane(call)
     fills = sum(n for _, n, _ in _rows(call))
-    f = {"call": 1, "chan": call.cout, "widen": call.cout * _weight_elems(call, p),
+    f = {"call": 1, **_widen(call, p),
          "ring_bytes": call.kh * p.rw * 2, "row": call.oh, "fill_row": fills,
-         "fill_4": fills * (p.cols // 4), "fill_1": fills * (p.cols % 4)}
+         "fill_4": fills * (p.cols // 4), "fill_1": fills * (p.cols % 4),
+         "fill_4on": fills * (p.cols >= 4), "fill_1on": fills * (p.cols % 4 > 0)}
     f.update(_plane_rows(call, call.cout, "c1"))
     return f
 
@@ -119,14 +140,16 @@ def _dw_features(call: KernelCall) -> dict[str, float]:
     p = plane(call)
     fills = sum(n for _, n, _ in _rows(call))
     groups4, rest = call.cout // 4, call.cout % 4
+    groups = groups4 + int(rest > 0)
     lead_odd = int(p.lead % 2 == 1 and p.cols > 0)
-    pairs = (p.cols - lead_odd) // 2
-    f = {"call": 1, "chan": call.cout, "widen": call.cout * _weight_elems(call, p),
-         "ring_bytes": 4 * call.kh * p.rw * 2, "group": groups4 + int(rest > 0),
-         "row": (groups4 + int(rest > 0)) * call.oh, "fill_row": (groups4 + int(rest > 0)) * fills,
-         "fill4_pair": groups4 * fills * pairs,
-         "fill4_single": groups4 * fills * (lead_odd + (p.cols - lead_odd) % 2),
-         "fillp_col": int(rest > 0) * fills * p.cols, "fillp_elem": rest * fills * p.cols}
+    pairs, trail = (p.cols - lead_odd) // 2, (p.cols - lead_odd) % 2
+    partial = int(rest > 0)
+    f = {"call": 1, **_widen(call, p), "ring_bytes": 4 * call.kh * p.rw * 2, "group": groups,
+         "row": groups * call.oh, "fill_row": groups * fills,
+         "fill4_row": groups4 * fills, "fill4_col": groups4 * fills * p.cols, "fill4_pair": groups4 * fills * pairs,
+         "fill4_pairon": groups4 * fills * (pairs > 0),
+         "fill4_lead": groups4 * fills * lead_odd, "fill4_trail": groups4 * fills * trail,
+         "fillp_row": partial * fills, "fillp_col": partial * fills * p.cols, "fillp_elem": rest * fills * p.cols}
     f.update(_plane_rows(call, call.cout, "dw"))
     return f
 
@@ -159,3 +182,21 @@ KERNELS: dict[str, OwnKernel] = {k.name: k for k in (
 def candidates(call: KernelCall) -> list[OwnKernel]:
     """The own kernels that take `call`."""
     return [k for k in KERNELS.values() if k.applies(call)]
+
+
+def measured(isa: str, opt: str, path: str | Path = INSTRUCTIONS_FILE) -> dict[str, dict[str, float]]:
+    """{kernel: fitted coefficients} of the own kernels measured on (isa, opt); {} when none are."""
+    cfg = instruction_data(path)["configs"].get(config_key(LIBRARY, isa, opt), {})
+    return {k: v["coefficients"] for k, v in cfg.get("kernels", {}).items() if k in KERNELS}
+
+
+@lru_cache(maxsize=1 << 16)
+def _predict(kernel: str, isa: str, opt: str, path: str, call: KernelCall) -> float:
+    coef = measured(isa, opt, path)[kernel]
+    f = KERNELS[kernel].features(call)
+    return sum(c * f.get(k, 0.0) for k, c in coef.items())
+
+
+def instructions(kernel: str, isa: str, opt: str, call: KernelCall, path: str | Path = INSTRUCTIONS_FILE) -> float:
+    """Predicted instructions of `kernel` (its size function + the kernel) for `call` on (isa, opt)."""
+    return _predict(kernel, isa, opt, str(path), call)

@@ -60,13 +60,18 @@ void nas_widen_weights(const nas_geom *g, const int8_t *w, int32_t step, int16_t
     const int32_t n = 2 * g->np;
     for (int32_t set = 0; set <= g->odd; set++)
     {
+        const int8_t *row = w;
         for (int32_t ky = 0; ky < g->kh; ky++)
         {
             for (int32_t i = 0; i < n; i++)
             {
+                /* set 1: tap k at position k + 1; outside the taps 0 (selects, no branches) */
                 const int32_t kx = i - set;
-                *dst++ = (int16_t)((kx >= 0 && kx < g->kw) ? 2 * w[(ky * g->kw + kx) * step] : 0);
+                const int32_t in = (uint32_t)kx < (uint32_t)g->kw;
+                const int32_t v = row[(in ? kx : 0) * step];
+                *dst++ = (int16_t)(in ? 2 * v : 0);
             }
+            row += g->kw * step;
         }
     }
 }
