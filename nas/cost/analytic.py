@@ -84,7 +84,8 @@ class LayerCost:
 
 
 def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool,
-               kernel: str = "", instructions: float = 0.0) -> LayerCost:
+               kernel: str = "", instructions: float = 0.0, scratch: int | None = None) -> LayerCost:
+    """`scratch`: the chosen kernel's buffer when it is not the library's (`scratch_bytes`)."""
     h, w, c = in_shape
     oh, ow, oc = out_shape
     weights = bias = quant = macs = 0
@@ -101,7 +102,7 @@ def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: 
         bias, quant = layer.units, 8
         macs = weights
     in_bytes, out_bytes = h * w * c, oh * ow * oc
-    scratch = scratch_bytes(layer, in_shape, dsp)
+    scratch = scratch_bytes(layer, in_shape, dsp) if scratch is None else scratch
     arena = (0 if first else align4(in_bytes)) + align4(out_bytes) + align4(scratch)
     return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=weights + bias,
                      macs=macs, weight_bytes=weights, bias_bytes=4 * bias, quant_bytes=quant, in_bytes=in_bytes,
@@ -224,13 +225,16 @@ class Cost:
         return all(v <= 0 for v in self.violations(budget).values())
 
 
-def estimate(spec: ArchSpec, budget: Budget, library: str = "cmsis-nn") -> Cost:
-    """The cost of `spec` on `budget`, CPU and code priced for `library` ('cmsis-nn' or 'portable')."""
+def estimate(spec: ArchSpec, budget: Budget, library: str = "cmsis-nn",
+             own: bool | tuple[str | None, ...] = True) -> Cost:
+    """The cost of `spec` on `budget`, CPU and code priced for `library` ('cmsis-nn' or 'portable') with
+    each layer on its fastest kernel, the project's own ones included (`own`: see `chip_cost`)."""
     t = budget.target
     fe = spec.frontend
     nnz = mel_nonzeros(fe)
-    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, library, nnz)
-    layers = [layer_cost(name, layer, i_s, o_s, t.dsp, i == 0, chip.kernels[i], chip.layer_instructions[i])
+    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, library, nnz, own)
+    layers = [layer_cost(name, layer, i_s, o_s, t.dsp, i == 0, chip.kernels[i], chip.layer_instructions[i],
+                         chip.choices[i].scratch_bytes)
               for i, (name, layer, (i_s, o_s)) in enumerate(zip(spec.layer_names(), spec.layers, spec.layer_shapes()))]
     return Cost(layers=tuple(layers), windows_per_second=fe.windows_per_second,
                 arena_bytes=max(lc.arena_bytes for lc in layers), frontend_ram_bytes=frontend_ram_bytes(fe),

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas.arch.spec import ArchSpec
-from nas.cost import codesize, cpu, frontend
+from nas.cost import codesize, cpu, frontend, kernel_choice
+from nas.cost.kernel_choice import Choice
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class ChipCost:
     isa: str                             # the measured instruction set standing for the core
     opt: str
     note: str                            # how the core relates to the measurement ("" when measured as is)
-    kernels: tuple[str, ...]             # the kernel each layer dispatches to
+    kernels: tuple[str, ...]             # the kernel each layer runs (`kernel_choice`)
     layer_instructions: tuple[float, ...]   # per layer: kernel + generated glue
     invoke_instructions: float           # nas_model_invoke's own, once per window
     frontend_instructions_per_frame: float
@@ -25,6 +26,8 @@ class ChipCost:
     kernel_code_bytes: int
     glue_bytes: int
     frontend_code_bytes: int
+    choices: tuple[Choice, ...] = ()     # per layer: the library's kernel or an own one, and its scratch
+    kernel_code_beside_harness: int = 0  # the kernel code the QEMU check's ELF adds to its harness
 
     @property
     def instructions_per_window(self) -> float:
@@ -40,20 +43,30 @@ def proxy_note(core: str, isa: str) -> str:
     return f"{core} is not an Arm core: priced with the {isa} pure-C measurement as a proxy"
 
 
-def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library: str, mel_nonzeros: int) -> ChipCost:
-    """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`; `mel_nonzeros`
-    is the front-end's non-zero mel weights (`nas.cost.analytic.mel_nonzeros`)."""
+def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library: str, mel_nonzeros: int,
+              own: bool | tuple[str | None, ...] = True) -> ChipCost:
+    """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`, each layer on
+    the fastest kernel (`own`=True), the library's only (False), or the own kernel named per layer;
+    `mel_nonzeros` is the front-end's non-zero mel weights (`nas.cost.analytic.mel_nonzeros`)."""
     isa = cpu.isa_for(core, dsp)
     calls = cpu.kernel_calls(spec)
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
+    if isinstance(own, tuple):
+        choices = [kernel_choice.force(c, k) for c, k in zip(calls, own)]
+    else:
+        choices = [kernel_choice.choose(c, isa, opt, own) for c in calls]
+    per_layer = insn.glue["per_layer"]
     fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
-                    kernels=tuple(cpu.dispatch(c) for c in calls),
-                    layer_instructions=tuple(insn.layer(c) for c in calls),
+                    kernels=tuple(k.kernel for k in choices),
+                    layer_instructions=tuple(kernel_choice.instructions(c, k, insn, isa, opt) + per_layer
+                                             for c, k in zip(calls, choices)),
                     invoke_instructions=insn.glue["per_invoke"],
                     frontend_instructions_per_frame=fe_model.per_frame(fe, nnz),
                     frontend_instructions_per_second=fe_model.per_second(fe, nnz),
-                    kernel_code_bytes=sizes.kernel_bytes(c.op for c in calls),
-                    glue_bytes=sizes.glue_bytes(calls), frontend_code_bytes=fe_model.code(fe))
+                    kernel_code_bytes=kernel_choice.code_bytes(calls, choices, sizes, isa, opt),
+                    glue_bytes=sizes.glue_bytes(calls), frontend_code_bytes=fe_model.code(fe),
+                    choices=tuple(choices),
+                    kernel_code_beside_harness=kernel_choice.code_bytes(calls, choices, sizes, isa, opt, True))

@@ -19,8 +19,10 @@ buffer 4-byte aligned; the ends flip each layer. The final softmax writes straig
 preprocessor from the tensor dimensions, and at run time each layer checks that the scratch size
 the linked CMSIS-NN asks for (``*_get_buffer_size``) fits its gap.
 
-`write_build_files` adds a Makefile and a CMakeLists.txt (CMSIS_NN_PATH, CMSIS_DSP_PATH) and a copy
-of the portable CMSIS-NN kernels, so the folder builds and self-tests on a PC without any checkout.
+`write_build_files` adds a Makefile and a CMakeLists.txt (CMSIS_NN_PATH, CMSIS_DSP_PATH), a copy
+of the portable CMSIS-NN kernels, so the folder builds and self-tests on a PC without any checkout,
+and of the project's own kernels (``nas_kernels/``), which the layers the cost model gives to them
+call instead of the CMSIS-NN wrapper (same arguments; `nas.cost.kernel_choice`).
 
 The text of every file is a template in `templates/` (``model.h.j2``, ``model.c.j2``,
 ``model_selftest.c.j2``, ``Makefile.j2``, ``CMakeLists.txt.j2``); this module computes what fills
@@ -37,6 +39,8 @@ import numpy as np
 from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax
 from nas.core.atomic import atomic_write_text
 from nas.cost import analytic as costmodel
+from nas.cost import nas_kernels
+from nas.cost.kernel_choice import Choice
 from nas.export import frontend_c
 from nas.export.api import Api
 from nas.export.qemu import CMSIS_NN_SOURCES, PORTABLE_DIR
@@ -47,6 +51,7 @@ MODEL_C = "model.c"
 MODEL_H = "model.h"
 SELFTEST_C = "model_selftest.c"
 PORTABLE_SUBDIR = "cmsisnn_portable"
+OWN_SUBDIR = "nas_kernels"
 ARENA_SYMBOL = "nas_model_arena"
 WEIGHT_SYMBOL_PREFIX = "nas_w_"
 ERR_NULL = -100
@@ -105,18 +110,20 @@ KINDS = (Conv2D.TYPE, DepthwiseConv2D.TYPE, Dense.TYPE, MaxPool2D.TYPE, AvgPool2
 
 @dataclass(frozen=True)
 class LayerC:
-    """What the model templates need of one layer: its quantised parameters and its arena slot."""
+    """What the model templates need of one layer: its quantised parameters, its arena slot and its
+    kernel (an own kernel's function, or the CMSIS-NN wrapper)."""
 
     index: int
     q: QLayer
     slot: Slot
+    choice: Choice
 
 
 def _values(qm: QuantizedModel, cost: costmodel.Cost, origin: str, api: Api) -> dict:
     for q in qm.layers:
         if q.kind not in KINDS:
             raise TypeError(f"no CMSIS-NN call for {q.kind}")
-    layers = [LayerC(i, q, s) for i, (q, s) in enumerate(zip(qm.layers, arena_layout(qm, cost)))]
+    layers = [LayerC(i, q, s, k) for i, (q, s, k) in enumerate(zip(qm.layers, arena_layout(qm, cost), cost.chip.choices))]
     names = list(qm.class_names[:qm.num_classes]) + [f"class_{i}" for i in range(len(qm.class_names), qm.num_classes)]
     return dict(spec=qm.spec, fe=qm.spec.frontend, iq=qm.input_quant, input_scale=qm.input_scale,
                 input_zero_point=qm.input_zero_point, output_scale=SOFTMAX_SCALE, output_zero_point=SOFTMAX_ZERO_POINT,
@@ -160,13 +167,15 @@ def write_frontend(qm: QuantizedModel, out_dir: str | Path, api: Api = Api()) ->
 # --------------------------------------------------------------------------- build files
 
 def copy_portable_kernels(out_dir: str | Path) -> list[Path]:
-    dst = Path(out_dir) / PORTABLE_SUBDIR
-    dst.mkdir(parents=True, exist_ok=True)
+    """The portable CMSIS-NN kernels and the own kernels, each in its sub-folder."""
     files = []
-    for src in sorted(PORTABLE_DIR.iterdir()):
-        if src.suffix in (".c", ".h"):
-            shutil.copy2(src, dst / src.name)
-            files.append(dst / src.name)
+    for sub, srcs in ((PORTABLE_SUBDIR, sorted(PORTABLE_DIR.iterdir())), (OWN_SUBDIR, nas_kernels.files())):
+        dst = Path(out_dir) / sub
+        dst.mkdir(parents=True, exist_ok=True)
+        for src in srcs:
+            if src.suffix in (".c", ".h"):
+                shutil.copy2(src, dst / src.name)
+                files.append(dst / src.name)
     return files
 
 

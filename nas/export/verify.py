@@ -31,10 +31,10 @@ import numpy as np
 
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
-from nas.cost import codesize, cpu
+from nas.cost import codesize, cpu, nas_kernels
 from nas.export import qemu
 from nas.export.api import Api
-from nas.export.codegen import MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
+from nas.export.codegen import MODEL_C, OWN_SUBDIR, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
@@ -50,16 +50,25 @@ def host_compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "") or "gcc") or shutil.which("cc")
 
 
+def _own_kernels(model_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The own kernels: the folder's copy, else the package's."""
+    own = Path(model_dir) / OWN_SUBDIR
+    if not own.is_dir():
+        own = nas_kernels.SOURCE_DIR
+    return sorted(own.glob("*.c")), [own]
+
+
 def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) -> tuple[list[Path], list[Path], bool]:
-    """(sources, include dirs, strict) of the CMSIS-NN kernels: the folder's portable copy, or a
-    real checkout (compiled with warnings but without -Werror: not our code)."""
+    """(sources, include dirs, strict) of the kernels: the folder's portable CMSIS-NN copy, or a
+    real checkout (compiled with warnings but without -Werror: not our code), and the own kernels."""
+    own, own_inc = _own_kernels(Path(model_dir))
     if nn_path:
         srcs, incs = qemu.cmsis_nn_sources(nn_path)
-        return srcs, incs, False
+        return srcs + own, incs + own_inc, False
     port = Path(model_dir) / PORTABLE_SUBDIR
     if not port.is_dir():
         port = qemu.PORTABLE_DIR
-    return sorted(port.glob("*.c")), [port], True
+    return sorted(port.glob("*.c")) + own, [port, *own_inc], True
 
 
 def driver_api_flags(api: Api, work: Path) -> list[str]:
@@ -240,7 +249,8 @@ def model_flash_estimate(cost: costmodel.Cost, spec) -> int:
     harness (startup, semihosting, driver) + network constants + generated glue + the kernel code."""
     chip = cost.chip
     sizes = codesize.codesize_model(chip.library, chip.isa, chip.opt)
-    return sizes.verification_elf_bytes(cpu.kernel_calls(spec), cost.network_flash_bytes)
+    calls = cpu.kernel_calls(spec)
+    return sizes.harness_bytes + cost.network_flash_bytes + sizes.glue_bytes(calls) + chip.kernel_code_beside_harness
 
 
 def library_of(nn_path) -> str:
