@@ -134,3 +134,45 @@ def test_qemu_bit_exact(cases, isa):
     _check(cases, cb.run_qemu(elf, cases), f"qemu {isa}")
     errs = arg_error_cases()
     cb.check_results(errs, cb.run_qemu(elf, errs), f"qemu {isa}")
+
+
+def test_cost_model_gives_layers_to_the_faster_kernel_and_counts_its_scratch():
+    from nas.arch.spec import ArchSpec
+    from nas.budget import Budget
+    from nas.calibrate import REPO
+    from nas.cost import cpu, kernel_choice
+    from nas.cost.analytic import estimate
+
+    budget = Budget.load(REPO / "budgets" / "stm32l476.yaml")
+    spec = ArchSpec.load(REPO / "specs" / "thesis" / "stride-ds-24.yaml")
+    mine, cmsis = estimate(spec, budget), estimate(spec, budget, own=False)
+    calls = cpu.kernel_calls(spec)
+    assert [lc.kernel for lc in mine.layers][:2] == ["nas_conv_c1", "nas_dw"]
+    assert all(not k.own for k in cmsis.chip.choices)
+    for call, lc, ref, choice in zip(calls, mine.layers, cmsis.layers, mine.chip.choices):
+        assert lc.instructions <= ref.instructions      # a layer only changes kernel when it gets faster
+        if choice.own:
+            assert lc.scratch_bytes == nas_kernels.KERNELS[choice.kernel].scratch_bytes(call)
+            assert lc.arena_bytes == ref.arena_bytes - ref.scratch_bytes + -(-lc.scratch_bytes // 4) * 4
+    assert mine.instructions_per_window < 0.6 * cmsis.instructions_per_window
+    forced = estimate(spec, budget, own=tuple(k.kernel if k.own else None for k in mine.chip.choices))
+    assert forced.chip.layer_instructions == mine.chip.layer_instructions
+    with pytest.raises(ValueError, match="does not take"):
+        kernel_choice.force(calls[2], "nas_conv_c1")    # a 1x1 conv over 24 channels
+
+
+def test_own_kernels_measured_on_every_configuration_for_these_sources():
+    """The fitted data names the digest of the C it measured: a change of the kernels without a new
+    `python -m nas.calibrate --libraries nas` fails here instead of pricing stale code."""
+    from nas.cost import codesize, cpu
+
+    insn, sizes = cpu.instruction_data(), codesize.codesize_data()
+    for isa in cpu.ISAS:
+        for opt in cpu.OPT_LEVELS:
+            key = cpu.config_key(nas_kernels.LIBRARY, isa, opt)
+            assert insn["configs"][key]["library"] == nas_kernels.description(), key
+            assert sizes["configs"][key]["library"] == nas_kernels.description(), key
+            assert set(insn["configs"][key]["kernels"]) == set(nas_kernels.KERNELS), key
+            assert set(sizes["configs"][key]["groups"]) == set(nas_kernels.KERNELS), key
+            for k, v in insn["configs"][key]["kernels"].items():
+                assert v["holdout_relative_error"]["space"]["max"] <= 0.01, (key, k)
