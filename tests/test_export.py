@@ -28,6 +28,7 @@ from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, 
 from nas.budget import Budget
 from nas.calibrate.models import random_net
 from nas.cost import analytic as costmodel
+from nas.cost import nas_kernels
 from nas.data.urbansound import FoldSplit
 from nas.export import codegen, onnx_export, qemu, verify
 from nas.quant import intref
@@ -467,9 +468,9 @@ int main(void)
     return a != 0 || b != 0 || fa != 0 || fb != 0;
 }
 """)
-    port = sorted(qemu.PORTABLE_DIR.glob("*.c"))
+    port = sorted(qemu.PORTABLE_DIR.glob("*.c")) + nas_kernels.sources()     # one copy of each kernel library
     srcs = [main, *[tmp_path / n / f for n in models for f in ("model.c", "model_selftest.c")], *port]
-    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{qemu.PORTABLE_DIR}"], []
+    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{qemu.PORTABLE_DIR}", f"-I{nas_kernels.SOURCE_DIR}"], []
     try:
         import _cmsisdsp as cd
 

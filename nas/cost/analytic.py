@@ -265,10 +265,12 @@ def _kb(n: float) -> str:
 
 
 def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
-    rows = [("layer", "type", "in", "out", "params", "MACs", "kernel", "insn", "FLASH B", "scratch B", "RAM B")]
+    rows = [("layer", "type", "in", "out", "params", "MACs", "kernel", "insn", "insn/MAC", "FLASH B", "scratch B",
+             "RAM B")]
     for layer, lc in zip(spec.layers, cost.layers):
         rows.append((lc.name, _describe(layer), _shape(lc.in_shape), _shape(lc.out_shape), f"{lc.params:,}",
-                     f"{lc.macs:,}", lc.kernel, f"{lc.instructions:,.0f}", f"{lc.flash_bytes:,}",
+                     f"{lc.macs:,}", lc.kernel, f"{lc.instructions:,.0f}",
+                     f"{lc.instructions / lc.macs:.2f}" if lc.macs else "", f"{lc.flash_bytes:,}",
                      f"{lc.scratch_bytes:,}", f"{lc.arena_bytes:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     left = (0, 1, 6)
