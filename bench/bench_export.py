@@ -50,12 +50,14 @@ def _m4_rows(name: str, folder: Path, cost, budget, spec, x, ref,
              nn_path: str | None) -> list[tuple[str, float, str]]:
     """Cortex-M4 (QEMU) figures of one exported model: portable kernels, and CMSIS-NN when given
     (`verify.measure_m4` raises unless every window is bit-exact)."""
+    from nas.cost import analytic as costmodel
     from nas.export import verify
 
     rows: list[tuple[str, float, str]] = []
     for lib in [None] + ([nn_path] if nn_path else []):
         suffix = ".cmsis" if lib else ""
-        m = verify.measure_m4(folder, folder / f"m4{suffix}", budget, spec, x, ref, lib)
+        priced = costmodel.estimate(spec, budget, "cmsis-nn" if lib else "portable")
+        m = verify.measure_m4(folder, folder / f"m4{suffix}", priced, budget, spec, x, ref, lib)
         rows += [(f"{name}{suffix}.insn_per_inference", m["instructions_per_inference"], "insn"),
                  (f"{name}{suffix}.insn_per_mac", round(m["instructions_per_mac"], 3), "insn/MAC"),
                  (f"{name}{suffix}.insn_over_predicted", round(m["instructions_vs_predicted"], 4), "ratio"),
@@ -117,7 +119,7 @@ def run() -> list[tuple[str, float, str]]:
                 continue
             out += _m4_rows(name, folder, cost, budget, spec, x, ref, nn_path)
             if dsp and fe_files:
-                p = verify.measure_pipeline(folder, folder / "pipe", budget, qm, dsp)
+                p = verify.measure_pipeline(folder, folder / "pipe", costmodel.estimate(spec, budget, "portable"), qm, dsp)
                 if not p["model_bit_exact_on_c_frontend_windows"]:
                     raise AssertionError(f"{name}: pipeline scores differ from the integer reference")
                 out += [(f"{name}.pipeline_flash_over_cost_total", round(p["flash_vs_cost_model_total"], 4), "ratio"),

@@ -5,7 +5,7 @@
 and returns ``(name, instructions per MAC, "insn/MAC")``.  When ``CMSIS_NN_PATH`` points at a
 CMSIS-NN checkout the same layers are run against the real library, adding ``<layer>.cmsis``
 (insn/MAC) and ``<layer>.ratio`` (portable / CMSIS-NN).  Outputs are checked bit-exact against
-``nas.quant.intref`` before any number is reported.  Returns ``[]`` when arm-none-eabi-gcc or
+``nas.int8.intref`` before any number is reported.  Returns ``[]`` when arm-none-eabi-gcc or
 qemu-system-arm is missing.  Counts are instructions, not cycles (resolution 40 instructions).
 """
 from __future__ import annotations

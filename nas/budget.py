@@ -11,13 +11,15 @@ from typing import Literal
 
 from nas.core import config
 from nas.core.config import bounded
+from nas.libraries import DEFAULT as DEFAULT_LIBRARY, LIBRARIES
 
 _MAX_BYTES = 1 << 32  # no microcontroller has 4 GiB of anything: a larger number is a typo
 
 
 @dataclass(frozen=True)
 class Target:
-    """The core the model runs on; `dsp` selects CMSIS-NN's DSP (SIMD) code paths and scratch sizes."""
+    """The core the model runs on and the kernel library that runs the layers there; `dsp` selects the
+    library's DSP (SIMD) code paths and scratch sizes."""
 
     core: str
     clock_hz: int = bounded(ge=1_000_000, le=2_000_000_000, doc="core clock in Hz")
@@ -27,6 +29,12 @@ class Target:
                                                           "built with: the measured instructions and code size")
     cycles_per_instruction: float = bounded(1.3, gt=0.0, le=20.0, doc="cycles per executed instruction assumed "
                                             "when turning instructions into CPU time (flash wait states, stalls)")
+    library: str = bounded(DEFAULT_LIBRARY, doc="the kernel library the model is built with: "
+                           + " or ".join(LIBRARIES))
+
+    def __post_init__(self) -> None:
+        if self.library not in LIBRARIES:
+            raise ValueError(f"library: expected one of {', '.join(LIBRARIES)}, got {self.library!r}")
 
 
 @dataclass(frozen=True)

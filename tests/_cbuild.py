@@ -1,7 +1,7 @@
 """Shared helpers for the kernel tests and bench: random int8 layers, a C layer driver, builds.
 
 A *case* is one layer invocation (conv / depthwise / FC / pools / softmax) with random shapes and
-quantisation parameters, its arrays, and the output expected from :mod:`nas.quant.intref`.
+quantisation parameters, its arrays, and the output expected from :mod:`nas.int8.intref`.
 Cases are serialised into one binary blob that a small C driver (``DRIVER_C`` below) reads; the
 driver calls the CMSIS-NN API (portable kernels or a real CMSIS-NN checkout, host gcc or Cortex-M4
 under QEMU) and prints one ``@<tag> <case> <value>`` line per result.
@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nas.cost import nas_kernels  # noqa: E402
-from nas.export import qemu  # noqa: E402
-from nas.quant import intref  # noqa: E402
+from nas.export import qemu
+from nas.int8 import intref  # noqa: E402
+from nas.libraries import addon_sources, library  # noqa: E402
 
 HOST_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 CACHE_DIR = Path(tempfile.gettempdir()) / "nas_cbuild_cache"
 
-OP_CONV, OP_DW, OP_FC, OP_MAXPOOL, OP_AVGPOOL, OP_SOFTMAX = 1, 2, 3, 4, 5, 6
-# conv entry points (CONV_NAS_*: the project's own kernels, nas/export/csrc/nas_kernels)
+OP_CONV, OP_DW, OP_FC, OP_MAXPOOL, OP_AVGPOOL, OP_SOFTMAX, OP_ADD = 1, 2, 3, 4, 5, 6, 7
+# conv entry points (CONV_NAS_*: the project's own kernels, nas/libraries/csrc/nas_kernels)
 CONV_WRAPPER, CONV_S8, CONV_1X1_FAST, CONV_1X1, CONV_1XN, CONV_NAS_C1 = 0, 1, 2, 3, 4, 5
 # depthwise entry points
 DW_WRAPPER, DW_GENERIC, DW_3X3, DW_OPT, DW_NAS = 0, 1, 2, 3, 4
@@ -249,6 +249,14 @@ static void run_case(int32_t op, const case_t *c)
         t0 = now();
         arm_softmax_s8(c->blob[0], p[0], p[1], p[2], p[3], p[4], out);
         t1 = now();
+    } else if (op == 7) {
+        out_n = p[0];
+        out = take(out_n);
+        buf = take(0);
+        t0 = now();
+        status = arm_elementwise_add_s8(c->blob[0], c->blob[1], p[1], p[2], p[3], p[4], p[5], p[6], p[7], out,
+                                        p[8], p[9], p[10], p[11], p[12], p[0]);
+        t1 = now();
     }
     out_int("status", status);
     out_int("buf", buf_n);
@@ -443,6 +451,20 @@ def softmax_case(rng: np.random.Generator, *, rows: int, row_size: int, input_sc
                 {"scale": scale, "mult": mult, "shift": shift, "diff_min": diff_min})
 
 
+def add_case(rng: np.random.Generator, *, n: int, name: str = "") -> Case:
+    """arm_elementwise_add_s8 over `n` elements with TFLite's Add parameters for random scales."""
+    s1, s2, so = (float(np.exp(rng.uniform(np.log(0.01), np.log(0.5)))) for _ in range(3))
+    zp1, zp2, zpo = (int(v) for v in rng.integers(-128, 128, 3))
+    act = _act(rng, zpo)
+    p = intref.add_params(s1, s2, so)
+    x1, x2 = (rng.integers(-128, 128, n).astype(np.int8) for _ in range(2))
+    exp = intref.elementwise_add(x1, x2, in1_offset=-zp1, in2_offset=-zp2, out_offset=zpo, act_min=act[0],
+                                 act_max=act[1], **p)
+    params = [n, -zp1, p["in1_mult"], p["in1_shift"], -zp2, p["in2_mult"], p["in2_shift"], p["left_shift"], zpo,
+              p["out_mult"], p["out_shift"], act[0], act[1]]
+    return Case(OP_ADD, params, [_arr(x1, np.int8), _arr(x2, np.int8)], exp, 0, name or f"add{n}", 0, {})
+
+
 def encode_cases(cases: Sequence[Case]) -> bytes:
     """Serialise cases for the C driver (little-endian int32 words, blobs padded to 4 bytes)."""
     parts = [struct.pack("<ii", 0x544E4E50, len(cases))]
@@ -532,16 +554,17 @@ def _compile_all(cc: str, flags: Sequence[str], sources: Sequence[Path], obj_dir
 
 def _library_for(lib: str) -> tuple[list[Path], list[Path], bool]:
     """(sources, include dirs, strict) for 'portable' or 'cmsis' (needs CMSIS_NN_PATH), each with the
-    project's own kernels beside it."""
-    own = nas_kernels.sources()
+    add-on libraries (the project's own kernels) beside it."""
+    own, own_inc = addon_sources()
     if lib == "portable":
-        return qemu.portable_kernel_sources() + own, [qemu.PORTABLE_DIR, nas_kernels.SOURCE_DIR], True
+        srcs, incs = library("portable").sources()
+        return srcs + own, incs + own_inc, True
     if lib == "cmsis":
         root = os.environ.get("CMSIS_NN_PATH")
         if not root:
             raise RuntimeError("CMSIS_NN_PATH is not set")
-        srcs, incs = qemu.cmsis_nn_sources(root)
-        return srcs + own, incs + [nas_kernels.SOURCE_DIR], False
+        srcs, incs = library("cmsis-nn").sources(root)
+        return srcs + own, incs + own_inc, False
     raise ValueError(lib)
 
 

@@ -17,9 +17,11 @@ import pytest
 from nas.arch.space import InvalidArchitecture, SearchSpace
 from nas.arch.spec import ArchSpec
 from nas.calibrate import DEFAULT_SPACE, REPO
+from nas.cost import analytic as costmodel
 from nas.cost import codesize, cpu, frontend
 from nas.cost.cpu import KernelCall, dispatch
 from nas.export import qemu
+from nas.libraries import library
 
 INSN_TOLERANCE = 0.05     # predicted instructions per inference within 5 % of the QEMU count
 FLASH_TOLERANCE = 0.03    # ELF FLASH within 3 % below the estimate (and never above)
@@ -33,7 +35,7 @@ def test_data_covers_every_configuration_with_provenance():
                 key = cpu.config_key(lib, isa, opt)
                 assert set(insn["configs"][key]["kernels"]) == set(cpu.KERNELS), key
                 assert insn["configs"][key]["cflags"].endswith(f"-{opt}")
-                assert set(sizes["configs"][key]["groups"]) == set(codesize.ENTRY_POINTS), key
+                assert set(sizes["configs"][key]["groups"]) == set(library(lib).ops), key
                 assert sizes["configs"][key]["glue"]["per_layer"], key
                 assert frontend.frontend_model(frontend.frontend_isa(isa, True), opt).frame
     assert "CMSIS-NN v7.0.0" in insn["configs"]["cmsis-nn/cortex-m4/O2"]["library"]
@@ -110,7 +112,8 @@ def _check_library(lib: str, root: str | None, tmp: Path) -> None:
         x = np.random.default_rng(k).integers(-128, 128, size=(4, fe.frames, fe.n_mels)).astype(np.int8)
         qm = random_model(spec, k)
         write_c(qm, "cortex-m4", tmp / spec.name, x)
-        m = verify.measure_m4(tmp / spec.name, tmp / spec.name / "m4", budget, spec, x, run_int8(qm, x), root)
+        cost = costmodel.estimate(spec, budget, "cmsis-nn" if root else "portable")
+        m = verify.measure_m4(tmp / spec.name, tmp / spec.name / "m4", cost, budget, spec, x, run_int8(qm, x), root)
         assert m["bit_exact_windows"] == len(x)
         assert abs(m["instructions_vs_predicted"] - 1) <= INSN_TOLERANCE, (spec.name, m["instructions_vs_predicted"])
         assert 1 - FLASH_TOLERANCE <= m["flash_vs_estimate"] <= 1, (spec.name, m["flash_bytes"], m["flash_estimate_bytes"])

@@ -13,7 +13,9 @@ import pytest
 
 import _cbuild as cb
 from nas.export import qemu
-from nas.quant import intref
+from nas.int8 import intref
+from nas.libraries import library
+from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 SEED = 20240611
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
@@ -104,6 +106,9 @@ def random_cases(rng: np.random.Generator) -> list[cb.Case]:
     for _ in range(10):
         cases.append(cb.softmax_case(rng, rows=int(rng.integers(1, 5)), row_size=int(rng.integers(1, 120))))
     cases.append(cb.softmax_case(rng, rows=2, row_size=50, input_scale=1 / 16))
+    # element-wise add (residual blocks): lengths of every residue mod 4
+    for n in (1, 2, 3, 4, 5, 7, 64, 301, 1200):
+        cases.append(cb.add_case(rng, n=n))
     return cases
 
 
@@ -189,8 +194,8 @@ def _check_sizes(cases, results, dsp: bool):
 # --------------------------------------------------------------------------- builds
 
 def _compile(cc: list[str], flags: list[str]) -> None:
-    for src in qemu.portable_kernel_sources():
-        res = subprocess.run([*cc, *flags, f"-I{qemu.PORTABLE_DIR}", "-c", str(src), "-o", os.devnull],
+    for src in library("portable").sources()[0]:
+        res = subprocess.run([*cc, *flags, f"-I{PORTABLE_DIR}", "-c", str(src), "-o", os.devnull],
                              capture_output=True, text=True)
         assert res.returncode == 0 and not res.stderr.strip(), f"{' '.join(cc)} {src.name}:\n{res.stderr}"
 
@@ -211,7 +216,7 @@ def test_cortex_m_builds_are_warning_free():
 
 
 def test_public_headers_only_declare_cmsis_names():
-    text = (qemu.PORTABLE_DIR / "arm_nnfunctions.h").read_text()
+    text = (PORTABLE_DIR / "arm_nnfunctions.h").read_text()
     for name in ("arm_convolve_wrapper_s8", "arm_convolve_s8", "arm_convolve_1x1_s8_fast",
                  "arm_depthwise_conv_wrapper_s8", "arm_depthwise_conv_s8", "arm_fully_connected_s8",
                  "arm_max_pool_s8", "arm_avgpool_s8", "arm_softmax_s8",

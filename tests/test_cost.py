@@ -12,9 +12,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.arch.net import build, count_parameters, fold_batchnorm
 from nas.arch.space import InvalidArchitecture, SearchSpace
-from nas.arch.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, MaxPool2D, Softmax
+from nas.arch.spec import ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, MaxPool2D, Softmax
 from nas.budget import Budget
-from nas.cost.analytic import align4, estimate, frontend_ram_bytes, scratch_bytes
+from nas.cost.analytic import align4, estimate, frontend_ram_bytes
+from nas.kinds import kind_of
+from nas.libraries import library
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = Budget.load(ROOT / "budgets/stm32l476.yaml")
@@ -110,12 +112,20 @@ def test_overlap_multiplies_compute_not_memory():
     assert dense.macs_per_second == pytest.approx(base.macs_per_second * 31 / 3)
 
 
-def test_scratch_without_dsp_drops_depthwise_and_avgpool_buffers():
+@pytest.mark.parametrize("name", ["cmsis-nn", "portable"])
+def test_scratch_without_dsp_drops_depthwise_and_avgpool_buffers(name):
+    def scratch_bytes(layer, in_shape, dsp):
+        kind = kind_of(layer)
+        (call,) = kind.calls(layer, in_shape, kind.output_shape(layer, in_shape))
+        return library(name).scratch_bytes(call, dsp)
+
     dw = DepthwiseConv2D(kernel=(5, 5))
     assert scratch_bytes(dw, (10, 10, 32), dsp=True) == 2 * 32 * 25
     assert scratch_bytes(dw, (10, 10, 32), dsp=False) == 0
     assert scratch_bytes(DepthwiseConv2D(kernel=(3, 3)), (10, 10, 32), dsp=True) == 0
     assert scratch_bytes(Conv2D(filters=4, kernel=(3, 3)), (10, 10, 3), dsp=False) == 4 * align4(27)
+    assert scratch_bytes(AvgPool2D(pool=(2, 2)), (10, 10, 12), dsp=True) == 4 * 12
+    assert scratch_bytes(AvgPool2D(pool=(2, 2)), (10, 10, 12), dsp=False) == 0
 
 
 def test_violations_are_normalised_usage_minus_one():

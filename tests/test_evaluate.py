@@ -164,7 +164,7 @@ def test_finetuning_returns_a_deploy_net_that_quantises(tmp_path):
     calib = Q.calibration_windows(tr, spec.frontend, n=100)
     folded, result = finetune(net, tr, va, Recipe(epochs=2, augment=PLAIN), calib, norm_std=1.0, epochs=2)
     assert len(result.curve) == 2
-    assert all(not isinstance(m.bn, torch.nn.BatchNorm2d) for m in folded.layers.values())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     ckpt = {"spec": spec.to_json(), "state_dict": folded.state_dict(), "input_norm": [0.0, 1.0], "deploy": True}
     again, _ = Q.net_from_checkpoint(ckpt)
     with torch.no_grad():

@@ -28,10 +28,9 @@ from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, 
 from nas.budget import Budget
 from nas.calibrate.models import random_net
 from nas.cost import analytic as costmodel
-from nas.cost import nas_kernels
 from nas.data.urbansound import FoldSplit
 from nas.export import codegen, onnx_export, qemu, verify
-from nas.quant import intref
+from nas.int8 import intref
 from nas.quant import quantize as Q
 from nas.export import frontend_c
 from nas.export.api import Api, c_name
@@ -39,6 +38,8 @@ from nas.train.clips import eval_windows
 from nas.train.loop import train
 from nas.train.recipe import Augment, Recipe
 from nas.train.trialdata import TrialData
+from nas.libraries import LibraryMissing, addon_sources, library
+from nas.libraries.cmsis_nn import CMSIS_NN_SOURCES, PORTABLE_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -304,27 +305,27 @@ def synthetic_cmsis_nn(root: Path) -> Path:
     float API is enabled, as main's *_f16.c / *_f32.c do."""
     inc, src = root / "Include", root / "Source"
     inc.mkdir(parents=True)
-    for h in qemu.PORTABLE_DIR.glob("*.h"):
+    for h in PORTABLE_DIR.glob("*.h"):
         shutil.copy2(h, inc / h.name)
-    bodies = [c.read_text() for c in sorted(qemu.PORTABLE_DIR.glob("*.c"))]
-    for i, rel in enumerate(qemu.CMSIS_NN_SOURCES):
+    bodies = [c.read_text() for c in sorted(PORTABLE_DIR.glob("*.c"))]
+    for i, rel in enumerate(CMSIS_NN_SOURCES):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text(bodies[i] if i < len(bodies) else "typedef int nas_synthetic_empty_unit;\n")
     for rel in ("BasicMathFunctions/arm_minimum_f32.c", "ConvolutionFunctions/arm_convolve_f16.c"):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text('#error "CMSIS-NN float headers require ARM_NN_ENABLE_F32 or ARM_NN_ENABLE_F16"\n')
-    assert len(bodies) <= len(qemu.CMSIS_NN_SOURCES)
+    assert len(bodies) <= len(CMSIS_NN_SOURCES)
     return root
 
 
 def test_cmsis_nn_builds_take_only_the_listed_sources(tmp_path):
     root = synthetic_cmsis_nn(tmp_path / "cmsis-nn")
-    srcs, incs = qemu.cmsis_nn_sources(root)
-    assert [s.relative_to(root / "Source").as_posix() for s in srcs] == list(qemu.CMSIS_NN_SOURCES)
+    srcs, incs = library("cmsis-nn").sources(root)
+    assert [s.relative_to(root / "Source").as_posix() for s in srcs] == list(CMSIS_NN_SOURCES)
     assert incs == [root / "Include"]
-    (root / "Source" / qemu.CMSIS_NN_SOURCES[3]).unlink()
-    with pytest.raises(qemu.BuildError, match=qemu.CMSIS_NN_SOURCES[3].split("/")[-1]):
-        qemu.cmsis_nn_sources(root)
+    (root / "Source" / CMSIS_NN_SOURCES[3]).unlink()
+    with pytest.raises(LibraryMissing, match=CMSIS_NN_SOURCES[3].split("/")[-1]):
+        library("cmsis-nn").sources(root)
 
 
 @needs_gcc
@@ -468,9 +469,10 @@ int main(void)
     return a != 0 || b != 0 || fa != 0 || fb != 0;
 }
 """)
-    port = sorted(qemu.PORTABLE_DIR.glob("*.c")) + nas_kernels.sources()     # one copy of each kernel library
+    own, own_incs = addon_sources()             # one copy of each kernel library for both models
+    port = sorted(PORTABLE_DIR.glob("*.c")) + own
     srcs = [main, *[tmp_path / n / f for n in models for f in ("model.c", "model_selftest.c")], *port]
-    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{qemu.PORTABLE_DIR}", f"-I{nas_kernels.SOURCE_DIR}"], []
+    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{PORTABLE_DIR}", *(f"-I{d}" for d in own_incs)], []
     try:
         import _cmsisdsp as cd
 
@@ -517,7 +519,8 @@ def test_cortex_m4_outputs_equal_host_and_reference(model, m4_batch, host_exe):
 def test_cortex_m4_memory_against_cost_model(model, tmp_path):
     cost, qm = model["cost"], model["qm"]
     x = model["x"][:256]
-    m = verify.measure_m4(model["folder"], tmp_path, BUDGET, qm.spec, x, model["ref"][:len(x)])
+    m = verify.measure_m4(model["folder"], tmp_path, costmodel.estimate(qm.spec, BUDGET, "portable"), BUDGET, qm.spec, x,
+                          model["ref"][:len(x)])
     print(f"\nCortex-M4 ELF: FLASH {m['flash_bytes']:,} B = {m['flash_vs_estimate']:.4f} x the estimate "
           f"{m['flash_estimate_bytes']:,} B, RAM {m['ram_bytes_with_stack']:,} B incl. stack "
           f"{m['stack_bytes']} B = {m['ram_vs_estimate']:.3f} x (arena {cost.arena_bytes:,} + window + reserve); "
@@ -537,7 +540,7 @@ def test_cortex_m4_mismatch_is_a_verify_error(model, tmp_path):
     wrong = model["ref"][:2].copy()
     wrong[1, 0] += 1
     with pytest.raises(verify.VerifyError, match="differ from the integer reference on 1 of 2 windows"):
-        verify.measure_m4(model["folder"], tmp_path, BUDGET, qm.spec, x, wrong)
+        verify.measure_m4(model["folder"], tmp_path, model["cost"], BUDGET, qm.spec, x, wrong)
 
 
 @needs_m4
@@ -560,7 +563,8 @@ def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(model["folder"], folder)
     assert codegen.write_frontend(model["qm"], folder), "nas.export.frontend_c is missing"
-    p = verify.measure_pipeline(folder, tmp_path / "build", BUDGET, model["qm"], root)
+    p = verify.measure_pipeline(folder, tmp_path / "build", costmodel.estimate(model["qm"].spec, BUDGET, "portable"), model["qm"],
+                                root)
     print(f"\npipeline on Cortex-M4: FLASH {p['flash_bytes']:,} B ({p['flash_bytes_without_harness']:,} B without the "
           f"harness = {p['flash_vs_cost_model_total']:.3f} x cost total), "
           f"RAM {p['ram_bytes_without_audio_buffer']:,} B = {p['ram_vs_cost_model_total']:.3f} x; front-end "

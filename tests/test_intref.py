@@ -1,4 +1,4 @@
-"""nas.quant.intref: exact-arithmetic properties and agreement with float math within 1 LSB."""
+"""nas.int8.intref: exact-arithmetic properties and agreement with float math within 1 LSB."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.quant import intref
+from nas.int8 import intref
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 

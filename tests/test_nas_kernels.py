@@ -1,4 +1,4 @@
-"""The project's own kernels (nas/export/csrc/nas_kernels): bit-exact with the integer reference
+"""The project's own kernels (nas/libraries/csrc/nas_kernels): bit-exact with the integer reference
 over random shapes (odd sizes, paddings, strides, channel counts of every residue mod 4, both
 requantisation paths, every activation range), on the host (gcc -Wall -Wextra -Werror), on a
 Cortex-M4 (DSP paths) and a Cortex-M3 (the plain C fallback) under QEMU; argument errors; the
@@ -10,9 +10,13 @@ import pytest
 
 import _cbuild as cb
 from nas.cost import nas_kernels
-from nas.cost.cpu import KernelCall
 from nas.export import qemu
-from nas.quant import intref
+from nas.int8 import intref
+from nas.kinds.base import KernelCall
+from nas.libraries import ADDONS
+from nas.libraries.nas_kernels import plane
+
+OWN = ADDONS[nas_kernels.LIBRARY]
 
 SEED = 20250120
 KERNELS = [(3, 3), (5, 5), (3, 5), (5, 3), (1, 1), (2, 2), (4, 4), (7, 7), (1, 3), (3, 1), (1, 5)]
@@ -100,8 +104,9 @@ def _check(cases, results, label):
     cb.check_results(cases, results, label)
     for c, r in zip(cases, results):
         call = _call(c)
-        (k,) = nas_kernels.candidates(call)
-        assert r.buf == k.scratch_bytes(call), f"{label} {c.name} {call}: C asks {r.buf} B, cost model {k.scratch_bytes(call)}"
+        assert OWN.takes(call)
+        want = OWN.scratch_bytes(call, True)
+        assert r.buf == want, f"{label} {c.name} {call}: C asks {r.buf} B, the library says {want}"
 
 
 def test_cases_cover_the_geometry(cases):
@@ -112,7 +117,7 @@ def test_cases_cover_the_geometry(cases):
         mine = [c for c in calls if c.op == op]
         assert {c.sw for c in mine} >= {1, 2, 3} and {c.ow % 4 for c in mine} == {0, 1, 2, 3}
         assert any(c.ph or c.pw for c in mine) and any(not (c.ph or c.pw) for c in mine)
-        assert {nas_kernels.plane(c).np for c in mine} >= {1, 2, 3, 4}
+        assert {plane(c).np for c in mine} >= {1, 2, 3, 4}
     shifts = np.concatenate([np.frombuffer(c.blobs[4], np.int32) for c in cases])
     assert (shifts > 0).any() and (shifts < 0).any()      # both requantisation paths
 
@@ -140,25 +145,24 @@ def test_cost_model_gives_layers_to_the_faster_kernel_and_counts_its_scratch():
     from nas.arch.spec import ArchSpec
     from nas.budget import Budget
     from nas.calibrate import REPO
-    from nas.cost import cpu, kernel_choice
     from nas.cost.analytic import estimate
 
     budget = Budget.load(REPO / "budgets" / "stm32l476.yaml")
     spec = ArchSpec.load(REPO / "specs" / "thesis" / "stride-ds-24.yaml")
     mine, cmsis = estimate(spec, budget), estimate(spec, budget, own=False)
-    calls = cpu.kernel_calls(spec)
     assert [lc.kernel for lc in mine.layers][:2] == ["nas_conv_c1", "nas_dw"]
-    assert all(not k.own for k in cmsis.chip.choices)
-    for call, lc, ref, choice in zip(calls, mine.layers, cmsis.layers, mine.chip.choices):
+    assert all(k.library == "cmsis-nn" for layer in cmsis.chip.choices for k in layer)
+    for lc, ref, choices in zip(mine.layers, cmsis.layers, mine.chip.choices):
         assert lc.instructions <= ref.instructions      # a layer only changes kernel when it gets faster
-        if choice.own:
-            assert lc.scratch_bytes == nas_kernels.KERNELS[choice.kernel].scratch_bytes(call)
+        (choice,) = choices
+        if choice.library == OWN.name:
+            call = lc.calls[0]
+            assert lc.scratch_bytes == OWN.scratch_bytes(call, True) and lc.kernels == (OWN.kernel(call, True),)
             assert lc.arena_bytes == ref.arena_bytes - ref.scratch_bytes + -(-lc.scratch_bytes // 4) * 4
     assert mine.instructions_per_window < 0.6 * cmsis.instructions_per_window
-    forced = estimate(spec, budget, own=tuple(k.kernel if k.own else None for k in mine.chip.choices))
-    assert forced.chip.layer_instructions == mine.chip.layer_instructions
-    with pytest.raises(ValueError, match="does not take"):
-        kernel_choice.force(calls[2], "nas_conv_c1")    # a 1x1 conv over 24 channels
+    assert mine.chip.kernel_code_bytes != cmsis.chip.kernel_code_bytes
+    with pytest.raises(ValueError, match="no own kernel"):
+        OWN.kernel(mine.layers[2].calls[0], True)       # a 1x1 conv over 24 channels
 
 
 def test_own_kernels_measured_on_every_configuration_for_these_sources():
@@ -172,7 +176,7 @@ def test_own_kernels_measured_on_every_configuration_for_these_sources():
             key = cpu.config_key(nas_kernels.LIBRARY, isa, opt)
             assert insn["configs"][key]["library"] == nas_kernels.description(), key
             assert sizes["configs"][key]["library"] == nas_kernels.description(), key
-            assert set(insn["configs"][key]["kernels"]) == set(nas_kernels.KERNELS), key
-            assert set(sizes["configs"][key]["groups"]) == set(nas_kernels.KERNELS), key
+            assert set(insn["configs"][key]["kernels"]) == set(nas_kernels.FEATURES), key
+            assert set(sizes["configs"][key]["groups"]) == set(OWN.ops), key
             for k, v in insn["configs"][key]["kernels"].items():
                 assert v["holdout_relative_error"]["space"]["max"] <= 0.01, (key, k)

@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 from nas.arch.frontend import empty_mel_bands
 from nas.arch.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer, MaxPool2D, Softmax
+from nas.kinds import InvertedResidual
 from nas.core import config
 from nas.core.config import bounded
 
-ConvType = Literal["standard", "depthwise_separable"]
+ConvType = Literal["standard", "depthwise_separable", "inverted_residual"]
 Downsampling = Literal["maxpool", "strided"]
 Head = Literal["flatten", "global_avg"]
 OTHER_SECTIONS = ("training", "search")
@@ -63,6 +64,11 @@ class NetworkSpace:
     pool: tuple[str, ...] = bounded(("2x2",), doc="max-pool sizes TIMExMEL, e.g. 2x3")
     head: tuple[Head, ...] = ("flatten",)
     dense_units: tuple[int, ...] = bounded((64,), ge=0, le=4096, doc="hidden dense units, 0 = none")
+    expansion: tuple[int, ...] = bounded((4,), ge=1, le=16, doc="inverted residual blocks: expanded channels per "
+                                         "input channel")
+    repeats: tuple[int, ...] = bounded((1,), ge=1, le=8, doc="layers per block after the first: the block's first "
+                                       "layer downsamples, each repeat keeps the size (residual for inverted "
+                                       "residual blocks)")
     dropout: float = bounded(0.5, ge=0.0, lt=1.0)
 
     def __post_init__(self) -> None:
@@ -90,6 +96,8 @@ class Params:
     head: Head
     dense_units: int
     pool: str | None = None
+    expansion: int | None = None
+    repeats: int = 1
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class SearchSpace:
     def __post_init__(self) -> None:
         for i, ref in enumerate(self.references):
             for key, value in ref.params.__dict__.items():
-                if key == "pool" and ref.params.downsampling != "maxpool":
+                if not _applies(key, ref.params.__dict__):
                     continue
                 choices = self.choices()[key]
                 if value not in choices:
@@ -132,24 +140,23 @@ class SearchSpace:
                 "frames": f.frames, "overlap": f.overlap, "conv_type": n.conv_type,
                 "downsampling": n.downsampling, "blocks": n.blocks, "kernel": n.kernel,
                 "base_filters": n.base_filters, "growth": n.growth, "max_filters": n.max_filters,
-                "head": n.head, "dense_units": n.dense_units, "pool": n.pool}
+                "head": n.head, "dense_units": n.dense_units, "pool": n.pool, "expansion": n.expansion,
+                "repeats": n.repeats}
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """Sample one point with Optuna's define-by-run API; `pool` only exists for max-pool networks."""
+        """Sample one point with Optuna's define-by-run API; `pool` only exists for max-pool networks,
+        `expansion` for inverted residual ones."""
         params = {}
         for key, choices in self.choices().items():
-            if key == "pool" and params["downsampling"] != "maxpool":
-                continue
-            params[key] = trial.suggest_categorical(key, list(choices))
+            if _applies(key, params):
+                params[key] = trial.suggest_categorical(key, list(choices))
         return params
 
     def sample(self, rng: Any) -> dict[str, Any]:
         """A uniformly random point (any object with `choice`, e.g. random.Random), for random
         baselines, tests and benchmarks; the same form as `suggest` returns."""
         params = {key: rng.choice(choices) for key, choices in self.choices().items()}
-        if params["downsampling"] != "maxpool":
-            params.pop("pool")
-        return params
+        return {k: v for k, v in params.items() if _applies(k, params)}
 
     def build(self, params: dict[str, Any], name: str = "candidate") -> ArchSpec:
         """Deterministic network for `params`; InvalidArchitecture if the combination has none."""
@@ -169,14 +176,21 @@ class SearchSpace:
         return spec
 
     def reference_params(self) -> dict[str, dict[str, Any]]:
-        """References as Optuna parameter dicts (pool dropped where it is not a parameter)."""
+        """References as Optuna parameter dicts (pool and expansion dropped where they are not parameters)."""
         out = {}
         for ref in self.references:
             params = dataclasses.asdict(ref.params)
-            if ref.params.downsampling != "maxpool":
-                params.pop("pool")
-            out[ref.name] = params
+            out[ref.name] = {k: v for k, v in params.items() if _applies(k, params)}
         return out
+
+
+def _applies(key: str, params: dict[str, Any]) -> bool:
+    """Whether dimension `key` exists for a point whose earlier dimensions are `params`."""
+    if key == "pool":
+        return params["downsampling"] == "maxpool"
+    if key == "expansion":
+        return params["conv_type"] == "inverted_residual"
+    return True
 
 
 def block_filters(base: int, growth: float, cap: int, blocks: int) -> list[int]:
@@ -188,16 +202,13 @@ def block_filters(base: int, growth: float, cap: int, blocks: int) -> list[int]:
 def network_layers(p: Params, dropout: float, num_classes: int) -> list[Layer]:
     layers: list[Layer] = []
     strided = p.downsampling == "strided"
-    stride = (2, 2) if strided else (1, 1)
     k = (p.kernel, p.kernel)
     for i, filters in enumerate(block_filters(p.base_filters, p.growth, p.max_filters, p.blocks)):
         last = i == p.blocks - 1
-        padding = "valid" if last and p.head == "flatten" else "same"
-        if i == 0 or p.conv_type == "standard":
-            layers.append(Conv2D(filters=filters, kernel=k, stride=stride, padding=padding))
-        else:
-            layers.append(DepthwiseConv2D(kernel=k, stride=stride, padding=padding))
-            layers.append(Conv2D(filters=filters, kernel=(1, 1)))
+        for r in range(p.repeats):
+            stride = (2, 2) if strided and r == 0 else (1, 1)
+            padding = "valid" if last and r == p.repeats - 1 and p.head == "flatten" else "same"
+            layers += _block_layers(p, i == 0, filters, k, stride, padding)
         if not strided and not last:
             layers.append(MaxPool2D(pool=parse_pool(p.pool or "2x2")))
     if p.head == "global_avg":
@@ -207,3 +218,15 @@ def network_layers(p: Params, dropout: float, num_classes: int) -> list[Layer]:
     layers.append(Dense(units=num_classes, activation="none", dropout=dropout))
     layers.append(Softmax())
     return layers
+
+
+def _block_layers(p: Params, stem: bool, filters: int, k: tuple[int, int], stride: tuple[int, int],
+                  padding: str) -> list[Layer]:
+    """One layer of a block: the stem and standard blocks a conv, depthwise-separable ones a depthwise
+    + 1x1 conv, inverted residual ones a block (always 'same': its residual needs the input's size)."""
+    if stem or p.conv_type == "standard":
+        return [Conv2D(filters=filters, kernel=k, stride=stride, padding=padding)]
+    if p.conv_type == "inverted_residual":
+        return [InvertedResidual(filters=filters, expansion=p.expansion or 4, kernel=k, stride=stride)]
+    return [DepthwiseConv2D(kernel=k, stride=stride, padding=padding), Conv2D(filters=filters, kernel=(1, 1))]
+

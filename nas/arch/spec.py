@@ -4,6 +4,9 @@ The search space produces it; the cost model, the torch builder and the exporter
 plain frozen data (front-end settings + an ordered list of layers), round-trips through YAML/JSON, and
 every tensor shape is derived here (`layer_shapes`) so no consumer recomputes them its own way.
 
+Layer types are the layer kinds' specs (`nas.kinds`, one module per kind); the ones of the thesis's
+networks are re-exported here as the spec's vocabulary.
+
 Axes: the network input is one classification window of log-mel features, laid out NHWC as
 (H = frames in time, W = mel bands, C = 1). Time as the outer axis makes a window a contiguous block
 of frames on the device, so a streaming front-end can append frames and slide without reshuffling.
@@ -15,14 +18,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Union
 
 from nas.core import config
 from nas.core.config import bounded
-
-Activation = Literal["relu", "none"]
-Padding = Literal["same", "valid"]
-Shape = tuple[int, int, int]  # (H, W, C)
+from nas.kinds import (AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D, Shape, Softmax,
+                       kind_of)
+from nas.kinds.base import conv_padding
 
 
 @dataclass(frozen=True)
@@ -73,108 +74,9 @@ class FrontEnd:
         return (self.frames, self.n_mels, 1)
 
 
-@dataclass(frozen=True)
-class Conv2D:
-    TYPE: ClassVar[str] = "conv2d"
-    filters: int = bounded(ge=1, le=4096)
-    kernel: tuple[int, int] = bounded((3, 3), ge=1, le=64)
-    stride: tuple[int, int] = bounded((1, 1), ge=1, le=64)
-    padding: Padding = "same"
-    activation: Activation = "relu"
-    batchnorm: bool = True
-    dropout: float = bounded(0.0, ge=0.0, lt=1.0, doc="dropout on this layer's input while training")
-
-
-@dataclass(frozen=True)
-class DepthwiseConv2D:
-    TYPE: ClassVar[str] = "depthwise_conv2d"
-    kernel: tuple[int, int] = bounded((3, 3), ge=1, le=64)
-    stride: tuple[int, int] = bounded((1, 1), ge=1, le=64)
-    padding: Padding = "same"
-    activation: Activation = "relu"
-    batchnorm: bool = True
-    dropout: float = bounded(0.0, ge=0.0, lt=1.0)
-
-
-@dataclass(frozen=True)
-class MaxPool2D:
-    TYPE: ClassVar[str] = "max_pool2d"
-    pool: tuple[int, int] = bounded((2, 2), ge=1, le=64)
-    stride: tuple[int, int] | None = bounded(None, ge=1, le=64, doc="default: the pool size")
-
-    @property
-    def strides(self) -> tuple[int, int]:
-        return self.stride or self.pool
-
-
-@dataclass(frozen=True)
-class AvgPool2D:
-    TYPE: ClassVar[str] = "avg_pool2d"
-    pool: tuple[int, int] = bounded((2, 2), ge=1, le=64)
-    stride: tuple[int, int] | None = bounded(None, ge=1, le=64)
-
-    @property
-    def strides(self) -> tuple[int, int]:
-        return self.stride or self.pool
-
-
-@dataclass(frozen=True)
-class GlobalAvgPool2D:
-    TYPE: ClassVar[str] = "global_avg_pool2d"
-
-
-@dataclass(frozen=True)
-class Dense:
-    """Fully connected; a 3-D input is flattened in NHWC (H, W, C) order, as CMSIS-NN reads it."""
-
-    TYPE: ClassVar[str] = "dense"
-    units: int = bounded(ge=1, le=65536)
-    activation: Activation = "relu"
-    dropout: float = bounded(0.0, ge=0.0, lt=1.0)
-
-
-@dataclass(frozen=True)
-class Softmax:
-    TYPE: ClassVar[str] = "softmax"
-
-
-Layer = Union[Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dense, Softmax]
-SPATIAL = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
-
-
-def conv_padding(kernel: tuple[int, int], padding: str) -> tuple[int, int]:
-    """Top/left padding; 'same' pads (k-1)//2 on both sides (PyTorch-style, CMSIS-NN implies the far side)."""
-    if padding == "valid":
-        return (0, 0)
-    return ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
-
-
-def _spatial_out(size: int, k: int, s: int, p: int) -> int:
-    return (size + 2 * p - k) // s + 1
-
-
 def layer_output_shape(layer: Layer, shape: Shape) -> Shape:
     """Output (H, W, C) of `layer` for input `shape`; raises ValueError for impossible shapes."""
-    h, w, c = shape
-    if isinstance(layer, (Conv2D, DepthwiseConv2D)):
-        ph, pw = conv_padding(layer.kernel, layer.padding)
-        if layer.kernel[0] > h + 2 * ph or layer.kernel[1] > w + 2 * pw:
-            raise ValueError(f"kernel {layer.kernel[0]}x{layer.kernel[1]} is larger than its input {h}x{w}")
-        oh = _spatial_out(h, layer.kernel[0], layer.stride[0], ph)
-        ow = _spatial_out(w, layer.kernel[1], layer.stride[1], pw)
-        return (oh, ow, layer.filters if isinstance(layer, Conv2D) else c)
-    if isinstance(layer, (MaxPool2D, AvgPool2D)):
-        if layer.pool[0] > h or layer.pool[1] > w:
-            raise ValueError(f"pool {layer.pool[0]}x{layer.pool[1]} is larger than its input {h}x{w}")
-        sh, sw = layer.strides
-        return (_spatial_out(h, layer.pool[0], sh, 0), _spatial_out(w, layer.pool[1], sw, 0), c)
-    if isinstance(layer, GlobalAvgPool2D):
-        return (1, 1, c)
-    if isinstance(layer, Dense):
-        return (1, 1, layer.units)
-    if isinstance(layer, Softmax):
-        return shape
-    raise TypeError(f"unknown layer {layer!r}")
+    return kind_of(layer).output_shape(layer, shape)
 
 
 @dataclass(frozen=True)
@@ -202,10 +104,10 @@ class ArchSpec:
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Softmax) and i != len(self.layers) - 1:
                 raise ValueError(f"layers[{i}]: softmax may only be the last layer")
-            if isinstance(layer, SPATIAL) and seen_flat:
+            kind = kind_of(layer)
+            if kind.spatial and seen_flat:
                 raise ValueError(f"layers[{i}]: {layer.TYPE} after a dense or global pooling layer")
-            if isinstance(layer, (Dense, GlobalAvgPool2D)):
-                seen_flat = True
+            seen_flat = seen_flat or kind.flat_output
         shape = self.frontend.input_shape
         for i, layer in enumerate(self.layers):
             try:
@@ -227,9 +129,7 @@ class ArchSpec:
 
     def layer_names(self) -> list[str]:
         """Stable names (conv0, dw1, pool2, ...) used by the cost table, torch modules and C symbols."""
-        prefix = {Conv2D: "conv", DepthwiseConv2D: "dw", MaxPool2D: "maxpool", AvgPool2D: "avgpool",
-                  GlobalAvgPool2D: "gap", Dense: "fc", Softmax: "softmax"}
-        return [f"{prefix[type(layer)]}{i}" for i, layer in enumerate(self.layers)]
+        return [f"{kind_of(layer).prefix}{i}" for i, layer in enumerate(self.layers)]
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -261,3 +161,7 @@ class ArchSpec:
 
     def replace(self, **changes) -> "ArchSpec":
         return dataclasses.replace(self, **changes)
+
+
+__all__ = ["ArchSpec", "AvgPool2D", "Conv2D", "Dense", "DepthwiseConv2D", "FrontEnd", "GlobalAvgPool2D", "Layer",
+           "MaxPool2D", "Shape", "Softmax", "conv_padding", "layer_output_shape"]

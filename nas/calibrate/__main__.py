@@ -40,11 +40,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="kernel libraries measured (nas: the project's own kernels)")
     p.add_argument("--isas", default=",".join(cpu.ISAS))
     p.add_argument("--opts", default=",".join(cpu.OPT_LEVELS))
+    p.add_argument("--kernels", default="", help="refit only these kernels (comma-separated, e.g. add); the "
+                   "others keep their fits (default: every kernel)")
     p.add_argument("--work", default=str(DEFAULT_WORK), help="cache of builds and raw counts (default %(default)s)")
     p.add_argument("--out", default=str(cpu.DATA_DIR), help="where the JSON files go (default: the package's data/)")
     a = p.parse_args(argv)
     regenerate(_list(a.steps), _list(a.libraries), _list(a.isas), _list(a.opts), a.cmsis_nn, a.cmsis_dsp,
-               Path(a.work), Path(a.out))
+               Path(a.work), Path(a.out), tuple(_list(a.kernels)))
     return 0
 
 

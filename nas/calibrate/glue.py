@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from nas.calibrate import DEFAULT_SPACE, models
-from nas.cost import cpu, kernel_choice, nas_kernels
-from nas.cost.codesize import ENTRY_POINTS, CodeSizeModel, weight_padding
+from nas.cost import cpu, kernel_choice
+from nas.cost.codesize import CodeSizeModel, weight_padding
+from nas.libraries import DEFAULT, addon_sources, library
+from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 GLUE_SEEDS = range(20_000, 20_400)
 
@@ -79,28 +81,35 @@ int32_t arm_avgpool_s8_get_buffer_size(const int a, const int b) { NAS_UNUSED(a)
 void arm_softmax_s8(const int8_t *a, const int32_t b, const int32_t c, const int32_t d, const int32_t e,
     const int32_t f, int8_t *g)
 { NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g); }
+arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *a, const int8_t *b, const int32_t c, const int32_t d,
+    const int32_t e, const int32_t f, const int32_t g, const int32_t h, const int32_t i, int8_t *j, const int32_t k,
+    const int32_t l, const int32_t m, const int32_t n, const int32_t o, const int32_t p)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); NAS_UNUSED(l); NAS_UNUSED(m); NAS_UNUSED(n);
+  NAS_UNUSED(o); NAS_UNUSED(p); return ARM_CMSIS_NN_SUCCESS; }
 """
 GLUE_NETWORKS = 14
 MAX_NETWORK_FLASH = 60_000
 
 
 def glue_specs():
-    """Small random networks of the default space until every op appears at least twice."""
-    from nas.cost import analytic as costmodel
+    """Small random networks of the default space until every op appears at least twice (sized by their
+    constants alone: the glue being measured is part of the full cost)."""
     from nas.arch.space import InvalidArchitecture, SearchSpace
+    from nas.kinds import kind_of
 
     space = SearchSpace.load(DEFAULT_SPACE)
-    budget = models.budget_for("cortex-m4")
     specs, seen = [], Counter()
     for seed in GLUE_SEEDS:
         try:
             spec = space.build(space.sample(random.Random(seed)), name=f"glue{seed}")
         except InvalidArchitecture:
             continue
-        if costmodel.estimate(spec, budget).network_flash_bytes > MAX_NETWORK_FLASH:
+        if sum(kind_of(layer).constants(layer, i, o).flash_bytes
+               for layer, (i, o) in zip(spec.layers, spec.layer_shapes())) > MAX_NETWORK_FLASH:
             continue
         ops = Counter(c.op for c in cpu.kernel_calls(spec))
-        if len(specs) >= GLUE_NETWORKS and all(seen[op] >= 2 for op in ENTRY_POINTS):
+        if len(specs) >= GLUE_NETWORKS and all(seen[op] >= 2 for op in library(DEFAULT).ops):
             break
         if len(specs) < GLUE_NETWORKS or any(seen[op] < 2 for op in ops):
             specs.append(spec)
@@ -117,7 +126,7 @@ def _glue_instructions(folder: Path, work: Path, isa: str, opt: str, x: np.ndarr
 
     stub = work / "glue" / "stub_kernels.c"
     stub.write_text(STUB_KERNELS_C)
-    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, qemu.PORTABLE_DIR, nas_kernels.SOURCE_DIR],
+    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, PORTABLE_DIR, *addon_sources()[1]],
                          folder / f"stub_{isa}_{opt}", name="stub", opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
                          defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": GLUE_REPEATS})
     return float(verify.run_m4(elf, np.repeat(x, GLUE_REPEATS, axis=0), classes).insn.mean())
@@ -158,6 +167,13 @@ def _export_all(cfg, roots, work: Path, specs) -> list[tuple[list[cpu.KernelCall
     return out
 
 
+def _written_choices(calls, isa: str) -> list:
+    """The kernels model.c calls: those `models.write_c` priced (its budget's library, level and core)."""
+    t = models.budget_for(isa).target
+    insn = cpu.instruction_model(t.library, isa, t.opt_level)
+    return [kernel_choice.choose(c, library(t.library), insn, t.dsp, isa, t.opt_level) for c in calls]
+
+
 def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     """(instruction glue, FLASH glue) of one configuration."""
     rows = _exports(cfg, roots, work)
@@ -165,12 +181,12 @@ def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     insn = np.array([glue for _, _, glue in rows], dtype=float)
     a = np.stack([np.ones_like(n_layers), n_layers], axis=1)
     (per_invoke, per_layer), *_ = np.linalg.lstsq(a, insn, rcond=None)
-    ops = list(ENTRY_POINTS)
+    ops = list(library(DEFAULT).ops)
     counts = np.array([[sum(c.op == op for c in calls) for op in ops] for calls, _, _ in rows], dtype=float)
     _, isa, opt = cfg
     rest = np.array([run.flash_bytes - sizes.harness_bytes - run.const_bytes - weight_padding(calls)
-                     - kernel_choice.code_bytes(calls, [kernel_choice.choose(c, isa, opt) for c in calls], sizes, isa,
-                                                opt, beside_harness=True) for calls, run, _ in rows], dtype=float)
+                     - kernel_choice.code_bytes(calls, _written_choices(calls, isa), sizes, isa, opt, True)
+                     for calls, run, _ in rows], dtype=float)
     x = np.concatenate([np.ones((len(rows), 1)), counts], axis=1)
     coef, *_ = np.linalg.lstsq(x, rest, rcond=None)
     resid = rest - x @ coef

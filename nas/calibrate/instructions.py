@@ -57,12 +57,12 @@ def _stats(err: np.ndarray) -> dict:
             "p95": float(np.percentile(a, 95)) if a.size else None, "max": float(a.max()) if a.size else None}
 
 
-def fit_config(tagged: list[tuple[KernelCall, str]], counts: list[float]) -> dict:
+def fit_config(tagged: list[tuple[KernelCall, str]], counts: list[float], kernels: tuple[str, ...] = cpu.KERNELS) -> dict:
     by: dict[str, list[int]] = defaultdict(list)
     for i, (c, _) in enumerate(tagged):
         by[dispatch(c)].append(i)
     out = {}
-    for kernel in cpu.KERNELS:
+    for kernel in kernels:
         idx = by.get(kernel, [])
         if len(idx) < 10:
             raise RuntimeError(f"{kernel}: only {len(idx)} measured calls, cannot fit")
@@ -76,22 +76,25 @@ def fit_config(tagged: list[tuple[KernelCall, str]], counts: list[float]) -> dic
     return out
 
 
-def regenerate(cfgs, roots, work: Path, stamp: str, previous: Path) -> dict:
-    tagged = training_calls()
+def regenerate(cfgs, roots, work: Path, stamp: str, previous: Path, only: tuple[str, ...] = ()) -> dict:
+    """Counts and fits of every kernel, or of the kernels `only` names (the others keep their previous
+    fits: after changing one kernel, or adding one, only its calls are counted again)."""
+    tagged = [(c, o) for c, o in training_calls() if not only or dispatch(c) in only]
     calls = [c for c, _ in tagged]
     old = json.loads(previous.read_text()) if previous.is_file() else {"configs": {}}
     data = {"format": 1, "generated": stamp, "tool": "python -m nas.calibrate", **provenance.toolchain(),
             "measured": "arm-none-eabi-gcc + QEMU; every call = the *_get_buffer_size call + the wrapper, as "
                         "model.c makes them; random int8 data, per-channel multipliers 0.7*2^31 >> 8",
             "geometries": {"space_networks": len(SPACE_SEEDS), "random_calls": RANDOM_CALLS,
-                           "distinct_calls": len(calls)},
+                           "distinct_calls": len(calls) if not only else old.get("geometries", {}).get("distinct_calls")},
             "configs": dict(old.get("configs", {}))}
     for cfg in cfgs:
         lib, isa, opt = cfg
         key = cpu.config_key(*cfg)
         counts = measured(cfg, roots, work, calls)
+        kept = data["configs"].get(key, {}).get("kernels", {}) if only else {}
         entry = {"library": provenance.library_version(lib, roots[lib]), "cflags": provenance.cflags(isa, opt),
-                 "kernels": fit_config(tagged, counts),
+                 "kernels": {**kept, **fit_config(tagged, counts, only or cpu.KERNELS)},
                  "glue": data["configs"].get(key, {}).get("glue", {"per_layer": 0.0, "per_invoke": 0.0})}
         data["configs"][key] = entry
         worst = max(v["holdout_relative_error"]["space"]["max"] or 0 for v in entry["kernels"].values())

@@ -1,10 +1,10 @@
 """Exact instruction counts of CMSIS-NN layer calls under QEMU, for many geometries.
 
 `build_driver` links ``csrc/kernel_driver.c`` with a kernel library (a CMSIS-NN checkout's
-`qemu.CMSIS_NN_SOURCES` or the portable kernels; the project's own kernels, library 'nas', are
-linked beside the portable ones) for one instruction set and optimisation level; `count` runs a
-list of `KernelCall`s through it, through the library's wrappers or one of the own kernels
-(``-icount shift=0``: one SysTick tick per 40
+`nas.libraries`: a CMSIS-NN checkout or the portable kernels, and the add-on libraries beside it: the
+own kernels, library 'nas', are measured beside the portable ones) for one instruction set and
+optimisation level; `count` runs a list of `KernelCall`s through it, through the library's wrappers or
+one of the own kernels (``-icount shift=0``: one SysTick tick per 40
 instructions, deterministic, so one run per geometry suffices). `space_calls` and `random_calls` are
 the geometries measured: the layers of random networks of a search space, and random layers around
 them so that every kernel's fit sees channel counts of every alignment, strides, paddings and sizes.
@@ -17,37 +17,27 @@ import struct
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from nas.cost import nas_kernels
 from nas.cost.cpu import KernelCall, dispatch, kernel_calls
 from nas.export import qemu
+from nas.libraries import ADDONS, addon_sources, library
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "kernel_driver.c"
-OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6}
-OWN_OP_CODES = {"nas_conv_c1": 7, "nas_dw": 8}      # kernel_driver.c's codes of the own kernels
+OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6, "add": 7}
+OWN_OP_CODES = {"nas_conv_c1": 8, "nas_dw": 9}      # kernel_driver.c's codes of the own kernels
 MAGIC = 0x544E434B  # "KCNT"
 # kernel_driver.c buffer capacities (bytes / channels)
 ACT_CAP, W_CAP, SCRATCH_CAP, CH_CAP = 384 * 1024, 2 * 1024 * 1024, 128 * 1024, 4096
 SOFTMAX_PARAMS = (1717986944, 23, -248)   # intref.softmax_params(0.1): a valid (mult, shift, diff_min)
 
 
-def library_sources(library: str, root: str | os.PathLike | None) -> tuple[list[Path], list[Path]]:
-    """(sources, include dirs) of 'cmsis-nn' (a checkout at `root`), 'portable' or 'nas' (the own
-    kernels, beside the portable ones); the own kernels' sources come with every library."""
-    own, own_inc = nas_kernels.sources(), [nas_kernels.SOURCE_DIR]
-    if library in ("portable", nas_kernels.LIBRARY):
-        return qemu.portable_kernel_sources() + own, [qemu.PORTABLE_DIR, *own_inc]
-    if library == "cmsis-nn":
-        if not root:
-            raise ValueError("the cmsis-nn library needs a checkout (CMSIS_NN_PATH)")
-        srcs, incs = qemu.cmsis_nn_sources(root)
-        return srcs + own, incs + own_inc
-    raise ValueError(f"unknown kernel library {library!r}")
-
-
-def build_driver(library: str, root: str | os.PathLike | None, isa: str, opt: str, work: str | os.PathLike) -> Path:
-    srcs, incs = library_sources(library, root)
-    return qemu.build_elf([DRIVER_C], incs, Path(work), name=f"kernels_{library}_{isa}_{opt}", opt=f"-{opt}",
-                          cpu_flags=qemu.CPU_FLAGS[isa], cached=srcs)
+def build_driver(name: str, root: str | os.PathLike | None, isa: str, opt: str, work: str | os.PathLike) -> Path:
+    """The kernel driver linked with library `name` (`root`: its checkout, where it needs one) and the
+    add-ons; an add-on's name builds it beside the portable kernels."""
+    lib = library("portable" if name in ADDONS else name)
+    srcs, incs = lib.sources(root)
+    own_srcs, own_incs = addon_sources()
+    return qemu.build_elf([DRIVER_C], incs + own_incs, Path(work), name=f"kernels_{name}_{isa}_{opt}", opt=f"-{opt}",
+                          cpu_flags=lib.cpu_flags(isa), cached=srcs + own_srcs)
 
 
 def fits_driver(call: KernelCall) -> bool:
@@ -67,6 +57,8 @@ def _params(call: KernelCall) -> list[int]:
         return [call.cin, call.cout, 128, -128, -128, 127]
     if call.op in ("max_pool", "avg_pool"):
         return [call.h, call.w, call.cin, call.kh, call.kw, call.sh, call.sw, call.oh, call.ow, -128, 127]
+    if call.op == "add":
+        return [call.h * call.w * call.cin, 3, -5, 2, -128, 127]
     return [call.cout, *SOFTMAX_PARAMS]
 
 
@@ -200,4 +192,13 @@ def random_calls(seed: int, n: int) -> list[KernelCall]:
         if c is not None and fits_driver(c):
             dispatch(c)
             calls.append(c)
+    return calls + add_calls(random.Random(f"{seed}-add"), n // 10)
+
+
+def add_calls(rng: random.Random, n: int) -> list[KernelCall]:
+    """`n` element-wise adds of residual-like tensors (drawn apart, so the other ops' calls stay as they were)."""
+    calls = []
+    for _ in range(n):
+        h, w, ch = rng.randint(1, 40), rng.randint(1, 60), rng.choice([rng.randint(1, 8), rng.randint(8, 96)])
+        calls.append(KernelCall("add", h, w, ch, ch, oh=h, ow=w))
     return calls

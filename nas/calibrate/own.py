@@ -1,10 +1,11 @@
-"""The project's own kernels (library 'nas'): instructions and code size measured like the library
-kernels, for `instructions.json` and `codesize.json` under ``nas/<isa>/<opt>``.
+"""The project's own kernels (add-on library 'nas'): instructions and code size measured like the
+library kernels, for `instructions.json` and `codesize.json` under ``nas/<isa>/<opt>``.
 
 Instructions: every training call (`instructions.training_calls`) an own kernel takes is counted
-under QEMU through it (``kernel_driver.c`` ops 7 and 8: the size function + the kernel), and its
-coefficients fitted by non-negative least squares on `nas_kernels` trip counts, with 5-fold
-held-out errors. Code: a stub keeping each kernel's entry points, linked with ``--gc-sections``.
+under QEMU through it (``kernel_driver.c`` ops 8 and 9: the size function + the kernel), and its
+coefficients fitted by non-negative least squares on `nas.cost.nas_kernels` trip counts, with 5-fold
+held-out errors. Counts are cached per digest of the kernels' C, so a change of the C is measured
+again. Code: per op, a stub keeping its kernel's entry points, linked with ``--gc-sections``.
 """
 from __future__ import annotations
 
@@ -16,18 +17,22 @@ import numpy as np
 from nas.calibrate import fit, kernels, provenance
 from nas.calibrate.instructions import _stats, training_calls
 from nas.cost import cpu, nas_kernels
-from nas.cost.cpu import KernelCall
+from nas.kinds.base import KernelCall
+from nas.libraries import ADDONS, library
+from nas.libraries import nas_kernels as own_lib
+
+LIB = ADDONS[nas_kernels.LIBRARY]
 
 
 def calls_for(kernel: str, tagged: list[tuple[KernelCall, str]]) -> list[tuple[KernelCall, str]]:
-    k = nas_kernels.KERNELS[kernel]
-    return [(c, o) for c, o in tagged if k.applies(c) and k.scratch_bytes(c) <= kernels.SCRATCH_CAP]
+    """The training calls own kernel `kernel` takes (and the driver's scratch buffer holds)."""
+    return [(c, o) for c, o in tagged if LIB.takes(c) and LIB.kernel(c, True).name == kernel
+            and LIB.scratch_bytes(c, True) <= kernels.SCRATCH_CAP]
 
 
 def measured(isa: str, opt: str, kernel: str, work: Path, calls: list[KernelCall]) -> list[float]:
     """Counts of `calls` through `kernel` on (isa, opt), from the cache or QEMU."""
-    digest = nas_kernels.description().split()[-1].rstrip(")")       # a new count for every change of the C
-    path = work / "records" / f"kernels_{nas_kernels.LIBRARY}_{isa}_{opt}_{kernel}_{digest}.json"
+    path = work / "records" / f"kernels_{nas_kernels.LIBRARY}_{isa}_{opt}_{kernel}_{own_lib.digest()}.json"
     cache = {KernelCall(**c): n for c, n in json.loads(path.read_text())} if path.is_file() else {}
     todo = [c for c in calls if c not in cache]
     if todo:
@@ -40,7 +45,9 @@ def measured(isa: str, opt: str, kernel: str, work: Path, calls: list[KernelCall
 
 
 def fit_kernel(kernel: str, tagged: list[tuple[KernelCall, str]], counts: list[float]) -> dict:
-    feats = nas_kernels.KERNELS[kernel].features
+    def feats(call: KernelCall) -> dict:
+        return nas_kernels.features(kernel, call)
+
     calls = [c for c, _ in tagged]
     err = fit.holdout_errors(calls, counts, feats=feats)
     space = np.array([o == "space" for _, o in tagged])
@@ -50,10 +57,12 @@ def fit_kernel(kernel: str, tagged: list[tuple[KernelCall, str]], counts: list[f
 
 def regenerate_instructions(isas_opts, work: Path, data: dict) -> None:
     """Fit every own kernel on each (isa, opt) into `data` (the instructions.json being written)."""
+    if not isas_opts:
+        return
     tagged = training_calls()
     for isa, opt in isas_opts:
         entry = {"library": nas_kernels.description(), "cflags": provenance.cflags(isa, opt), "kernels": {}}
-        for name in nas_kernels.KERNELS:
+        for name in nas_kernels.FEATURES:
             mine = calls_for(name, tagged)
             entry["kernels"][name] = fit_kernel(name, mine, measured(isa, opt, name, work, [c for c, _ in mine]))
             worst = entry["kernels"][name]["holdout_relative_error"]["space"]["max"]
@@ -63,20 +72,22 @@ def regenerate_instructions(isas_opts, work: Path, data: dict) -> None:
 
 
 def measure_sizes(isa: str, opt: str, work: Path) -> dict:
-    """codesize.json's entry of the own kernels: per kernel, the input sections its entry points link."""
+    """codesize.json's entry of the own kernels: per op, the input sections its kernel's entry points link."""
     from nas.calibrate import sizes
     from nas.export import qemu
 
     d = work / "codesize" / f"{nas_kernels.LIBRARY}_{isa}_{opt}"
     d.mkdir(parents=True, exist_ok=True)
-    srcs, incs = kernels.library_sources(nas_kernels.LIBRARY, None)
-    base = set(qemu.map_footprints(sizes.stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
+    srcs, incs = LIB.sources()
+    incs = incs + library("portable").sources()[1]     # the CMSIS-NN structs its header uses
+    base = set(qemu.map_footprints(sizes.stub_elf(d, "base", (), srcs, incs, isa, opt, LIB.header).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
-    for name, k in nas_kernels.KERNELS.items():
-        fp = qemu.map_footprints(sizes.stub_elf(d, name, k.entry_points, srcs, incs, isa, opt).with_suffix(".map"))
-        groups[name] = sorted(key for key in fp if key not in base)
-        symbols.update({key: fp[key] for key in groups[name]})
+    for op in LIB.ops:
+        elf = sizes.stub_elf(d, op, LIB.entry_points(op), srcs, incs, isa, opt, LIB.header)
+        fp = qemu.map_footprints(elf.with_suffix(".map"))
+        groups[op] = sorted(key for key in fp if key not in base)
+        symbols.update({key: fp[key] for key in groups[op]})
     return {"library": nas_kernels.description(), "cflags": provenance.cflags(isa, opt), "symbols": symbols,
             "groups": groups}
 

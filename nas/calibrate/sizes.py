@@ -1,6 +1,6 @@
 """Regenerate ``codesize.json``: what each CMSIS-NN entry point links, per function, from linker maps.
 
-For every configuration: one ELF per entry-point group of `codesize.ENTRY_POINTS` (a stub that only
+For every configuration: one ELF per op's entry points of its library (`KernelLibrary.entry_points`; a stub that only
 takes the entry points' addresses, linked with ``--gc-sections``), whose map file lists every input
 section the group pulls in (object, section, size); a base ELF (the stub alone) is subtracted. Each
 input section is recorded as ``object(section)`` with its size rounded up to 4 bytes (the largest
@@ -15,14 +15,13 @@ from pathlib import Path
 
 from nas.calibrate import kernels, provenance
 from nas.cost import cpu
-from nas.cost.codesize import ENTRY_POINTS
+from nas.libraries import library
 from nas.export import qemu
 
 _LOCAL = qemu.LOCAL_OBJECT
 
 STUB = """/* code-size stub: keeps the entry points below (and what they reach) and nothing else */
-#include "arm_nnfunctions.h"
-#include "nas_kernels.h"
+#include "{header}"
 typedef void (*nas_fn)(void);
 __attribute__((used, section(".isr_vector"))) const nas_fn nas_keep[] = {{{refs}}};
 void Reset_Handler(void);
@@ -53,9 +52,11 @@ int nas_model_invoke(const int8_t *features, int8_t *scores)
 """
 
 
-def stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str) -> Path:
+def stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str,
+             header: str = "arm_nnfunctions.h") -> Path:
+    """A stub keeping only `funcs` (declared in `header`) linked with the library `lib_srcs`."""
     src = work / f"{name}.c"
-    src.write_text(STUB.format(refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
+    src.write_text(STUB.format(header=header, refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
     return qemu.build_elf([src], incs, work, name=name, opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
                           cached=lib_srcs, with_harness=False)
 
@@ -81,16 +82,17 @@ def measure_config(cfg, roots, work: Path) -> dict:
     lib, isa, opt = cfg
     d = work / "codesize" / f"{lib}_{isa}_{opt}"
     d.mkdir(parents=True, exist_ok=True)
-    srcs, incs = kernels.library_sources(lib, roots[lib])
+    srcs, incs = library(lib).sources(roots[lib])
+    entry_points = {op: library(lib).entry_points(op) for op in library(lib).ops}
     base = set(qemu.map_footprints(stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
-    for op, funcs in ENTRY_POINTS.items():
+    for op, funcs in entry_points.items():
         fp = qemu.map_footprints(stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
         keys = sorted(k for k in fp if k not in base)
         groups[op] = keys
         symbols.update({k: fp[k] for k in keys})
-    every = stub_elf(d, "all", tuple(f for fs in ENTRY_POINTS.values() for f in fs), srcs, incs, isa, opt)
+    every = stub_elf(d, "all", tuple(f for fs in entry_points.values() for f in fs), srcs, incs, isa, opt)
     base_flash = qemu.elf_sizes(d / "base.elf")["flash"]
     linked = qemu.elf_sizes(every)["flash"] - base_flash
     harness_bytes, harness_symbols = harness(work, isa, opt)

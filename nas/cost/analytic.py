@@ -1,19 +1,21 @@
-"""Exact int8 cost of an `ArchSpec` on a CMSIS-NN microcontroller, before any training.
+"""Exact int8 cost of an `ArchSpec` on a microcontroller, before any training.
 
 These formulas are the contract with the C exporter: it emits weight arrays, activation arena and
 front-end buffers of exactly the sizes computed here.
 
-* FLASH (network): int8 weights + int32 bias per output channel + int32 multiplier and int32 shift per
-  output channel (conv, depthwise; per-tensor pair for dense, 8 B).
+* FLASH (network): each layer kind's constants (`LayerKind.constants`): int8 weights + int32 bias per
+  output channel + int32 multiplier and int32 shift per output channel (per-tensor pair for dense, 8 B).
 * FLASH (front-end tables): float32 window, float32 mel coefficients with uint32 position/length per
   band, and the CMSIS-DSP rfft tables for the FFT length (twiddles + bit-reversal).
 * RAM (arena): layers run in order; one arena holds the current layer's input at one end, its output at
-  the other and its CMSIS-NN scratch buffer in the gap, so arena = max over layers of
-  input + output + scratch, each rounded up to 4 bytes. The first layer reads the front-end's feature
-  buffer directly, so its input is not counted twice.
+  the other and its kernel's scratch buffer in the gap, so arena = max over layers of
+  input + output + scratch, each rounded up to 4 bytes (a kind of several calls lays its buffers out
+  its own way: `LayerKind.arena_bytes`). The first layer reads the front-end's feature buffer
+  directly, so its input is not counted twice.
 * RAM (front-end): int16 audio frame, float32 FFT input/output, float32 mel energies, int8 features,
   4 bytes of counters.
-* Scratch: CMSIS-NN v7 buffer sizes on the budget's core (DSP or pure C), deploy notes section 1.5.
+* Scratch: the buffer sizes of the budget's kernel library (`target.library`, `nas.libraries`) on its
+  core (DSP or pure C); CMSIS-NN v7's are deploy notes section 1.5.
 * MACs: per window; MAC/s multiplies by windows per second, so window overlap multiplies compute.
 
 Measured on the chip (`nas.cost.chip`, fitted on QEMU counts and linker maps, data in ``data/``):
@@ -29,35 +31,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer,
-                           MaxPool2D, Shape, conv_padding)
+import numpy as np
+
+from nas.arch.spec import ArchSpec, FrontEnd, Layer, Shape
 from nas.budget import Budget
 from nas.cost.chip import ChipCost, chip_cost
+from nas.cost.kernel_choice import Choice
+from nas.kinds import KernelCall, kind_of
+from nas.kinds.base import align4
+from nas.libraries import Kernel, KernelLibrary, library as kernel_library
 
 # CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH (uint16 entries), by cfft length L.
 BITREV_TABLE_LENGTHS = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
-
-
-def align4(n: int) -> int:
-    return (n + 3) & ~3
-
-
-def scratch_bytes(layer: Layer, in_shape: Shape, dsp: bool) -> int:
-    """CMSIS-NN v7 scratch buffer of the kernel the wrapper dispatches to (deploy notes section 1.5)."""
-    h, w, c = in_shape
-    if isinstance(layer, Conv2D):
-        ph, pw = conv_padding(layer.kernel, layer.padding)
-        if layer.kernel == (1, 1) and (ph, pw) == (0, 0):
-            return 0  # arm_convolve_1x1_s8(_fast): no buffer with GCC
-        return 4 * align4(layer.kernel[0] * layer.kernel[1] * c)  # arm_convolve_s8 im2col, DSP and C alike
-    if isinstance(layer, DepthwiseConv2D):
-        ph, pw = conv_padding(layer.kernel, layer.padding)
-        if layer.kernel == (3, 3) and ph <= 1 and pw <= 1:
-            return 0  # arm_depthwise_conv_3x3_s8
-        return 2 * c * layer.kernel[0] * layer.kernel[1] if dsp else 0  # arm_depthwise_conv_s8_opt
-    if isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
-        return 4 * c if dsp else 0  # arm_avgpool_s8
-    return 0  # max pool, fully connected (non-MVE) and softmax need none
 
 
 @dataclass(frozen=True)
@@ -73,41 +58,36 @@ class LayerCost:
     quant_bytes: int
     in_bytes: int
     out_bytes: int
-    scratch_bytes: int
-    arena_bytes: int  # what this layer needs of the arena: input (if in the arena) + output + scratch
-    kernel: str = ""            # the CMSIS-NN kernel the wrapper dispatches to (`nas.cost.cpu.dispatch`)
-    instructions: float = 0.0   # measured model: the kernel call + the generated code around it
+    scratch_bytes: int        # the largest scratch buffer of its kernels
+    arena_bytes: int          # what this layer needs of the arena (its kind's layout)
+    calls: tuple[KernelCall, ...] = ()
+    kernels: tuple[Kernel, ...] = ()    # the kernel of each call on the budget's core (its library's)
+    scratches: tuple[int, ...] = ()     # the scratch bytes of each call's kernel
+    instructions: float = 0.0   # measured model: the kernel calls + the generated code around them
 
     @property
     def flash_bytes(self) -> int:
         return self.weight_bytes + self.bias_bytes + self.quant_bytes
 
+    @property
+    def kernel(self) -> str:
+        """The kernel names, `+` between the calls of a kind made of several."""
+        return "+".join(k.name for k in self.kernels)
 
-def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, dsp: bool, first: bool,
-               kernel: str = "", instructions: float = 0.0, scratch: int | None = None) -> LayerCost:
-    """`scratch`: the chosen kernel's buffer when it is not the library's (`scratch_bytes`)."""
-    h, w, c = in_shape
-    oh, ow, oc = out_shape
-    weights = bias = quant = macs = 0
-    if isinstance(layer, Conv2D):
-        weights = layer.kernel[0] * layer.kernel[1] * c * oc
-        bias, quant = oc, 8 * oc
-        macs = oh * ow * weights
-    elif isinstance(layer, DepthwiseConv2D):
-        weights = layer.kernel[0] * layer.kernel[1] * c
-        bias, quant = oc, 8 * oc
-        macs = oh * ow * weights
-    elif isinstance(layer, Dense):
-        weights = h * w * c * layer.units
-        bias, quant = layer.units, 8
-        macs = weights
-    in_bytes, out_bytes = h * w * c, oh * ow * oc
-    scratch = scratch_bytes(layer, in_shape, dsp) if scratch is None else scratch
-    arena = (0 if first else align4(in_bytes)) + align4(out_bytes) + align4(scratch)
-    return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=weights + bias,
-                     macs=macs, weight_bytes=weights, bias_bytes=4 * bias, quant_bytes=quant, in_bytes=in_bytes,
-                     out_bytes=out_bytes, scratch_bytes=scratch, arena_bytes=arena, kernel=kernel,
-                     instructions=instructions)
+
+def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, lib: KernelLibrary, dsp: bool,
+               first: bool, instructions: float = 0.0, choices: tuple[Choice, ...] = ()) -> LayerCost:
+    """`choices`: the kernel of each call (`nas.cost.kernel_choice`; default `lib`'s)."""
+    kind = kind_of(layer)
+    consts = kind.constants(layer, in_shape, out_shape)
+    calls = kind.calls(layer, in_shape, out_shape)
+    scratches = tuple(k.scratch_bytes for k in choices) or tuple(lib.scratch_bytes(c, dsp) for c in calls)
+    kernels = tuple(k.kernel for k in choices) or tuple(lib.kernel(c, dsp) for c in calls)
+    return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=consts.params,
+                     macs=sum(c.macs for c in calls), weight_bytes=consts.weights, bias_bytes=4 * consts.biases,
+                     quant_bytes=consts.quant_bytes, in_bytes=int(np.prod(in_shape)), out_bytes=int(np.prod(out_shape)),
+                     scratch_bytes=max(scratches), arena_bytes=kind.arena_bytes(calls, scratches, first), calls=calls,
+                     kernels=kernels, scratches=scratches, instructions=instructions)
 
 
 def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
@@ -225,16 +205,15 @@ class Cost:
         return all(v <= 0 for v in self.violations(budget).values())
 
 
-def estimate(spec: ArchSpec, budget: Budget, library: str = "cmsis-nn",
-             own: bool | tuple[str | None, ...] = True) -> Cost:
-    """The cost of `spec` on `budget`, CPU and code priced for `library` ('cmsis-nn' or 'portable') with
-    each layer on its fastest kernel, the project's own ones included (`own`: see `chip_cost`)."""
+def estimate(spec: ArchSpec, budget: Budget, library: str | None = None, own: bool = True) -> Cost:
+    """The cost of `spec` on `budget`, its kernels and code those of `library` (default: the budget's
+    `target.library`) and, where they are faster, the project's own (`own`; `nas.cost.kernel_choice`)."""
     t = budget.target
+    lib = kernel_library(library or t.library)
     fe = spec.frontend
     nnz = mel_nonzeros(fe)
-    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, library, nnz, own)
-    layers = [layer_cost(name, layer, i_s, o_s, t.dsp, i == 0, chip.kernels[i], chip.layer_instructions[i],
-                         chip.choices[i].scratch_bytes)
+    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, lib.name, nnz, own)
+    layers = [layer_cost(name, layer, i_s, o_s, lib, t.dsp, i == 0, chip.layer_instructions[i], chip.choices[i])
               for i, (name, layer, (i_s, o_s)) in enumerate(zip(spec.layer_names(), spec.layers, spec.layer_shapes()))]
     return Cost(layers=tuple(layers), windows_per_second=fe.windows_per_second,
                 arena_bytes=max(lc.arena_bytes for lc in layers), frontend_ram_bytes=frontend_ram_bytes(fe),
@@ -249,17 +228,6 @@ def _shape(s: Shape) -> str:
     return "x".join(map(str, s))
 
 
-def _describe(layer: Layer) -> str:
-    if isinstance(layer, (Conv2D, DepthwiseConv2D)):
-        k = f"{layer.kernel[0]}x{layer.kernel[1]}"
-        s = f"/{layer.stride[0]}x{layer.stride[1]}" if layer.stride != (1, 1) else ""
-        p = " valid" if layer.padding == "valid" else ""
-        return f"{layer.TYPE} {k}{s}{p}"
-    if isinstance(layer, (MaxPool2D, AvgPool2D)):
-        return f"{layer.TYPE} {layer.pool[0]}x{layer.pool[1]}"
-    return layer.TYPE
-
-
 def _kb(n: float) -> str:
     return f"{n / 1024:.1f} kB"
 
@@ -268,7 +236,7 @@ def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
     rows = [("layer", "type", "in", "out", "params", "MACs", "kernel", "insn", "insn/MAC", "FLASH B", "scratch B",
              "RAM B")]
     for layer, lc in zip(spec.layers, cost.layers):
-        rows.append((lc.name, _describe(layer), _shape(lc.in_shape), _shape(lc.out_shape), f"{lc.params:,}",
+        rows.append((lc.name, kind_of(layer).describe(layer), _shape(lc.in_shape), _shape(lc.out_shape), f"{lc.params:,}",
                      f"{lc.macs:,}", lc.kernel, f"{lc.instructions:,.0f}",
                      f"{lc.instructions / lc.macs:.2f}" if lc.macs else "", f"{lc.flash_bytes:,}",
                      f"{lc.scratch_bytes:,}", f"{lc.arena_bytes:,}"))
@@ -320,4 +288,8 @@ def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
              f"-> {cost.windows_per_second:.2f} windows/s", "",
              *_layer_rows(spec, cost), "", *_totals(cost, budget), "", *_checks(cost, budget),
              "fits the budget" if cost.fits(budget) else "does NOT fit the budget"]
+    if cost.chip.unmeasured_core:
+        lines.append(f"WARNING: no kernel library here is measured on {budget.target.core}: its CPU figures and "
+                     f"kernel code size are the {cost.chip.isa} measurement's ({cost.chip.library} kernels), a proxy; "
+                     f"RAM, the network's FLASH and MACs are exact")
     return "\n".join(lines)

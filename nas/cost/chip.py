@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from nas.arch.spec import ArchSpec
 from nas.cost import codesize, cpu, frontend, kernel_choice
 from nas.cost.kernel_choice import Choice
+from nas.libraries import Kernel, library as kernel_library
 
 
 @dataclass(frozen=True)
@@ -18,16 +19,22 @@ class ChipCost:
     isa: str                             # the measured instruction set standing for the core
     opt: str
     note: str                            # how the core relates to the measurement ("" when measured as is)
-    kernels: tuple[str, ...]             # the kernel each layer runs (`kernel_choice`)
-    layer_instructions: tuple[float, ...]   # per layer: kernel + generated glue
+    kernels: tuple[tuple[Kernel, ...], ...]   # per layer, the kernel of each of its calls (`kernel_choice`)
+    layer_instructions: tuple[float, ...]   # per layer: its kernels + generated glue
     invoke_instructions: float           # nas_model_invoke's own, once per window
     frontend_instructions_per_frame: float
     frontend_instructions_per_second: float
     kernel_code_bytes: int
     glue_bytes: int
     frontend_code_bytes: int
-    choices: tuple[Choice, ...] = ()     # per layer: the library's kernel or an own one, and its scratch
+    choices: tuple[tuple[Choice, ...], ...] = ()   # per layer and call: library, kernel, scratch, instructions
     kernel_code_beside_harness: int = 0  # the kernel code the QEMU check's ELF adds to its harness
+
+    @property
+    def unmeasured_core(self) -> bool:
+        """No library here is measured on the budget's core (not an Arm Cortex-M): its instructions and
+        code size are another instruction set's, a proxy the cost output must say it uses."""
+        return "not an Arm core" in self.note
 
     @property
     def instructions_per_window(self) -> float:
@@ -44,29 +51,27 @@ def proxy_note(core: str, isa: str) -> str:
 
 
 def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library: str, mel_nonzeros: int,
-              own: bool | tuple[str | None, ...] = True) -> ChipCost:
-    """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`, each layer on
-    the fastest kernel (`own`=True), the library's only (False), or the own kernel named per layer;
-    `mel_nonzeros` is the front-end's non-zero mel weights (`nas.cost.analytic.mel_nonzeros`)."""
+              own: bool = True) -> ChipCost:
+    """Instructions and code of `spec` built at `opt` for `core`, each call on the fastest of `library`'s
+    kernel and the add-ons' (`own`; else `library`'s only); `mel_nonzeros` is the front-end's non-zero
+    mel weights (`nas.cost.analytic.mel_nonzeros`)."""
     isa = cpu.isa_for(core, dsp)
-    calls = cpu.kernel_calls(spec)
+    lib = kernel_library(library)
+    per_layer = cpu.layer_calls(spec)
+    calls = [c for layer in per_layer for c in layer]
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
-    if isinstance(own, tuple):
-        choices = [kernel_choice.force(c, k) for c, k in zip(calls, own)]
-    else:
-        choices = [kernel_choice.choose(c, isa, opt, own) for c in calls]
-    per_layer = insn.glue["per_layer"]
+    choices = tuple(tuple(kernel_choice.choose(c, lib, insn, dsp, isa, opt, own) for c in layer) for layer in per_layer)
+    flat = [k for layer in choices for k in layer]
     fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
-                    kernels=tuple(k.kernel for k in choices),
-                    layer_instructions=tuple(kernel_choice.instructions(c, k, insn, isa, opt) + per_layer
-                                             for c, k in zip(calls, choices)),
+                    kernels=tuple(tuple(k.kernel for k in layer) for layer in choices),
+                    layer_instructions=tuple(sum(k.instructions + insn.glue["per_layer"] for k in layer)
+                                             for layer in choices),
                     invoke_instructions=insn.glue["per_invoke"],
                     frontend_instructions_per_frame=fe_model.per_frame(fe, nnz),
                     frontend_instructions_per_second=fe_model.per_second(fe, nnz),
-                    kernel_code_bytes=kernel_choice.code_bytes(calls, choices, sizes, isa, opt),
-                    glue_bytes=sizes.glue_bytes(calls), frontend_code_bytes=fe_model.code(fe),
-                    choices=tuple(choices),
-                    kernel_code_beside_harness=kernel_choice.code_bytes(calls, choices, sizes, isa, opt, True))
+                    kernel_code_bytes=kernel_choice.code_bytes(calls, flat, sizes, isa, opt),
+                    glue_bytes=sizes.glue_bytes(calls), frontend_code_bytes=fe_model.code(fe), choices=choices,
+                    kernel_code_beside_harness=kernel_choice.code_bytes(calls, flat, sizes, isa, opt, True))

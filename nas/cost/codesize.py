@@ -1,7 +1,7 @@
 """FLASH of the code a model links: measured per function from ELFs (``data/codesize.json``).
 
-The generated model.c calls one CMSIS-NN entry point per layer kind (`ENTRY_POINTS`); the linker
-keeps each entry point and everything it can reach (every kernel its wrapper may dispatch to,
+The generated model.c calls the kernel library's entry points of each op its layers use
+(`KernelLibrary.entry_points`); the linker keeps each entry point and everything it can reach (every kernel its wrapper may dispatch to,
 helpers, libc's memcpy/memset, compiler runtime on cores without a divider), whatever the layer's
 geometry. The measurement links each group alone with ``--gc-sections`` and records the symbols it
 pulls in with their sizes (rounded up to their section alignment), so a model's kernel code is the
@@ -28,16 +28,6 @@ from nas.cost.cpu import DATA_DIR, KernelCall, _load, config_key
 CODESIZE_FILE = DATA_DIR / "codesize.json"
 SECTION_SLACK = 8      # .text/.rodata/.data each end 4-byte aligned: at most 3 + 3 + 2 bytes of fill
 LAYER_SLACK = 4        # a layer's arena offsets and sizes are Thumb immediates: 2 or 4 bytes each
-
-ENTRY_POINTS: dict[str, tuple[str, ...]] = {
-    "conv": ("arm_convolve_wrapper_s8", "arm_convolve_wrapper_s8_get_buffer_size"),
-    "dw": ("arm_depthwise_conv_wrapper_s8", "arm_depthwise_conv_wrapper_s8_get_buffer_size"),
-    "fc": ("arm_fully_connected_s8", "arm_fully_connected_s8_get_buffer_size"),
-    "max_pool": ("arm_max_pool_s8",),
-    "avg_pool": ("arm_avgpool_s8", "arm_avgpool_s8_get_buffer_size"),
-    "softmax": ("arm_softmax_s8",),
-}
-
 
 @dataclass(frozen=True)
 class CodeSizeModel:
@@ -92,5 +82,5 @@ def codesize_model(library: str, isa: str, opt: str, path=CODESIZE_FILE) -> Code
     glue = cfg.get("glue", {})
     return CodeSizeModel(key, cfg["symbols"], {k: tuple(v) for k, v in cfg["groups"].items()},
                          float(glue.get("per_invoke", 0.0)), {k: float(v) for k, v in glue.get("per_layer", {}).items()}
-                         or {op: 0.0 for op in ENTRY_POINTS}, float(glue.get("margin", 0.0)),
+                         or {op: 0.0 for op in cfg["groups"]}, float(glue.get("margin", 0.0)),
                          int(cfg.get("harness_bytes", 0)), frozenset(cfg.get("harness_symbols", ())))

@@ -1,8 +1,9 @@
 """Instructions a Cortex-M executes per layer: the CMSIS-NN kernel the wrapper dispatches to, priced
 from the layer's geometry with coefficients fitted on exact QEMU counts (``data/instructions.json``).
 
-Each layer becomes one `KernelCall` (what model.c passes to CMSIS-NN). `dispatch` names the kernel
-CMSIS-NN v7's wrappers pick on a core without MVE (the portable kernels dispatch the same way);
+Each layer is one or more `KernelCall`s (what model.c passes to a kernel; its kind's `calls`).
+`dispatch` names the kernel CMSIS-NN v7's wrappers pick on a core without MVE (the portable kernels
+dispatch the same way; `nas.libraries.cmsis_nn`);
 `features` turns the geometry into the trip counts of that kernel family's loops (output pixels,
 kernel taps inside and outside the padding, channel and depth blocks of 2 / 3 / 4 / 16, ...). The
 instruction count of a loop nest is the sum over its loop levels of trip count x instructions per
@@ -21,94 +22,33 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D, Shape,
-                      Softmax, conv_padding)
+from nas.arch.spec import ArchSpec
+from nas.kinds import KernelCall, kind_of
+from nas.libraries import LIBRARIES as LIBRARY_REGISTRY
+from nas.libraries.cmsis_nn import dispatch
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 INSTRUCTIONS_FILE = DATA_DIR / "instructions.json"
 
-LIBRARIES = ("cmsis-nn", "portable")
+LIBRARIES = tuple(LIBRARY_REGISTRY)
 ISAS = ("cortex-m4", "cortex-m3", "cortex-m0plus")
 OPT_LEVELS = ("O2", "Os", "O3")
-OPS = ("conv", "dw", "fc", "max_pool", "avg_pool", "softmax")
-KERNELS = ("conv", "conv_1x1_fast", "conv_1x1", "dw_3x3", "dw_opt", "fc", "max_pool", "avg_pool", "softmax")
+OPS = ("conv", "dw", "fc", "max_pool", "avg_pool", "softmax", "add")
+KERNELS = ("conv", "conv_1x1_fast", "conv_1x1", "dw_3x3", "dw_opt", "fc", "max_pool", "avg_pool", "softmax", "add")
 FAMILY = {"conv": "conv", "conv_1x1_fast": "conv", "conv_1x1": "conv", "dw_3x3": "dw", "dw_opt": "dw",
-          "fc": "fc", "max_pool": "pool", "avg_pool": "pool", "softmax": "softmax"}
+          "fc": "fc", "max_pool": "pool", "avg_pool": "pool", "softmax": "softmax", "add": "add"}
 
 _ARMV6M = ("cortex-m0", "cortex-m0plus", "cortex-m1", "cortex-m23")
 
 
-@dataclass(frozen=True)
-class KernelCall:
-    """One CMSIS-NN call of the generated model.c: op, input HxWxC, output channels, kernel, stride,
-    top/left padding and output HxW (batch 1; fully connected: h = w = 1, cin = depth)."""
-
-    op: str
-    h: int
-    w: int
-    cin: int
-    cout: int
-    kh: int = 1
-    kw: int = 1
-    sh: int = 1
-    sw: int = 1
-    ph: int = 0
-    pw: int = 0
-    oh: int = 1
-    ow: int = 1
-
-    @property
-    def macs(self) -> int:
-        if self.op == "conv":
-            return self.oh * self.ow * self.cout * self.kh * self.kw * self.cin
-        if self.op == "dw":
-            return self.oh * self.ow * self.cout * self.kh * self.kw
-        if self.op == "fc":
-            return self.cin * self.cout
-        return 0
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def layer_call(layer: Layer, in_shape: Shape, out_shape: Shape) -> KernelCall:
-    """The call model.c makes for `layer` (same kernel, stride and padding as `nas.quant.quantize`)."""
-    h, w, c = in_shape
-    oh, ow, oc = out_shape
-    if isinstance(layer, (Conv2D, DepthwiseConv2D)):
-        ph, pw = conv_padding(layer.kernel, layer.padding)
-        return KernelCall("conv" if isinstance(layer, Conv2D) else "dw", h, w, c, oc, *layer.kernel, *layer.stride,
-                          ph, pw, oh, ow)
-    if isinstance(layer, Dense):
-        return KernelCall("fc", 1, 1, h * w * c, layer.units)
-    if isinstance(layer, (MaxPool2D, AvgPool2D)):
-        return KernelCall("max_pool" if isinstance(layer, MaxPool2D) else "avg_pool", h, w, c, c, *layer.pool,
-                          *layer.strides, 0, 0, oh, ow)
-    if isinstance(layer, GlobalAvgPool2D):
-        return KernelCall("avg_pool", h, w, c, c, h, w, 1, 1, 0, 0, 1, 1)
-    if isinstance(layer, Softmax):
-        return KernelCall("softmax", 1, 1, c, c)
-    raise TypeError(f"no CMSIS-NN call for {layer!r}")
+def layer_calls(spec: ArchSpec) -> list[tuple[KernelCall, ...]]:
+    """Per layer, the kernel calls model.c makes for it (its kind's `calls`)."""
+    return [kind_of(layer).calls(layer, i, o) for layer, (i, o) in zip(spec.layers, spec.layer_shapes())]
 
 
 def kernel_calls(spec: ArchSpec) -> list[KernelCall]:
-    return [layer_call(layer, i, o) for layer, (i, o) in zip(spec.layers, spec.layer_shapes())]
-
-
-def dispatch(call: KernelCall) -> str:
-    """The kernel CMSIS-NN v7's wrapper runs for `call` on a core without MVE (deploy notes 1.4).
-    ``conv`` also covers ``arm_convolve_1_x_n_s8``, which calls ``arm_convolve_s8`` there."""
-    if call.op == "conv":
-        if (call.kh, call.kw, call.ph, call.pw) == (1, 1, 0, 0):
-            return "conv_1x1_fast" if (call.sh, call.sw) == (1, 1) else "conv_1x1"
-        return "conv"
-    if call.op == "dw":
-        if call.cout != call.cin:
-            raise ValueError("depthwise channel multiplier > 1 (arm_depthwise_conv_s8) is not modelled")
-        return "dw_3x3" if (call.kh, call.kw) == (3, 3) and call.ph <= 1 and call.pw <= 1 else "dw_opt"
-    if call.op in ("fc", "max_pool", "avg_pool", "softmax"):
-        return call.op
-    raise ValueError(f"unknown op {call.op!r}")
+    """Every kernel call of one inference, in order."""
+    return [call for calls in layer_calls(spec) for call in calls]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -132,6 +72,9 @@ def features(call: KernelCall) -> dict[str, float]:
     family = FAMILY[dispatch(call)]
     if family == "softmax":
         return {"call": 1, "elem": call.cout}
+    if family == "add":     # one loop over the elements, 4 at a time on DSP cores, then the rest
+        n = call.h * call.w * call.cin
+        return {"call": 1, "elem": n, "elem4": n // 4, "elem1": n % 4}
     if family == "fc":
         return _fc_features(call.cin, call.cout)
     g = _Geometry(call)

@@ -1,13 +1,10 @@
-"""Per layer, the implementation with the fewest predicted instructions: the kernel library's (the
-kernel its wrapper dispatches to) or one of the project's own kernels (`nas_kernels`) that takes
-the call, when both its instructions and its code are measured for the instruction set and
-optimisation level.
+"""Per kernel call, the implementation with the fewest predicted instructions: the budget's library's
+(CMSIS-NN's wrapper dispatch, or the portable kernels') or an add-on library's (`nas.libraries.ADDONS`:
+the project's own kernels) that takes the call and whose instructions and code are measured for the
+instruction set and optimisation level.
 
-The decision compares with CMSIS-NN's prediction (the library the firmware deploys with), so a
-spec gets the same kernels whichever library a build links (the portable kernels on a PC, for the
-checks); the instructions of a layer left to the library are that library's. Used by
-`nas.cost.chip` (instructions, code, and the scratch the arena holds) and, through the cost, by the
-code generator (which function model.c calls). To be moved behind the kernel-library seam.
+`nas.cost.chip` prices each layer with its choices (instructions, linked code) and `nas.cost.analytic`
+sizes the arena with their scratch; the code generator calls the chosen `Kernel.function`s.
 """
 from __future__ import annotations
 
@@ -16,76 +13,52 @@ from typing import Sequence
 
 from nas.cost import nas_kernels
 from nas.cost.codesize import CODESIZE_FILE, CodeSizeModel, codesize_data, codesize_model
-from nas.cost.cpu import InstructionModel, KernelCall, config_key, dispatch, instruction_model
-
-DEPLOY_LIBRARY = "cmsis-nn"
+from nas.cost.cpu import InstructionModel, config_key
+from nas.kinds.base import KernelCall
+from nas.libraries import ADDONS, Kernel, KernelLibrary
 
 
 @dataclass(frozen=True)
 class Choice:
-    """The implementation of one layer: an own kernel (its C function) or the library's wrapper."""
+    """The kernel one call runs: its library, the kernel (what model.c calls), its scratch buffer and
+    its predicted instructions (without the generated code around it)."""
 
-    kernel: str                      # own kernel name, or the library kernel (`cpu.dispatch`)
-    function: str | None = None      # own kernel: the C entry point and its size function
-    size_function: str | None = None
-    scratch_bytes: int | None = None  # own kernel: its scratch (None: the library's)
-
-    @property
-    def own(self) -> bool:
-        return self.function is not None
+    library: str
+    kernel: Kernel
+    scratch_bytes: int
+    instructions: float
 
 
-def own_available(isa: str, opt: str) -> list[str]:
-    """The own kernels whose instructions and code are both measured on (isa, opt)."""
-    sizes = codesize_data(CODESIZE_FILE)["configs"].get(config_key(nas_kernels.LIBRARY, isa, opt), {})
-    return [k for k in nas_kernels.measured(isa, opt) if k in sizes.get("groups", {})]
+def own_available(isa: str, opt: str) -> bool:
+    """Whether the own kernels' instructions and code are both measured on (isa, opt)."""
+    key = config_key(nas_kernels.LIBRARY, isa, opt)
+    return bool(nas_kernels.measured(isa, opt)) and key in codesize_data(CODESIZE_FILE)["configs"]
 
 
-def choose(call: KernelCall, isa: str, opt: str, own: bool = True) -> Choice:
-    """The kernel with the fewest predicted instructions for `call` (compared with CMSIS-NN)."""
-    best, best_n = Choice(dispatch(call)), None
-    if not own:
-        return best
-    available = own_available(isa, opt)
-    for k in nas_kernels.candidates(call):
-        if k.name not in available:
-            continue
-        n = nas_kernels.instructions(k.name, isa, opt, call)
-        if best_n is None:
-            best_n = instruction_model(DEPLOY_LIBRARY, isa, opt).kernel(call)
-        if n < best_n:
-            best, best_n = Choice(k.name, k.function, k.size_function, k.scratch_bytes(call)), n
+def choose(call: KernelCall, lib: KernelLibrary, insn: InstructionModel, dsp: bool, isa: str, opt: str,
+           own: bool = True) -> Choice:
+    """The fastest measured kernel for `call` among `lib`'s (priced by `insn`) and the add-ons' (`own`)."""
+    best = Choice(lib.name, lib.kernel(call, dsp), lib.scratch_bytes(call, dsp), insn.kernel(call))
+    addon = ADDONS[nas_kernels.LIBRARY]
+    if own and addon.takes(call) and own_available(isa, opt):
+        kernel = addon.kernel(call, dsp)
+        n = nas_kernels.instructions(kernel.name, isa, opt, call)
+        if n < best.instructions:
+            best = Choice(addon.name, kernel, addon.scratch_bytes(call, dsp), n)
     return best
 
 
-def force(call: KernelCall, kernel: str | None) -> Choice:
-    """The choice naming own kernel `kernel` (None: the library's)."""
-    if not kernel:
-        return Choice(dispatch(call))
-    k = nas_kernels.KERNELS[kernel]
-    if not k.applies(call):
-        raise ValueError(f"{kernel} does not take {call}")
-    return Choice(k.name, k.function, k.size_function, k.scratch_bytes(call))
-
-
-def instructions(call: KernelCall, choice: Choice, library: InstructionModel, isa: str, opt: str) -> float:
-    """Predicted instructions of the layer's kernel call (without the generated code around it)."""
-    if choice.own:
-        return nas_kernels.instructions(choice.kernel, isa, opt, call)
-    return library.kernel(call)
-
-
-def code_bytes(calls: Sequence[KernelCall], choices: Sequence[Choice], library: CodeSizeModel, isa: str, opt: str,
+def code_bytes(calls: Sequence[KernelCall], choices: Sequence[Choice], sizes: CodeSizeModel, isa: str, opt: str,
                beside_harness: bool = False) -> int:
-    """Code the model links: the library's entry-point groups of the ops it still calls, the own
-    kernels' groups, shared functions once (`beside_harness`: without those the QEMU harness links)."""
-    keys = set(library.kernel_symbols(c.op for c, k in zip(calls, choices) if not k.own))
-    symbols = dict(library.symbols)
-    own_kernels = {k.kernel for k in choices if k.own}
-    if own_kernels:
-        mine = codesize_model(nas_kernels.LIBRARY, isa, opt)
-        keys |= set().union(*(set(mine.groups[k]) for k in own_kernels))
+    """Code the model links: `sizes`' groups (its library's) of the ops whose calls stay with the library
+    and each add-on's of the ops it takes, shared functions once (`beside_harness`: without those the
+    QEMU harness links anyway)."""
+    keys = set(sizes.kernel_symbols(c.op for c, k in zip(calls, choices) if k.library not in ADDONS))
+    symbols = dict(sizes.symbols)
+    for name in {k.library for k in choices if k.library in ADDONS}:
+        mine = codesize_model(name, isa, opt)
+        keys |= mine.kernel_symbols(c.op for c, k in zip(calls, choices) if k.library == name)
         symbols.update(mine.symbols)
     if beside_harness:
-        keys -= library.harness_symbols
+        keys -= sizes.harness_symbols
     return sum(symbols[s] for s in keys)

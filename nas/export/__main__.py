@@ -14,7 +14,7 @@ from pathlib import Path
 from nas.budget import Budget
 from nas.core.errors import run_cli
 from nas.quant import quantize as Q
-from nas.export.pipeline import export_study
+from nas.export.pipeline import ExportOptions, StudyExport, export_study
 from nas.export.verify import VerifyError
 from nas.study.artifacts import artifact_store
 from nas.study.folders import checkpoint_dir, output_dir
@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget.load(args.budget) if args.budget else None
     out = Path(args.out) if args.out else DEFAULT_EXPORT_ROOT / args.study
     try:
-        export_study(study, out, budget, args.data, None, args.cache, trials=args.trial,
-                     calibration_windows=args.calibration_windows, method=args.calibration, checkpoints=ckpts,
-                     build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
-                     force=args.force, flash_over_estimate=args.flash_over_estimate,
-                     prefixes=args.prefix, artifacts=artifact_store(output_dir(args.study, storage)))
+        what = StudyExport(trials=args.trial, budget=budget, data=args.data, cache=args.cache, checkpoints=ckpts,
+                           prefixes=args.prefix)
+        options = ExportOptions(calibration_windows=args.calibration_windows, method=args.calibration,
+                                build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
+                                force=args.force, flash_over_estimate=args.flash_over_estimate)
+        export_study(study, out, what, options, artifacts=artifact_store(output_dir(args.study, storage)))
     except VerifyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""C code of an exported model: one translation unit calling the CMSIS-NN v7 s8 API.
+"""C code of an exported model: one translation unit calling the kernel library's s8 API (CMSIS-NN v7's).
 
 `write_model_c(qm, cost, out_dir)` writes
 
@@ -7,7 +7,9 @@
   model's memory figures;
 * ``model.c``: weights, biases, multipliers and shifts as ``static const`` arrays (symbols
   ``nas_w_<layer>_*``, exactly ``cost.network_flash_bytes`` bytes), the kernel parameter structs,
-  ONE static arena ``nas_model_arena`` of exactly ``cost.arena_bytes`` bytes and the layer calls;
+  ONE static arena ``nas_model_arena`` of exactly ``cost.arena_bytes`` bytes and the layer calls,
+  each layer's part written by its kind's template (``nas/kinds/<TYPE>.c.j2``) with the functions
+  of the kernels the cost model chose (``cost.layers[i].kernels``);
 * ``model_selftest.c``: one validation window and the scores the integer reference gives for it,
   with ``int nas_model_selftest(void)`` (0 = bit-exact) for a first run on the target.
 
@@ -21,8 +23,8 @@ the linked CMSIS-NN asks for (``*_get_buffer_size``) fits its gap.
 
 `write_build_files` adds a Makefile and a CMakeLists.txt (CMSIS_NN_PATH, CMSIS_DSP_PATH), a copy
 of the portable CMSIS-NN kernels, so the folder builds and self-tests on a PC without any checkout,
-and of the project's own kernels (``nas_kernels/``), which the layers the cost model gives to them
-call instead of the CMSIS-NN wrapper (same arguments; `nas.cost.kernel_choice`).
+and of the add-on libraries' (``nas_kernels/``: the project's own kernels, which the layers the cost
+model gives them call instead of the CMSIS-NN wrapper, with its arguments).
 
 The text of every file is a template in `templates/` (``model.h.j2``, ``model.c.j2``,
 ``model_selftest.c.j2``, ``Makefile.j2``, ``CMakeLists.txt.j2``); this module computes what fills
@@ -36,43 +38,28 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax
 from nas.core.atomic import atomic_write_text
 from nas.cost import analytic as costmodel
-from nas.cost import nas_kernels
-from nas.cost.kernel_choice import Choice
 from nas.export import frontend_c
 from nas.export.api import Api
-from nas.export.qemu import CMSIS_NN_SOURCES, PORTABLE_DIR
-from nas.quant.quantize import QLayer, QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
-from nas.export.render import render
+from nas.export.render import macros, render
+from nas.kinds import KINDS, kind_of
+from nas.kinds.base import LayerC, Slot
+from nas.libraries import ADDONS
+from nas.libraries.cmsis_nn import CMSIS_NN_SOURCES, PORTABLE_DIR
+from nas.quant.quantize import QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 
 MODEL_C = "model.c"
 MODEL_H = "model.h"
 SELFTEST_C = "model_selftest.c"
 PORTABLE_SUBDIR = "cmsisnn_portable"
-OWN_SUBDIR = "nas_kernels"
+OWN_SUBDIR = ADDONS["nas"].folder
 ARENA_SYMBOL = "nas_model_arena"
 WEIGHT_SYMBOL_PREFIX = "nas_w_"
 ERR_NULL = -100
 
 
 # --------------------------------------------------------------------------- arena layout
-
-@dataclass(frozen=True)
-class Slot:
-    """Where one layer's tensors live: offsets into the arena (in_offset None = caller's buffer,
-    out_offset None = caller's scores); gap = bytes available to its scratch buffer."""
-
-    name: str
-    in_offset: int | None
-    in_bytes: int
-    out_offset: int | None
-    out_bytes: int
-    scratch_offset: int
-    gap: int
-    scratch_bytes: int      # what the cost model counts for this layer's kernel on the budget's core
-
 
 def arena_layout(qm: QuantizedModel, cost: costmodel.Cost) -> list[Slot]:
     """Two-ended arena layout of `nas.cost` (see the module docstring)."""
@@ -94,7 +81,7 @@ def arena_layout(qm: QuantizedModel, cost: costmodel.Cost) -> list[Slot]:
         # scratch right after whichever buffer sits at the bottom
         bottom = a4(lc.out_bytes) if out_bottom else in_bytes_arena
         gap = arena - in_bytes_arena - a4(lc.out_bytes)
-        if gap < a4(lc.scratch_bytes):
+        if len(lc.calls) == 1 and gap < a4(lc.scratch_bytes):
             raise AssertionError(f"{q.name}: arena {arena} B leaves {gap} B of scratch, cost model needs "
                                  f"{lc.scratch_bytes} B (cost model and layout disagree)")
         slots.append(Slot(q.name, in_off, lc.in_bytes, out_off, lc.out_bytes, bottom, gap, lc.scratch_bytes))
@@ -104,30 +91,15 @@ def arena_layout(qm: QuantizedModel, cost: costmodel.Cost) -> list[Slot]:
 
 # --------------------------------------------------------------------------- model.h, model.c, model_selftest.c
 
-KINDS = (Conv2D.TYPE, DepthwiseConv2D.TYPE, Dense.TYPE, MaxPool2D.TYPE, AvgPool2D.TYPE, GlobalAvgPool2D.TYPE,
-         Softmax.TYPE)   # the layer kinds templates/model.c.j2 has a CMSIS-NN call for
-
-
-@dataclass(frozen=True)
-class LayerC:
-    """What the model templates need of one layer: its quantised parameters, its arena slot and its
-    kernel (an own kernel's function, or the CMSIS-NN wrapper)."""
-
-    index: int
-    q: QLayer
-    slot: Slot
-    choice: Choice
-
-
 def _values(qm: QuantizedModel, cost: costmodel.Cost, origin: str, api: Api) -> dict:
-    for q in qm.layers:
-        if q.kind not in KINDS:
-            raise TypeError(f"no CMSIS-NN call for {q.kind}")
-    layers = [LayerC(i, q, s, k) for i, (q, s, k) in enumerate(zip(qm.layers, arena_layout(qm, cost), cost.chip.choices))]
+    layers = [LayerC(i, q, s, lc.kernels, lc.scratches, cost.arena_bytes, kind_of(q))
+              for i, (q, s, lc) in enumerate(zip(qm.layers, arena_layout(qm, cost), cost.layers))]
     names = list(qm.class_names[:qm.num_classes]) + [f"class_{i}" for i in range(len(qm.class_names), qm.num_classes)]
     return dict(spec=qm.spec, fe=qm.spec.frontend, iq=qm.input_quant, input_scale=qm.input_scale,
                 input_zero_point=qm.input_zero_point, output_scale=SOFTMAX_SCALE, output_zero_point=SOFTMAX_ZERO_POINT,
-                cost=cost, origin=origin, layers=layers, class_names=names, err_null=ERR_NULL, api=api)
+                cost=cost, origin=origin, layers=layers, class_names=names, err_null=ERR_NULL, api=api,
+                headers=sorted({ADDONS[k.library].header for lay in cost.chip.choices for k in lay if k.library in ADDONS}),
+                kinds={kind.type: macros(kind.template) for kind in KINDS})
 
 
 def model_header(qm: QuantizedModel, cost: costmodel.Cost, origin: str = "", api: Api = Api()) -> str:
@@ -167,12 +139,13 @@ def write_frontend(qm: QuantizedModel, out_dir: str | Path, api: Api = Api()) ->
 # --------------------------------------------------------------------------- build files
 
 def copy_portable_kernels(out_dir: str | Path) -> list[Path]:
-    """The portable CMSIS-NN kernels and the own kernels, each in its sub-folder."""
+    """The portable CMSIS-NN kernels and each add-on library's, each in its sub-folder."""
+    folders = [(PORTABLE_SUBDIR, [PORTABLE_DIR])] + [(lib.folder, lib.sources()[1]) for lib in ADDONS.values()]
     files = []
-    for sub, srcs in ((PORTABLE_SUBDIR, sorted(PORTABLE_DIR.iterdir())), (OWN_SUBDIR, nas_kernels.files())):
+    for sub, dirs in folders:
         dst = Path(out_dir) / sub
         dst.mkdir(parents=True, exist_ok=True)
-        for src in srcs:
+        for src in sorted(p for d in dirs for p in d.iterdir()):
             if src.suffix in (".c", ".h"):
                 shutil.copy2(src, dst / src.name)
                 files.append(dst / src.name)

@@ -71,15 +71,16 @@ def quantisation_summary(qm: Q.QuantizedModel) -> dict:
 
 
 def cost_summary(cost: costmodel.Cost) -> dict:
-    """The cost model's figures; per layer the kernel model.c calls (`function`: an own kernel's C entry
-    point, or null for the CMSIS-NN wrapper) and its predicted instructions (kernel + generated code)."""
+    """The cost model's figures; per layer the kernels model.c calls (`kernel`: their names, `functions`:
+    the C functions, `libraries`: whose) and its predicted instructions (kernels + generated code)."""
     return {**cost.summary(), "flash_bytes_total": cost.flash_bytes, "ram_bytes_total": cost.ram_bytes,
             "reserve_flash_bytes": cost.reserve_flash_bytes, "reserve_ram_bytes": cost.reserve_ram_bytes,
             "layers": [{"name": lc.name, "kind": lc.kind, "macs": lc.macs, "flash_bytes": lc.flash_bytes,
                         "scratch_bytes": lc.scratch_bytes, "arena_bytes": lc.arena_bytes, "kernel": lc.kernel,
-                        "function": k.function, "instructions": round(lc.instructions),
+                        "functions": [k.function for k in lc.kernels], "libraries": [k.library for k in ch],
+                        "instructions": round(lc.instructions),
                         "instructions_per_mac": lc.instructions / lc.macs if lc.macs else None}
-                       for lc, k in zip(cost.layers, cost.chip.choices)]}
+                       for lc, ch in zip(cost.layers, cost.chip.choices)]}
 
 
 def onnx_checks(folder: Path, qm: Q.QuantizedModel, folded, checks: torch.Tensor, x_int8: np.ndarray,
@@ -105,12 +106,13 @@ def onnx_checks(folder: Path, qm: Q.QuantizedModel, folded, checks: torch.Tensor
     return result
 
 
-def c_checks(folder: Path, qm: Q.QuantizedModel, budget: Budget, x_int8: np.ndarray, ref: np.ndarray, build_c: bool,
-             cmsis_nn: str | None, cmsis_dsp: str | None, tag: str, log: Log,
-             flash_over_estimate: str = "fail", api: Api = Api()) -> tuple[dict, dict, dict]:
-    """The ``host_c``, ``cortex_m4`` and ``pipeline`` entries: the C of `folder` against `ref`; an ELF
-    above the FLASH estimate is a VerifyError unless `flash_over_estimate` is 'warn'."""
-    if not build_c:
+def c_checks(folder: Path, qm: Q.QuantizedModel, cost: costmodel.Cost, budget: Budget, x_int8: np.ndarray,
+             ref: np.ndarray, options, tag: str, log: Log, api: Api = Api()) -> tuple[dict, dict, dict]:
+    """The ``host_c``, ``cortex_m4`` and ``pipeline`` entries: the C of `folder` against `ref`, measured
+    against `cost` (priced for the kernels the checks link); an ELF above the FLASH estimate is a
+    VerifyError unless `options.flash_over_estimate` is 'warn' (`options`: `pipeline.ExportOptions`)."""
+    cmsis_nn = options.cmsis_nn
+    if not options.build_c:
         reason = "--no-verify"
         return {"skipped": reason}, {"skipped": reason}, {"skipped": reason}
     with tempfile.TemporaryDirectory(prefix="nas_export_build_") as work:
@@ -120,8 +122,8 @@ def c_checks(folder: Path, qm: Q.QuantizedModel, budget: Budget, x_int8: np.ndar
         if problem:
             log(f"{tag}: Cortex-M4 measurement skipped: {problem}")
             return host, {"skipped": problem}, {"skipped": problem}
-        m4 = _m4(folder, work, qm, budget, x_int8, ref, cmsis_nn, tag, log, flash_over_estimate, api)
-        return host, m4, _pipeline(folder, work, qm, budget, cmsis_nn, cmsis_dsp, tag, log, api)
+        m4 = _m4(folder, work, qm, cost, budget, x_int8, ref, cmsis_nn, tag, log, options.flash_over_estimate, api)
+        return host, m4, _pipeline(folder, work, qm, cost, cmsis_nn, options.cmsis_dsp, tag, log, api)
 
 
 def _host(folder: Path, work: Path, qm, x_int8, ref, cmsis_nn, tag: str, log: Log, api: Api) -> dict:
@@ -140,11 +142,11 @@ def _host(folder: Path, work: Path, qm, x_int8, ref, cmsis_nn, tag: str, log: Lo
             "bit_exact_windows": int(len(ref))}
 
 
-def _m4(folder: Path, work: Path, qm, budget, x_int8, ref, cmsis_nn, tag: str, log: Log,
+def _m4(folder: Path, work: Path, qm, cost, budget, x_int8, ref, cmsis_nn, tag: str, log: Log,
         flash_over_estimate: str, api: Api) -> dict:
     """The budget's core under QEMU: bit-exact on every check window, instructions against the
     prediction, FLASH against the estimate and RAM."""
-    m4 = verify.measure_m4(folder, work / "m4", budget, qm.spec, x_int8, ref, cmsis_nn, api)
+    m4 = verify.measure_m4(folder, work / "m4", cost, budget, qm.spec, x_int8, ref, cmsis_nn, api)
     log(f"{tag}: {m4['isa']} -{m4['opt_level']} bit-exact on {m4['bit_exact_windows']} windows; "
         f"{m4['instructions_per_inference']:,} instructions/inference ({m4['instructions_vs_predicted']:.3f} x the "
         f"cost model's {m4['instructions_predicted']:,}), FLASH {m4['flash_bytes']:,} B "
@@ -159,13 +161,13 @@ def _m4(folder: Path, work: Path, qm, budget, x_int8, ref, cmsis_nn, tag: str, l
     return m4
 
 
-def _pipeline(folder: Path, work: Path, qm, budget, cmsis_nn, cmsis_dsp, tag: str, log: Log, api: Api) -> dict:
+def _pipeline(folder: Path, work: Path, qm, cost, cmsis_nn, cmsis_dsp, tag: str, log: Log, api: Api) -> dict:
     """Front-end + model from audio in on the Cortex-M4 (needs a CMSIS-DSP tree)."""
     if not (folder / "nas_frontend.c").is_file():
         return {"skipped": "no front-end C in the export"}
     if not cmsis_dsp:
         return {"skipped": "no CMSIS-DSP tree (set CMSIS_DSP_PATH or --cmsis-dsp)"}
-    pipe = verify.measure_pipeline(folder, work / "pipe", budget, qm, cmsis_dsp, cmsis_nn, api)
+    pipe = verify.measure_pipeline(folder, work / "pipe", cost, qm, cmsis_dsp, cmsis_nn, api)
     if not pipe["model_bit_exact_on_c_frontend_windows"]:
         raise verify.VerifyError(f"{tag}: pipeline scores differ from the reference on the C front-end's windows")
     log(f"{tag}: front-end + model on the Cortex-M4: FLASH {pipe['flash_bytes']:,} B "

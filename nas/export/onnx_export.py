@@ -1,4 +1,5 @@
-"""ONNX twins of an exported model, built node by node from the weights (no tracing).
+"""ONNX twins of an exported model, built node by node from the weights (no tracing): each layer's
+nodes are its kind's (`LayerKind.onnx_float`, `onnx_int8`), written with `_Graph`'s patterns.
 
 * `float_model(net)`: the folded (deploy-form) float network, opset 17. Input ``features``
   float32 [N, 1, frames, mels] (normalised log-mel, as training feeds the net), output
@@ -27,9 +28,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from nas.arch.net import Net, fold_batchnorm
-from nas.arch.spec import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D, Softmax, conv_padding
 from nas.core.atomic import atomic_write_bytes
-from nas.quant.quantize import QLayer, QuantizedModel
+from nas.kinds import kind_of
+from nas.quant.quantize import QuantizedModel
 
 OPSET = 17
 IR_VERSION = 8          # the IR version of opset 17: readable by every ONNX Runtime since 1.11
@@ -39,10 +40,15 @@ INT8_OUTPUT = "scores"
 
 
 class _Graph:
+    """The graph being built, and the node patterns the layer kinds' ONNX facets write with it."""
+
+    float_output = FLOAT_OUTPUT
+
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._n = 0
+        self._flat: set[str] = set()
 
     def name(self, base: str) -> str:
         self._n += 1
@@ -56,7 +62,59 @@ class _Graph:
     def node(self, op: str, inputs: list[str], base: str, out: str | None = None, **attrs) -> str:
         out = out or self.name(base)
         self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(f"{base}_{op}"), **attrs))
+        if op == "Gemm" or (op in ("Relu", "Softmax", "Add") and inputs[0] in self._flat):
+            self._flat.add(out)
         return out
+
+    def flatten_nhwc(self, x: str, base: str) -> str:
+        """[N, C, H, W] → [N, H*W*C] in NHWC order (as CMSIS-NN reads a dense layer's input); a tensor
+        already flat (a dense layer's output, or the input of a graph cut after one) is returned as is."""
+        if x in self._flat:
+            return x
+        t = self.node("Transpose", [x], base, perm=[0, 2, 3, 1])
+        flat = self.node("Flatten", [t], base, axis=1)
+        self._flat.add(flat)
+        return flat
+
+    def mark_flat(self, x: str) -> str:
+        self._flat.add(x)
+        return x
+
+    def qdq(self, x: str, scale: float, zp: int, base: str, out: str | None = None) -> tuple[str, str]:
+        """QuantizeLinear then DequantizeLinear with per-tensor int8 (scale, zero point): (q, dq)."""
+        s = self.const(f"{base}_scale", np.array(scale, dtype=np.float32))
+        z = self.const(f"{base}_zero_point", np.array(zp, dtype=np.int8))
+        q = self.node("QuantizeLinear", [x, s, z], f"{base}_q", out=out)
+        return self._keep_flat(x, q), self._keep_flat(x, self.node("DequantizeLinear", [q, s, z], f"{base}_dq"))
+
+    def dequantize(self, xq: str, scale: float, zp: int, base: str) -> str:
+        s = self.const(f"{base}_scale", np.array(scale, dtype=np.float32))
+        z = self.const(f"{base}_zero_point", np.array(zp, dtype=np.int8))
+        return self._keep_flat(xq, self.node("DequantizeLinear", [xq, s, z], f"{base}_dq"))
+
+    def dq_weights(self, base: str, w: np.ndarray, scales: np.ndarray, bias: np.ndarray, in_scale: float,
+                   per_channel: bool) -> tuple[str, str]:
+        """Dequantized int8 weights (ONNX layout, zero point 0, per channel along axis 0 or per tensor)
+        and int32 bias (scale s_in * s_w)."""
+        ws = np.asarray(scales, dtype=np.float32)
+        bs = (np.float32(in_scale) * ws).astype(np.float32)
+        if per_channel:
+            w_s, w_z = self.const(f"{base}_w_scale", ws), self.const(f"{base}_w_zp", np.zeros(len(ws), np.int8))
+            b_s, b_z = self.const(f"{base}_b_scale", bs), self.const(f"{base}_b_zp", np.zeros(len(bs), np.int32))
+            kw = {"axis": 0}
+        else:
+            w_s, w_z = self.const(f"{base}_w_scale", ws[0]), self.const(f"{base}_w_zp", np.array(0, np.int8))
+            b_s, b_z = self.const(f"{base}_b_scale", bs[0]), self.const(f"{base}_b_zp", np.array(0, np.int32))
+            kw = {}
+        wq = self.const(f"{base}_weight_int8", np.asarray(w, np.int8))
+        bq = self.const(f"{base}_bias_int32", np.asarray(bias, np.int32))
+        return (self.node("DequantizeLinear", [wq, w_s, w_z], f"{base}_w", **kw),
+                self.node("DequantizeLinear", [bq, b_s, b_z], f"{base}_b", **kw))
+
+    def _keep_flat(self, src: str, dst: str) -> str:
+        if src in self._flat:
+            self._flat.add(dst)
+        return dst
 
     def model(self, inp: onnx.ValueInfoProto, out: onnx.ValueInfoProto, name: str, doc: str) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, [inp], [out], initializer=self.inits)
@@ -72,88 +130,22 @@ def _input(spec, dtype=TensorProto.FLOAT) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(INPUT, dtype, ["N", 1, fe.frames, fe.n_mels])
 
 
-def _flatten_nhwc(g: _Graph, x: str, base: str) -> str:
-    t = g.node("Transpose", [x], base, perm=[0, 2, 3, 1])
-    return g.node("Flatten", [t], base, axis=1)
-
-
-def _pool(g: _Graph, layer, x: str, base: str, out: str | None = None) -> str:
-    if isinstance(layer, MaxPool2D):
-        return g.node("MaxPool", [x], base, out=out, kernel_shape=list(layer.pool), strides=list(layer.strides))
-    if isinstance(layer, AvgPool2D):
-        return g.node("AveragePool", [x], base, kernel_shape=list(layer.pool), strides=list(layer.strides))
-    return g.node("GlobalAveragePool", [x], base)
-
-
 def float_model(net: Net) -> onnx.ModelProto:
     """The folded float network as ONNX (see the module docstring)."""
     folded = fold_batchnorm(net)
     spec = folded.spec
     g = _Graph()
-    x, flat = INPUT, False
-    for name, layer in zip(spec.layer_names(), spec.layers):
-        if isinstance(layer, Softmax):
-            x = g.node("Softmax", [x], name, out=FLOAT_OUTPUT, axis=-1)
-            continue
-        op = folded.layers[name].op
-        if isinstance(layer, (Conv2D, DepthwiseConv2D)):
-            w = g.const(f"{name}_weight", op.weight.detach().numpy().astype(np.float32))
-            b = g.const(f"{name}_bias", op.bias.detach().numpy().astype(np.float32))
-            pt, pl = conv_padding(layer.kernel, layer.padding)
-            x = g.node("Conv", [x, w, b], name, kernel_shape=list(layer.kernel), strides=list(layer.stride),
-                       pads=[pt, pl, pt, pl], group=int(op.groups))
-        elif isinstance(layer, (MaxPool2D, AvgPool2D, GlobalAvgPool2D)):
-            x = _pool(g, layer, x, name)
-        elif isinstance(layer, Dense):
-            if not flat:
-                x, flat = _flatten_nhwc(g, x, name), True
-            w = g.const(f"{name}_weight", op.weight.detach().numpy().astype(np.float32))
-            b = g.const(f"{name}_bias", op.bias.detach().numpy().astype(np.float32))
-            x = g.node("Gemm", [x, w, b], name, transB=1)
-        else:
-            raise TypeError(f"no ONNX export for {layer!r}")
-        if getattr(layer, "activation", "none") == "relu":
-            x = g.node("Relu", [x], name)
+    x = INPUT
+    for (name, module), layer in zip(folded.layers.items(), spec.layers):
+        x = kind_of(layer).onnx_float(g, layer, module, x, name)
     out = helper.make_tensor_value_info(FLOAT_OUTPUT, TensorProto.FLOAT, ["N", spec.num_classes])
     return g.model(_input(spec), out, spec.name, f"{spec.name}: folded float network, normalised log-mel input")
 
 
-def _qdq(g: _Graph, x: str, scale: float, zp: int, base: str, out: str | None = None) -> tuple[str, str]:
-    """QuantizeLinear then DequantizeLinear with per-tensor int8 (scale, zero point): (q, dq)."""
-    s = g.const(f"{base}_scale", np.array(scale, dtype=np.float32))
-    z = g.const(f"{base}_zero_point", np.array(zp, dtype=np.int8))
-    q = g.node("QuantizeLinear", [x, s, z], f"{base}_q", out=out)
-    return q, g.node("DequantizeLinear", [q, s, z], f"{base}_dq")
-
-
-def _dq_weights(g: _Graph, q: QLayer) -> tuple[str, str]:
-    """Dequantized weight and bias tensors of a conv/depthwise/dense layer (ONNX layouts)."""
-    if q.kind == Conv2D.TYPE:
-        w = np.ascontiguousarray(q.weights.transpose(0, 3, 1, 2))             # OHWI -> OIHW
-    elif q.kind == DepthwiseConv2D.TYPE:
-        w = np.ascontiguousarray(q.weights.transpose(3, 0, 1, 2))             # 1HWC -> C1HW
-    else:
-        w = q.weights                                                          # [C_OUT, K]
-    per_channel = q.kind != Dense.TYPE
-    ws = np.asarray(q.weight_scales, dtype=np.float32)
-    bs = (np.float32(q.in_scale) * ws).astype(np.float32)
-    if per_channel:
-        w_s, w_z = g.const(f"{q.name}_w_scale", ws), g.const(f"{q.name}_w_zp", np.zeros(len(ws), np.int8))
-        b_s, b_z = g.const(f"{q.name}_b_scale", bs), g.const(f"{q.name}_b_zp", np.zeros(len(bs), np.int32))
-        kw = {"axis": 0}
-    else:
-        w_s, w_z = g.const(f"{q.name}_w_scale", ws[0]), g.const(f"{q.name}_w_zp", np.array(0, np.int8))
-        b_s, b_z = g.const(f"{q.name}_b_scale", bs[0]), g.const(f"{q.name}_b_zp", np.array(0, np.int32))
-        kw = {}
-    wq = g.const(f"{q.name}_weight_int8", np.asarray(w, np.int8))
-    bq = g.const(f"{q.name}_bias_int32", np.asarray(q.bias, np.int32))
-    return (g.node("DequantizeLinear", [wq, w_s, w_z], f"{q.name}_w", **kw),
-            g.node("DequantizeLinear", [bq, b_s, b_z], f"{q.name}_b", **kw))
-
-
 def _is_flat(spec, index: int) -> bool:
-    """Whether layer `index`'s input is already 2-D [N, K] in the ONNX graph (it follows a dense)."""
-    return index > 0 and isinstance(spec.layers[index - 1], Dense)
+    """Whether layer `index`'s input is already 2-D [N, K] in the ONNX graph (it follows a kind that
+    flattens, i.e. a dense layer)."""
+    return index > 0 and kind_of(spec.layers[index - 1]).flattens
 
 
 def _io_info(qm: QuantizedModel, first: int, last: int) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
@@ -168,7 +160,7 @@ def _io_info(qm: QuantizedModel, first: int, last: int) -> tuple[onnx.ValueInfoP
         inp = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", c, h, w_])
     ql = qm.layers[last - 1]
     out_shape = ["N", spec.num_classes] if last == len(qm.layers) else (
-        ["N", ql.out_shape[2]] if isinstance(spec.layers[last - 1], Dense)
+        ["N", ql.out_shape[2]] if kind_of(spec.layers[last - 1]).flattens
         else ["N", ql.out_shape[2], ql.out_shape[0], ql.out_shape[1]])
     return inp, helper.make_tensor_value_info(INT8_OUTPUT, TensorProto.INT8, out_shape)
 
@@ -185,39 +177,10 @@ def int8_model(qm: QuantizedModel, first: int = 0, last: int | None = None) -> o
         raise ValueError(f"layer range [{first}, {last}) outside 0..{len(qm.layers)}")
     g = _Graph()
     q0 = qm.layers[first]
-    xq, x = _qdq(g, INPUT, q0.in_scale, q0.in_zero_point, "input")
-    flat = _is_flat(spec, first)
+    xq, x = g.qdq(g.mark_flat(INPUT) if _is_flat(spec, first) else INPUT, q0.in_scale, q0.in_zero_point, "input")
     for i in range(first, last):
-        q, layer = qm.layers[i], spec.layers[i]
-        final = INT8_OUTPUT if i == last - 1 else None
-        if isinstance(layer, MaxPool2D):
-            # Max commutes with quantisation: pool the int8 tensor itself, as CMSIS-NN does.
-            xq = _pool(g, layer, xq, q.name, out=final)
-            s = g.const(f"{q.name}_scale", np.array(q.out_scale, dtype=np.float32))
-            z = g.const(f"{q.name}_zero_point", np.array(q.out_zero_point, dtype=np.int8))
-            x = g.node("DequantizeLinear", [xq, s, z], f"{q.name}_dq")
-            continue
-        if isinstance(layer, Softmax):
-            y = g.node("Softmax", [x], q.name, axis=-1)
-            _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
-            continue
-        if isinstance(layer, (Conv2D, DepthwiseConv2D)):
-            w, b = _dq_weights(g, q)
-            pt, pl = q.padding
-            y = g.node("Conv", [x, w, b], q.name, kernel_shape=list(q.kernel), strides=list(q.stride),
-                       pads=[pt, pl, pt, pl], group=q.in_shape[2] if isinstance(layer, DepthwiseConv2D) else 1)
-        elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
-            y = _pool(g, layer, x, q.name)
-        elif isinstance(layer, Dense):
-            w, b = _dq_weights(g, q)
-            if not flat:
-                x, flat = _flatten_nhwc(g, x, q.name), True
-            y = g.node("Gemm", [x, w, b], q.name, transB=1)
-        else:
-            raise TypeError(f"no ONNX export for {layer!r}")
-        if q.relu:
-            y = g.node("Relu", [y], q.name)
-        xq, x = _qdq(g, y, q.out_scale, q.out_zero_point, q.name, out=final)
+        q = qm.layers[i]
+        xq, x = kind_of(spec.layers[i]).onnx_int8(g, q, xq, x, INT8_OUTPUT if i == last - 1 else None)
     fe = spec.frontend
     inp, out = _io_info(qm, first, last)
     whole = first == 0 and last == len(qm.layers)

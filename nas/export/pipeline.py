@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +36,8 @@ from nas.export.api import Api
 from nas.export.folder import check_replaceable, clean_stale, staged
 from nas.export.frontend_c import cmsis_dsp_sources
 from nas.export.measure import Log
-from nas.export.qemu import BuildError, cmsis_nn_sources
+from nas.export.qemu import BuildError
+from nas.libraries import LibraryMissing, library
 from nas.export.readme import readme
 from nas.quant import quantize as Q
 from nas.study.artifacts import record_export
@@ -91,49 +93,85 @@ def _as_clipset(windows: torch.Tensor) -> ClipSet:
                    valid_frames=torch.full((n,), windows.shape[2], dtype=torch.long))
 
 
-def export_trial(trial: FrozenTrial, checkpoint: Path, out_dir: Path, budget: Budget, train_set: ClipSet,
-                 val_set: ClipSet, *, class_names: tuple[str, ...] = (), study_name: str = "",
-                 val_folds: Sequence[int] = (), calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS,
-                 method: str = Q.DEFAULT_METHOD, build_c: bool = True, cmsis_nn: str | None = None,
-                 cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
+@dataclass(frozen=True)
+class ExportOptions:
+    """How models are exported and checked: the flags of `nas.export` (see its --help)."""
+
+    calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS
+    method: str = Q.DEFAULT_METHOD
+    build_c: bool = True                   # build and run the generated C (False: --no-verify)
+    cmsis_nn: str | None = None            # a CMSIS-NN checkout to verify against, else the portable kernels
+    cmsis_dsp: str | None = None           # a CMSIS-DSP tree: also run front-end + model
+    force: bool = False
+    flash_over_estimate: str = "fail"
+
+    @property
+    def library(self) -> str:
+        """The kernel library the checks link: the checkout's when given, else the portable copy."""
+        return "cmsis-nn" if self.cmsis_nn else "portable"
+
+    def check(self) -> None:
+        """One line per bad value, before any work."""
+        if self.calibration_windows < 1:
+            raise UserError(f"--calibration-windows: expected a positive integer, got {self.calibration_windows}")
+        if self.method not in Q.METHODS:
+            raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {self.method!r}")
+        check_libraries(self.cmsis_nn, self.cmsis_dsp)
+
+
+@dataclass(frozen=True)
+class TrialSource:
+    """One trained model to export: its trial, weights, and the data it is calibrated and checked on."""
+
+    trial: FrozenTrial
+    checkpoint: Path
+    train_set: ClipSet
+    val_set: ClipSet
+    class_names: tuple[str, ...] = ()
+    study_name: str = ""
+    val_folds: Sequence[int] = ()
+
+
+def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: ExportOptions = ExportOptions(),
                  log: Log = _print, api: Api = Api()) -> Path:
     """Export one trained trial into ``out_dir/trial_<n>`` (atomically; an existing folder holding
-    files the export did not write is refused unless `force`), its C with `api`'s names;
-    returns that folder."""
+    files the export did not write is refused unless `options.force`), its C with `api`'s names;
+    returns that folder. The cost is computed once, for the kernels the checks link, and is what the
+    C, the checks and the report use."""
     t_start = time.perf_counter()
-    n = trial.number
+    trial, n = src.trial, src.trial.number
     tag = f"export trial {n}"
-    if not checkpoint.is_file():
-        raise UserError(f"--trial {n}: no checkpoint at {checkpoint}")
-    net, input_norm = Q.net_from_checkpoint(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    if not src.checkpoint.is_file():
+        raise UserError(f"--trial {n}: no checkpoint at {src.checkpoint}")
+    net, input_norm = Q.net_from_checkpoint(torch.load(src.checkpoint, map_location="cpu", weights_only=True))
     spec = net.spec
     model_name = trial.user_attrs.get("reference") or spec.name
-    cost = costmodel.estimate(spec, budget)
-    log(f"{tag} ({model_name}): calibrating int8 on {calibration_windows} training windows ({method})")
-    calib = Q.calibration_windows(train_set, spec.frontend, calibration_windows, seed=n)
-    qm = Q.quantize(net, input_norm, calib, method=method, class_names=class_names)
+    cost = costmodel.estimate(spec, budget, options.library)
+    log(f"{tag} ({model_name}): calibrating int8 on {options.calibration_windows} training windows ({options.method})")
+    calib = Q.calibration_windows(src.train_set, spec.frontend, options.calibration_windows, seed=n)
+    qm = Q.quantize(net, input_norm, calib, method=options.method, class_names=src.class_names)
     folded = fold_batchnorm(net)
-    report: dict = {"study": study_name, "trial": n, "model": model_name, "spec": spec.to_dict(),
+    report: dict = {"study": src.study_name, "trial": n, "model": model_name, "spec": spec.to_dict(),
                     "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "budget": budget.name, "c_api": {"invoke": f"{api.model}_invoke", "macros": f"{api.MODEL}_*",
                                                      "frontend": f"{api.frontend}_push"},
-                    "accuracy": measure.accuracy(qm, folded, val_set, val_folds, tag, log),
+                    "accuracy": measure.accuracy(qm, folded, src.val_set, src.val_folds, tag, log),
                     "quantisation": measure.quantisation_summary(qm), "cost_model": measure.cost_summary(cost)}
-    checks = check_windows(val_set if len(val_set) else _as_clipset(calib), spec.frontend)
+    checks = check_windows(src.val_set if len(src.val_set) else _as_clipset(calib), spec.frontend)
     x_int8 = Q.quantize_input(qm, checks[:, 0])
     ref = Q.run_int8(qm, x_int8)
-    with staged(out_dir, f"trial_{n}", force) as tmp:
+    with staged(out_dir, f"trial_{n}", options.force) as tmp:
         spec.save(tmp / "spec.yaml")
         onnx_export.save(onnx_export.float_model(net), tmp / "model.onnx")
         onnx_export.save(onnx_export.int8_model(qm), tmp / "model_int8.onnx")
         report["onnx"] = measure.onnx_checks(tmp, qm, folded, checks, x_int8, ref, tag, log)
         sel = int(np.argmax(ref.max(axis=1)))          # a window the model is confident about
-        origin = f"study {study_name}, trial {n}" if study_name else f"trial {n}"
+        origin = f"study {src.study_name}, trial {n}" if src.study_name else f"trial {n}"
         codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api)
         report["frontend_c"] = bool(codegen.write_frontend(qm, tmp, api))
         codegen.write_build_files(tmp, api)
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
-            tmp, qm, budget, x_int8, ref, build_c, cmsis_nn, cmsis_dsp, tag, log, flash_over_estimate, api)
+            tmp, qm, cost, budget, x_int8, ref, options, tag, log, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
         report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
             ["README.md", "report.json"]
@@ -154,31 +192,35 @@ def c_apis(prefixes: Sequence[str] | None, n: int) -> list[Api]:
     return [Api(p) for p in prefixes]
 
 
-def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None = None, data: str | Path | None = None,
-                 split: FoldSplit | None = None, cache: str | Path | None = None, *, trials: Sequence[int] | None = None,
-                 calibration_windows: int = Q.DEFAULT_CALIBRATION_WINDOWS, method: str = Q.DEFAULT_METHOD,
-                 checkpoints: str | Path | None = None, build_c: bool = True, cmsis_nn: str | None = None,
-                 cmsis_dsp: str | None = None, force: bool = False, flash_over_estimate: str = "fail",
-                 log: Log = _print, prefixes: Sequence[str] | None = None, artifacts=None) -> list[Path]:
-    """Export `trials` (default: the Pareto front) of `study` into ``out_dir/trial_<n>/``.
+@dataclass(frozen=True)
+class StudyExport:
+    """What of a study to export and from where: `trials` (default: the Pareto front); budget, data,
+    split and cache default to what the study recorded (nas.search stores them); checkpoints to
+    ``studies/<study>/checkpoints``; `prefixes` (one per trial) name each model's C API
+    (`nas_<prefix>_invoke`; default `nas_model_invoke`)."""
 
-    budget/data/split/cache default to what the study recorded (nas.search stores them);
-    checkpoints default to ``studies/<study>/checkpoints``, except for models the final stage
-    (`nas.evaluate`) retrained: their recorded retrained model is exported. `prefixes` (one per trial)
-    name each model's C API (`nas_<prefix>_invoke`; default `nas_model_invoke`); with an artifact
-    store each folder's report, header and spec are also study artifacts. Returns the folders written."""
-    if calibration_windows < 1:
-        raise UserError(f"--calibration-windows: expected a positive integer, got {calibration_windows}")
-    if method not in Q.METHODS:
-        raise UserError(f"--calibration: expected one of {', '.join(Q.METHODS)}, got {method!r}")
-    check_libraries(cmsis_nn, cmsis_dsp)
-    budget, data, split, cache = recorded_settings(study, budget, data, split, cache)
-    selected = select_trials(study, trials)
-    apis = c_apis(prefixes, len(selected))
-    ckpt_dir = Path(checkpoints) if checkpoints else study_dir(study.study_name) / "checkpoints"
+    trials: Sequence[int] | None = None
+    budget: Budget | None = None
+    data: str | Path | None = None
+    split: FoldSplit | None = None
+    cache: str | Path | None = None
+    checkpoints: str | Path | None = None
+    prefixes: Sequence[str] | None = None
+
+
+def export_study(study: optuna.Study, out_dir: str | Path, what: StudyExport = StudyExport(),
+                 options: ExportOptions = ExportOptions(), log: Log = _print, artifacts=None) -> list[Path]:
+    """Export `what` of `study` into ``out_dir/trial_<n>/``. Models the final stage (`nas.evaluate`)
+    retrained are exported from their recorded retrained checkpoint. With an artifact store each
+    folder's report, header and spec are also study artifacts. Returns the folders written."""
+    options.check()
+    budget, data, split, cache = recorded_settings(study, what.budget, what.data, what.split, what.cache)
+    selected = select_trials(study, what.trials)
+    apis = c_apis(what.prefixes, len(selected))
+    ckpt_dir = Path(what.checkpoints) if what.checkpoints else study_dir(study.study_name) / "checkpoints"
     out = Path(out_dir)
     for t in selected:
-        check_replaceable(out / f"trial_{t.number}", force)
+        check_replaceable(out / f"trial_{t.number}", options.force)
     validate_dataset(data, split)
     out.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
@@ -197,11 +239,8 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
         if retrained:
             log(f"trial {t.number}: exporting the final stage's retrained model (seed {retrained['seed']}, "
                 f"{retrained['int8_method'].upper()}, validation score {retrained['val_score']:.3f})")
-        written.append(export_trial(t, checkpoint, out, budget, train_set, val_set,
-                                    class_names=classes[:spec.num_classes], study_name=study.study_name,
-                                    val_folds=split.val, calibration_windows=calibration_windows, method=method,
-                                    build_c=build_c, cmsis_nn=cmsis_nn, cmsis_dsp=cmsis_dsp, force=force,
-                                    flash_over_estimate=flash_over_estimate, log=log, api=api))
+        src = TrialSource(t, checkpoint, train_set, val_set, classes[:spec.num_classes], study.study_name, split.val)
+        written.append(export_trial(src, out, budget, options, log, api))
         if artifacts is not None:
             record_export(study, artifacts, written[-1])
     return written
@@ -210,10 +249,10 @@ def export_study(study: optuna.Study, out_dir: str | Path, budget: Budget | None
 def check_libraries(cmsis_nn: str | None, cmsis_dsp: str | None) -> None:
     """One line when a CMSIS-NN or CMSIS-DSP path (a flag or $CMSIS_NN_PATH / $CMSIS_DSP_PATH) is not
     the library's tree, before any work."""
-    for flag, path, probe in (("--cmsis-nn / CMSIS_NN_PATH", cmsis_nn, cmsis_nn_sources),
+    for flag, path, probe in (("--cmsis-nn / CMSIS_NN_PATH", cmsis_nn, library("cmsis-nn").sources),
                               ("--cmsis-dsp / CMSIS_DSP_PATH", cmsis_dsp, cmsis_dsp_sources)):
         if path:
             try:
                 probe(path)
-            except (BuildError, OSError) as exc:
+            except (BuildError, LibraryMissing, OSError) as exc:
                 raise UserError(f"{flag} {path}: {exc}") from None

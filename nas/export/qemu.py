@@ -8,8 +8,9 @@ the harness in ``csrc/qemu_m4`` turns into an instruction counter (shared deploy
 Typical use (what the code generator does)::
 
     tc = find_toolchain()                      # None when arm-none-eabi-gcc/qemu are missing
-    elf = build_elf([*portable_kernel_sources(), Path("model.c"), Path("main.c")],
-                    [PORTABLE_DIR, Path("gen")], Path("build"), defines=["NDEBUG"],
+    srcs, incs = library("portable").sources()
+    elf = build_elf([*srcs, Path("model.c"), Path("main.c")],
+                    [*incs, Path("gen")], Path("build"), defines=["NDEBUG"],
                     flash_size=1024 * 1024, ram_size=96 * 1024)
     text, code = run_elf(elf, input_bytes=features.tobytes())
     tags = parse_tagged(text)                  # {"insn": {"model": 1234560}, "hex": {...}}
@@ -35,14 +36,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from nas.libraries.base import ARM_CPU_FLAGS, ARM_EMULATOR
+
 __all__ = [
     "CSRC_DIR",
     "HARNESS_DIR",
-    "PORTABLE_DIR",
     "LINKER_SCRIPT",
     "M4_CFLAGS",
     "CPU_FLAGS",
-    "CMSIS_NN_SOURCES",
     "QEMU_MACHINE",
     "INSN_PER_TICK",
     "FAULT_EXIT_CODE",
@@ -53,8 +54,6 @@ __all__ = [
     "find_toolchain",
     "toolchain_problem",
     "harness_sources",
-    "portable_kernel_sources",
-    "cmsis_nn_sources",
     "build_elf",
     "qemu_command",
     "run_elf",
@@ -66,50 +65,14 @@ __all__ = [
 
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 HARNESS_DIR = CSRC_DIR / "qemu_m4"
-PORTABLE_DIR = CSRC_DIR / "cmsisnn_portable"
 LINKER_SCRIPT = HARNESS_DIR / "mps2_an386.ld"
 
-M4_CFLAGS: tuple[str, ...] = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
-# Instruction sets the cost model is measured on. The mps2-an386 core is a Cortex-M4F, which also runs
-# ARMv7-M code without DSP (cortex-m3) and ARMv6-M code (cortex-m0plus), so one board counts all three.
-CPU_FLAGS: dict[str, tuple[str, ...]] = {
-    "cortex-m4": M4_CFLAGS,
-    "cortex-m3": ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"),
-    "cortex-m0plus": ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
-}
-
-# The CMSIS-NN files (under Source/) that the exporter's calls link: the wrappers, every kernel they
-# dispatch to and their helpers (the closure of the generated code's undefined symbols on DSP and
-# non-DSP cores, identical for v7.0.0 and the main branch). Compiling only these keeps builds fast
-# and lets a checkout whose other sources need options (main's float API #errors without
-# ARM_NN_ENABLE_F32/F16) build as it is.
-CMSIS_NN_SOURCES: tuple[str, ...] = (
-    "ConvolutionFunctions/arm_convolve_1_x_n_s8.c",
-    "ConvolutionFunctions/arm_convolve_1x1_s8.c",
-    "ConvolutionFunctions/arm_convolve_1x1_s8_fast.c",
-    "ConvolutionFunctions/arm_convolve_get_buffer_sizes_s8.c",
-    "ConvolutionFunctions/arm_convolve_s8.c",
-    "ConvolutionFunctions/arm_convolve_wrapper_s8.c",
-    "ConvolutionFunctions/arm_depthwise_conv_3x3_s8.c",
-    "ConvolutionFunctions/arm_depthwise_conv_get_buffer_sizes_s8.c",
-    "ConvolutionFunctions/arm_depthwise_conv_s8.c",
-    "ConvolutionFunctions/arm_depthwise_conv_s8_opt.c",
-    "ConvolutionFunctions/arm_depthwise_conv_wrapper_s8.c",
-    "ConvolutionFunctions/arm_nn_mat_mult_kernel_row_offset_s8_s16.c",
-    "ConvolutionFunctions/arm_nn_mat_mult_kernel_s8_s16.c",
-    "FullyConnectedFunctions/arm_fully_connected_get_buffer_sizes_s8.c",
-    "FullyConnectedFunctions/arm_fully_connected_s8.c",
-    "NNSupportFunctions/arm_nn_mat_mult_nt_t_s8.c",
-    "NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
-    "NNSupportFunctions/arm_q7_to_q15_with_offset.c",
-    "NNSupportFunctions/arm_s8_to_s16_unordered_with_offset.c",
-    "PoolingFunctions/arm_avgpool_get_buffer_sizes_s8.c",
-    "PoolingFunctions/arm_avgpool_s8.c",
-    "PoolingFunctions/arm_max_pool_s8.c",
-    "SoftmaxFunctions/arm_nn_softmax_common_s8.c",
-    "SoftmaxFunctions/arm_softmax_s8.c",
-)
-QEMU_MACHINE = "mps2-an386"
+# Instruction sets the cost model is measured on (the kernel libraries' flags, `nas.libraries`). The
+# mps2-an386 core is a Cortex-M4F, which also runs ARMv7-M code without DSP (cortex-m3) and ARMv6-M code
+# (cortex-m0plus), so one board counts all three.
+CPU_FLAGS: dict[str, tuple[str, ...]] = ARM_CPU_FLAGS
+M4_CFLAGS: tuple[str, ...] = CPU_FLAGS["cortex-m4"]
+QEMU_MACHINE = ARM_EMULATOR[1]
 INSN_PER_TICK = 40  # SysTick on the 25 MHz core clock, 1 instruction per ns under -icount shift=0
 FAULT_EXIT_CODE = 86  # QH_FAULT_EXIT_CODE in qemu_harness.h
 INPUT_FILE = "qh_input.bin"  # QH_INPUT_FILE in qemu_harness.h
@@ -174,24 +137,6 @@ def _require(toolchain: Toolchain | None) -> Toolchain:
 def harness_sources() -> list[Path]:
     """C files of the harness (startup + semihosting/SysTick runtime); the program adds main()."""
     return [HARNESS_DIR / "startup.c", HARNESS_DIR / "harness.c"]
-
-
-def portable_kernel_sources() -> list[Path]:
-    """C files of the portable CMSIS-NN subset (headers in PORTABLE_DIR)."""
-    return sorted(PORTABLE_DIR.glob("*.c"))
-
-
-def cmsis_nn_sources(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """(sources, include_dirs) of a real CMSIS-NN checkout: the `CMSIS_NN_SOURCES` and ``Include``."""
-    root = Path(root)
-    inc = root / "Include"
-    if not (inc / "arm_nnfunctions.h").is_file():
-        raise BuildError(f"{root} is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h)")
-    srcs = [root / "Source" / s for s in CMSIS_NN_SOURCES]
-    missing = [s for s, p in zip(CMSIS_NN_SOURCES, srcs) if not p.is_file()]
-    if missing:
-        raise BuildError(f"{root}: CMSIS-NN sources missing under Source/: {', '.join(missing)}")
-    return srcs, [inc]
 
 
 def _define_flags(defines: Iterable[str] | Mapping[str, object]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The one place text is generated: Jinja2 templates under `templates/`, filled with numbers.
+"""The one place text is generated: Jinja2 templates under `templates/` (and each layer kind's C
+template under `nas/kinds/`), filled with numbers.
 
 Python reduces a model to plain numbers and tables; the templates (`*.c.j2`, `*.h.j2`, build files,
 README) hold every line of C and prose, readable in the repository as what will be written. The
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+
+from nas.kinds import TEMPLATE_DIR as KIND_TEMPLATES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -72,7 +75,8 @@ def kb(n: float) -> str:
     return f"{n:,.0f} B ({n / 1024:.1f} kB)"
 
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(KIND_TEMPLATES)]),
+                          undefined=jinja2.StrictUndefined,
                           keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
 _ENV.filters.update(c_float=c_float, c_int=c_int, c_uint=c_uint, c_string=c_string, c_rows=c_rows, flat=flat, fmt=fmt, kb=kb)
 
@@ -80,3 +84,8 @@ _ENV.filters.update(c_float=c_float, c_int=c_int, c_uint=c_uint, c_string=c_stri
 def render(template: str, **values) -> str:
     """`templates/<template>` filled with `values`."""
     return _ENV.get_template(template).render(**values)
+
+
+def macros(template: str):
+    """A template's macros, callable from another template (e.g. a layer kind's `<TYPE>.c.j2`)."""
+    return _ENV.get_template(template).module

@@ -31,10 +31,12 @@ import numpy as np
 
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
-from nas.cost import codesize, cpu, nas_kernels
+from nas.cost import codesize, cpu
 from nas.export import qemu
 from nas.export.api import Api
 from nas.export.codegen import MODEL_C, OWN_SUBDIR, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
+from nas.libraries import addon_sources, library
+from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
@@ -50,25 +52,19 @@ def host_compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "") or "gcc") or shutil.which("cc")
 
 
-def _own_kernels(model_dir: Path) -> tuple[list[Path], list[Path]]:
-    """The own kernels: the folder's copy, else the package's."""
-    own = Path(model_dir) / OWN_SUBDIR
-    if not own.is_dir():
-        own = nas_kernels.SOURCE_DIR
-    return sorted(own.glob("*.c")), [own]
-
-
 def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) -> tuple[list[Path], list[Path], bool]:
-    """(sources, include dirs, strict) of the kernels: the folder's portable CMSIS-NN copy, or a
-    real checkout (compiled with warnings but without -Werror: not our code), and the own kernels."""
-    own, own_inc = _own_kernels(Path(model_dir))
+    """(sources, include dirs, strict) of the kernels: the folder's portable CMSIS-NN copy, or a real
+    checkout (compiled with warnings but without -Werror: not our code), and the add-on libraries'
+    (the folder's copy, else the package's)."""
+    own = Path(model_dir) / OWN_SUBDIR
+    own_srcs, own_incs = (sorted(own.glob("*.c")), [own]) if own.is_dir() else addon_sources()
     if nn_path:
-        srcs, incs = qemu.cmsis_nn_sources(nn_path)
-        return srcs + own, incs + own_inc, False
+        srcs, incs = library("cmsis-nn").sources(nn_path)
+        return srcs + own_srcs, incs + own_incs, False
     port = Path(model_dir) / PORTABLE_SUBDIR
     if not port.is_dir():
-        port = qemu.PORTABLE_DIR
-    return sorted(port.glob("*.c")) + own, [port, *own_inc], True
+        port = PORTABLE_DIR
+    return sorted(port.glob("*.c")) + own_srcs, [port, *own_incs], True
 
 
 def driver_api_flags(api: Api, work: Path) -> list[str]:
@@ -253,10 +249,6 @@ def model_flash_estimate(cost: costmodel.Cost, spec) -> int:
     return sizes.harness_bytes + cost.network_flash_bytes + sizes.glue_bytes(calls) + chip.kernel_code_beside_harness
 
 
-def library_of(nn_path) -> str:
-    return "cmsis-nn" if nn_path else "portable"
-
-
 def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, spec, api: Api) -> dict:
     sizes = qemu.elf_sizes(elf)
     syms = elf_symbols(elf)
@@ -276,13 +268,13 @@ def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, 
             "ram_vs_cost_model_total": ram_measured / cost.ram_bytes}
 
 
-def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget, spec, x_int8: np.ndarray,
-               expected: np.ndarray, nn_path: str | os.PathLike | None = None, api: Api = Api()) -> dict:
+def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost, budget: Budget, spec,
+               x_int8: np.ndarray, expected: np.ndarray, nn_path: str | os.PathLike | None = None,
+               api: Api = Api()) -> dict:
     """The model on the budget's instruction set and optimisation level under QEMU: every window of
-    `x_int8` bit-exact with `expected` (else VerifyError), instructions per inference against the cost
-    model's prediction for these kernels, and the deployment-like ELF's (one window) sizes and symbols
-    against the cost model."""
-    cost = costmodel.estimate(spec, budget, library_of(nn_path))
+    `x_int8` bit-exact with `expected` (else VerifyError), instructions per inference against `cost`
+    (priced for the kernels linked: `nn_path`'s CMSIS-NN, else the portable ones), and the
+    deployment-like ELF's (one window) sizes and symbols against it."""
     chip = cost.chip
     x = np.ascontiguousarray(np.asarray(x_int8, np.int8).reshape(len(x_int8), -1))
     check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", opt=f"-{chip.opt}", isa=chip.isa,
@@ -346,17 +338,16 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
         raise VerifyError(str(exc)) from None
 
 
-def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, budget: Budget,
+def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost: costmodel.Cost,
                      qm, dsp_root: str | os.PathLike, nn_path: str | os.PathLike | None = None,
                      api: Api = Api()) -> dict:
     """Front-end + model on the budget's core under QEMU, against `run_int8` and the cost model totals
-    (priced for the kernels linked)."""
+    (`cost`, priced for the kernels linked)."""
     from nas.export import frontend_c as fc
     from nas.quant.quantize import run_int8
 
     spec = qm.spec
     fe = spec.frontend
-    cost = costmodel.estimate(spec, budget, library_of(nn_path))
     pushes = pipeline_pushes(spec)
     elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa,
                             api=api)

@@ -5,42 +5,22 @@ every weight rounded as `quantize` rounds it (symmetric int8 per output channel 
 tensor for dense layers) and every activation rounded to the int8 grid its calibration gave; the
 rounding is passed straight through in the backward pass (straight-through estimator). The result is
 a plain folded `Net`: `quantize` then calibrates and quantises it as any other, and the C exporter
-needs nothing new.
+needs nothing new. Each layer's fake-quantised forward is its kind's (`LayerKind.fake_quant`).
 """
 from __future__ import annotations
 
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas.arch.net import Net, fold_batchnorm
+from nas.kinds import kind_of
+from nas.kinds.units import fake_activation
 from nas.quant.quantize import activation_qparams, observe_ranges
 from nas.train.clips import ClipSet
 from nas.train.loop import TrainResult, train
 from nas.train.recipe import Recipe
-
-
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
-
-
-def fake_activation(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
-    """x on the asymmetric int8 grid (scale, zero point), saturated to [-128, 127]."""
-    q = torch.clamp(_round_ste(x / scale) + zero_point, -128, 127)
-    return (q - zero_point) * scale
-
-
-def fake_weight(w: torch.Tensor, per_channel_dim: int | None) -> torch.Tensor:
-    """w on the symmetric int8 grid [-127, 127]: one scale per index of `per_channel_dim`, or per tensor."""
-    if per_channel_dim is None:
-        amax = w.detach().abs().max()
-    else:
-        dims = [d for d in range(w.dim()) if d != per_channel_dim]
-        amax = w.detach().abs().amax(dim=dims, keepdim=True)
-    scale = torch.where(amax > 0, amax / 127.0, torch.full_like(amax, 1.0 / 127.0))
-    return torch.clamp(_round_ste(w / scale), -127, 127) * scale
 
 
 class FakeQuantNet(nn.Module):
@@ -54,19 +34,8 @@ class FakeQuantNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = fake_activation(x, *self.input_qparams)
-        for name, m in self.folded.layers.items():
-            if m.flatten and x.dim() == 4:
-                x = x.permute(0, 2, 3, 1).flatten(1)
-            x = m.drop(x)
-            op = m.op
-            if isinstance(op, nn.Conv2d):   # depthwise weights [C, 1, kh, kw]: per channel along dim 0 too
-                x = F.conv2d(x, fake_weight(op.weight, 0), op.bias, op.stride, op.padding, groups=op.groups)
-            elif isinstance(op, nn.Linear):
-                x = F.linear(x, fake_weight(op.weight, None), op.bias)
-            else:                            # pooling keeps its input's grid
-                x = op(x)
-                continue
-            x = fake_activation(m.act(x), *self.output_qparams[name])
+        for (name, module), layer in zip(self.folded.layers.items(), self.folded.spec.layers):
+            x = kind_of(layer).fake_quant(module, x, name, self.output_qparams)
         return x
 
 

@@ -11,7 +11,7 @@ agreement 96.4 / 97.5 / 94.1 / 91.1 % vs 95.1 / 97.4 / 93.2 / 90.3 %, mean |p_fl
 0.0034 / 0.0023 / 0.0030 / 0.0062 vs 0.0040 / 0.0025 / 0.0034 / 0.0072 -- with the same accuracy
 to within 0.5 points (min/max spends int8 steps on a handful of outliers).
 
-Rules (shared deploy.md section 2):
+Rules (shared deploy.md section 2; `nas.int8.qparams`, each layer kind's `quantize`):
 * weights: symmetric int8 in [-127, 127], zero point 0; per output channel for conv (OHWI) and
   depthwise (1HWC), per tensor for dense ([C_OUT, K], arm_fully_connected_s8);
 * bias: int32, scale s_in * s_w[c]; multiplier/shift from (double)s_in*(double)s_w/(double)s_out of
@@ -21,21 +21,21 @@ Rules (shared deploy.md section 2):
 * max/avg pooling (global too) keep their input's (scale, zero point);
 * softmax: input scale -> (mult, shift, diff_min) (`intref.softmax_params`), output 1/256, -128.
 
-`run_int8` evaluates a `QuantizedModel` with the integer reference kernels of `nas.quant.intref`
-(bit-exact with CMSIS-NN); the generated C must reproduce it byte for byte.
+`run_int8` evaluates a `QuantizedModel` with each kind's integer reference (`nas.int8.intref`,
+bit-exact with CMSIS-NN); the generated C must reproduce it byte for byte.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from nas.arch.net import Net, build, fold_batchnorm
-from nas.arch.spec import (ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, MaxPool2D,
-                           Shape, Softmax, conv_padding)
-from nas.quant import intref
+from nas.arch.spec import ArchSpec, FrontEnd
+from nas.int8.qparams import (SOFTMAX_SCALE, SOFTMAX_ZERO_POINT, activation_qparams, f32, quantize_bias,
+                              quantize_weights_per_channel, quantize_weights_per_tensor, round_half_away)
+from nas.kinds import QLayer, kind_of
 from nas.quant.inputq import InputQuant
 from nas.train.clips import ClipSet, eval_windows
 
@@ -43,59 +43,7 @@ METHODS = ("minmax", "percentile")
 DEFAULT_METHOD = "percentile"
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_CALIBRATION_WINDOWS = 1000
-SOFTMAX_SCALE = 1.0 / 256.0
-SOFTMAX_ZERO_POINT = -128
 _MAX_PERCENTILE_SAMPLES = 2_000_000
-
-
-@dataclass
-class QLayer:
-    """One quantised layer, arrays in the layouts the CMSIS-NN kernels read.
-
-    weights: int8 OHWI [C_OUT, KH, KW, C_IN] (conv2d), [1, KH, KW, C] (depthwise_conv2d),
-    [C_OUT, K] with K in NHWC flatten order (dense); None for pooling/softmax.
-    mult/shift: int32 per output channel (conv, depthwise), one element (dense, softmax).
-    """
-
-    name: str
-    kind: str                      # the spec layer TYPE (conv2d, depthwise_conv2d, ..., softmax)
-    in_shape: Shape                # NHWC without the batch: (H, W, C)
-    out_shape: Shape
-    in_scale: float                # float32 values
-    in_zero_point: int
-    out_scale: float
-    out_zero_point: int
-    act_min: int = intref.INT8_MIN
-    act_max: int = intref.INT8_MAX
-    kernel: tuple[int, int] = (1, 1)
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)   # top, left (bottom/right implied by out_shape)
-    relu: bool = False
-    weights: np.ndarray | None = None
-    weight_scales: np.ndarray | None = None   # float32 [C_OUT] (conv, depthwise) or [1] (dense)
-    bias: np.ndarray | None = None            # int32 [C_OUT]
-    mult: np.ndarray | None = None            # int32
-    shift: np.ndarray | None = None           # int32
-    diff_min: int = 0                         # softmax only
-
-    @property
-    def input_offset(self) -> int:
-        return -int(self.in_zero_point)
-
-    @property
-    def output_offset(self) -> int:
-        return int(self.out_zero_point)
-
-    def summary(self) -> dict:
-        d = {"name": self.name, "kind": self.kind, "in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
-             "in_scale": self.in_scale, "in_zero_point": self.in_zero_point, "out_scale": self.out_scale,
-             "out_zero_point": self.out_zero_point, "act_min": self.act_min, "act_max": self.act_max}
-        if self.weight_scales is not None:
-            ws = np.asarray(self.weight_scales, dtype=np.float64)
-            d["weight_scale_min"], d["weight_scale_max"] = float(ws.min()), float(ws.max())
-        if self.kind == Softmax.TYPE:
-            d.update(mult=int(self.mult[0]), shift=int(self.shift[0]), diff_min=int(self.diff_min))
-        return d
 
 
 @dataclass
@@ -124,57 +72,6 @@ class QuantizedModel:
     def input_shape(self) -> tuple[int, int]:
         fe = self.spec.frontend
         return fe.frames, fe.n_mels
-
-
-# --------------------------------------------------------------------------- numbers
-
-def f32(v: float) -> float:
-    """The float32 value of `v`, as a Python float (what C's float constant holds)."""
-    return float(np.float32(v))
-
-
-def round_half_away(x: np.ndarray | float) -> np.ndarray:
-    """std::round / roundf: ties away from zero (numpy's round is half-to-even)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
-def activation_qparams(lo: float, hi: float) -> tuple[float, int]:
-    """TFLite asymmetric int8 (scale, zero point) for the real range [lo, hi] (widened to hold 0)."""
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"activation range [{lo}, {hi}] is not finite (diverged weights?)")
-    span = hi - lo
-    scale = f32(span / 255.0) if span > 0 else f32(1e-6)
-    zp = int(round_half_away(intref.INT8_MIN - lo / scale))
-    return scale, int(np.clip(zp, intref.INT8_MIN, intref.INT8_MAX))
-
-
-def quantize_weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 [-127, 127] with one float32 scale per index of `axis`."""
-    w = np.asarray(w, dtype=np.float32)
-    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
-    amax = np.abs(moved).max(axis=1).astype(np.float64)
-    scales = np.where(amax > 0, amax / 127.0, 1.0 / 127.0).astype(np.float32)
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    q = round_half_away(w.astype(np.float64) / scales.astype(np.float64).reshape(shape))
-    return np.clip(q, -127, 127).astype(np.int8), scales
-
-
-def quantize_weights_per_tensor(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = np.asarray(w, dtype=np.float32)
-    amax = float(np.abs(w).max()) if w.size else 0.0
-    scale = np.float32(amax / 127.0 if amax > 0 else 1.0 / 127.0)
-    q = round_half_away(w.astype(np.float64) / float(scale))
-    return np.clip(q, -127, 127).astype(np.int8), np.array([scale], dtype=np.float32)
-
-
-def quantize_bias(b: np.ndarray, in_scale: float, w_scales: np.ndarray) -> np.ndarray:
-    """int32 bias with scale s_in * s_w[c] (double product of float32 scales), saturated."""
-    scale = float(np.float32(in_scale)) * np.asarray(w_scales, dtype=np.float32).astype(np.float64)
-    q = round_half_away(np.asarray(b, dtype=np.float64) / scale)
-    return np.clip(q, -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -208,13 +105,18 @@ def _range(values: torch.Tensor, method: str, percentile: float, gen: np.random.
 @torch.no_grad()
 def observe_ranges(folded: Net, calib: torch.Tensor, method: str = DEFAULT_METHOD,
                    percentile: float = DEFAULT_PERCENTILE, batch: int = 256) -> tuple[tuple[float, float], dict]:
-    """(input range, {layer name: output range}) of the folded net on the calibration windows."""
+    """(input range, {tensor name: range}) of the folded net on the calibration windows: every tensor
+    the layers' kinds observe (`LayerKind.observed`: a layer's output, or the parts of a kind made of
+    several calls)."""
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
     folded.eval()
-    outs: dict[str, list[torch.Tensor]] = {name: [] for name in folded.layers}
+    watched = {}
+    for (name, module), layer in zip(folded.layers.items(), folded.spec.layers):
+        watched.update(kind_of(layer).observed(name, module))
+    outs: dict[str, list[torch.Tensor]] = {name: [] for name in watched}
     hooks = [module.register_forward_hook(lambda _m, _i, o, name=name: outs[name].append(o.detach()))
-             for name, module in folded.layers.items()]
+             for name, module in watched.items()]
     try:
         for i in range(0, len(calib), batch):
             folded(calib[i:i + batch])
@@ -223,7 +125,7 @@ def observe_ranges(folded: Net, calib: torch.Tensor, method: str = DEFAULT_METHO
             h.remove()
     gen = np.random.default_rng(0)
     in_range = _range(calib, method, percentile, gen)
-    return in_range, {name: _range(torch.cat(outs[name]), method, percentile, gen) for name in folded.layers}
+    return in_range, {name: _range(torch.cat(outs[name]), method, percentile, gen) for name in watched}
 
 
 # --------------------------------------------------------------------------- quantisation
@@ -235,51 +137,13 @@ def quantize(net: Net, input_norm: tuple[float, float], calib: torch.Tensor, met
     spec = net.spec
     folded = fold_batchnorm(net)
     in_range, ranges = observe_ranges(folded, calib, method, percentile)
-    torch_layers = dict(folded.layers.items())
-    s_prev, zp_prev = activation_qparams(*in_range)
-    mean, std = float(input_norm[0]), float(input_norm[1])
-    iq = InputQuant(mean=mean, std=std, scale=s_prev, zero_point=zp_prev)
+    in_q = activation_qparams(*in_range)
+    iq = InputQuant(mean=float(input_norm[0]), std=float(input_norm[1]), scale=in_q[0], zero_point=in_q[1])
     layers: list[QLayer] = []
-    for name, layer, (in_shape, out_shape) in zip(spec.layer_names(), spec.layers, spec.layer_shapes()):
-        common = dict(name=name, kind=layer.TYPE, in_shape=tuple(in_shape), out_shape=tuple(out_shape),
-                      in_scale=s_prev, in_zero_point=zp_prev)
-        if isinstance(layer, Softmax):
-            mult, shift, diff_min = intref.softmax_params(s_prev)
-            q = QLayer(**common, out_scale=f32(SOFTMAX_SCALE), out_zero_point=SOFTMAX_ZERO_POINT,
-                       mult=np.array([mult], np.int32), shift=np.array([shift], np.int32), diff_min=int(diff_min))
-        elif isinstance(layer, (MaxPool2D, AvgPool2D, GlobalAvgPool2D)):
-            if isinstance(layer, GlobalAvgPool2D):
-                kernel, stride = (in_shape[0], in_shape[1]), (1, 1)
-            else:
-                kernel, stride = tuple(layer.pool), tuple(layer.strides)
-            q = QLayer(**common, out_scale=s_prev, out_zero_point=zp_prev, kernel=kernel, stride=stride)
-        else:
-            module = torch_layers[name]
-            w = module.op.weight.detach().cpu().numpy().astype(np.float32)
-            b = module.op.bias.detach().cpu().numpy().astype(np.float32) if module.op.bias is not None \
-                else np.zeros(w.shape[0], np.float32)
-            s_out, zp_out = activation_qparams(*ranges[name])
-            relu = getattr(layer, "activation", "none") == "relu"
-            act_min, act_max = intref.activation_range(s_out, zp_out, "relu" if relu else "none")
-            if isinstance(layer, Conv2D):
-                wq, ws = quantize_weights_per_channel(w.transpose(0, 2, 3, 1), axis=0)    # OIHW -> OHWI
-                geo = dict(kernel=tuple(layer.kernel), stride=tuple(layer.stride),
-                           padding=conv_padding(layer.kernel, layer.padding))
-            elif isinstance(layer, DepthwiseConv2D):
-                wq, ws = quantize_weights_per_channel(w.transpose(1, 2, 3, 0), axis=3)    # C1HW -> 1HWC
-                geo = dict(kernel=tuple(layer.kernel), stride=tuple(layer.stride),
-                           padding=conv_padding(layer.kernel, layer.padding))
-            elif isinstance(layer, Dense):
-                wq, ws = quantize_weights_per_tensor(w)          # [units, K], K in NHWC order already
-                geo = {}
-            else:
-                raise TypeError(f"cannot quantise {layer!r}")
-            mult, shift = intref.quantize_multipliers(intref.effective_scales(s_prev, ws, s_out))
-            q = QLayer(**common, out_scale=s_out, out_zero_point=zp_out, act_min=act_min, act_max=act_max,
-                       relu=relu, weights=wq, weight_scales=ws, bias=quantize_bias(b, s_prev, ws),
-                       mult=mult.astype(np.int32), shift=shift.astype(np.int32), **geo)
+    for (name, module), layer, (in_shape, out_shape) in zip(folded.layers.items(), spec.layers, spec.layer_shapes()):
+        q = kind_of(layer).quantize(layer, module, name, tuple(in_shape), tuple(out_shape), in_q, ranges)
         layers.append(q)
-        s_prev, zp_prev = q.out_scale, q.out_zero_point
+        in_q = q.out_qparams
     return QuantizedModel(spec=spec, layers=layers, input_quant=iq, class_names=tuple(class_names),
                           calibration={"method": method, "windows": int(len(calib)),
                                        "percentile": percentile if method == "percentile" else None})
@@ -307,28 +171,8 @@ def quantize_input(qm: QuantizedModel, x: np.ndarray | torch.Tensor) -> np.ndarr
 
 
 def run_layer(q: QLayer, x: np.ndarray) -> np.ndarray:
-    """One layer of the integer reference on NHWC int8 `x` [B, H, W, C]."""
-    oh, ow = q.out_shape[0], q.out_shape[1]
-    if q.kind == Conv2D.TYPE:
-        return intref.conv2d(x, q.weights, q.bias, q.mult, q.shift, stride=q.stride, padding=q.padding,
-                             out_hw=(oh, ow), input_offset=q.input_offset, output_offset=q.output_offset,
-                             act_min=q.act_min, act_max=q.act_max)
-    if q.kind == DepthwiseConv2D.TYPE:
-        return intref.depthwise_conv2d(x, q.weights, q.bias, q.mult, q.shift, stride=q.stride, padding=q.padding,
-                                       out_hw=(oh, ow), input_offset=q.input_offset,
-                                       output_offset=q.output_offset, act_min=q.act_min, act_max=q.act_max)
-    if q.kind == MaxPool2D.TYPE:
-        return intref.max_pool(x, q.kernel, stride=q.stride, out_hw=(oh, ow), act_min=q.act_min, act_max=q.act_max)
-    if q.kind in (AvgPool2D.TYPE, GlobalAvgPool2D.TYPE):
-        return intref.avg_pool(x, q.kernel, stride=q.stride, out_hw=(oh, ow), act_min=q.act_min, act_max=q.act_max)
-    if q.kind == Dense.TYPE:
-        y = intref.fully_connected(x.reshape(x.shape[0], -1), q.weights, q.bias, int(q.mult[0]), int(q.shift[0]),
-                                   input_offset=q.input_offset, output_offset=q.output_offset,
-                                   act_min=q.act_min, act_max=q.act_max)
-        return y.reshape(x.shape[0], 1, 1, -1)
-    if q.kind == Softmax.TYPE:
-        return intref.softmax(x, int(q.mult[0]), int(q.shift[0]), q.diff_min)
-    raise TypeError(f"unknown layer kind {q.kind!r}")
+    """One layer of the integer reference on NHWC int8 `x` [B, H, W, C] (its kind's `run_int8`)."""
+    return kind_of(q).run_int8(q, x)
 
 
 def run_int8(qm: QuantizedModel, x_int8: np.ndarray, batch: int = 256, upto: int | None = None) -> np.ndarray:
@@ -405,3 +249,10 @@ def window_agreement(qm: QuantizedModel, folded: Net, windows: torch.Tensor, lab
         out["float_accuracy"] = float((pf_a.argmax(1) == labels).mean())
         out["int8_accuracy"] = float((pq_a.argmax(1) == labels).mean())
     return out
+
+
+__all__ = ["DEFAULT_CALIBRATION_WINDOWS", "DEFAULT_METHOD", "DEFAULT_PERCENTILE", "METHODS", "QLayer", "QuantizedModel",
+           "SOFTMAX_SCALE", "SOFTMAX_ZERO_POINT", "activation_qparams", "calibration_windows", "dequantize_scores",
+           "f32", "int8_clip_accuracy", "int8_clip_probabilities", "net_from_checkpoint", "observe_ranges", "quantize",
+           "quantize_bias", "quantize_input", "quantize_weights_per_channel", "quantize_weights_per_tensor",
+           "round_half_away", "run_int8", "run_layer", "window_agreement"]

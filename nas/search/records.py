@@ -25,10 +25,11 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from nas.arch.space import SearchSpace
-from nas.arch.spec import ArchSpec, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, MaxPool2D
+from nas.arch.spec import ArchSpec
 from nas.budget import Budget
 from nas.core import config
 from nas.cost import analytic as costmodel
+from nas.kinds import kind_of
 from nas.study.study import OBJECTIVES, objectives
 
 CONSTRAINTS = ("ram", "flash", "macs_per_second", "cpu_share", "valid")
@@ -77,27 +78,17 @@ def model_name(trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> 
 
 def network_summary(spec: ArchSpec) -> str:
     """The whole network in one line, every layer's real size (caps included): e.g.
-    `c24 5x5/2 · dw5x5/2 c36 · dw5x5/2 c54 · d64 · d10` (`·` separates blocks)."""
+    `c24 5x5/2 · dw5x5/2 c36 · dw5x5/2 c54 · d64 · d10` (`·` separates blocks; each layer's token is
+    its kind's `summary`)."""
     blocks: list[list[str]] = [[]]
     for layer in spec.layers:
-        if isinstance(layer, (Conv2D, DepthwiseConv2D)) and layer.kernel != (1, 1) and blocks[-1]:
+        token, new_block = kind_of(layer).summary(layer)
+        if not token:
+            continue
+        if new_block and blocks[-1]:
             blocks.append([])
-        if isinstance(layer, Conv2D):
-            k = "" if layer.kernel == (1, 1) else f" {layer.kernel[0]}x{layer.kernel[1]}"
-            blocks[-1].append(f"c{layer.filters}{k}{_stride(layer.stride)}")
-        elif isinstance(layer, DepthwiseConv2D):
-            blocks[-1].append(f"dw{layer.kernel[0]}x{layer.kernel[1]}{_stride(layer.stride)}")
-        elif isinstance(layer, (MaxPool2D, AvgPool2D)):
-            blocks[-1].append(f"{'mp' if isinstance(layer, MaxPool2D) else 'ap'}{layer.pool[0]}x{layer.pool[1]}")
-        elif isinstance(layer, GlobalAvgPool2D):
-            blocks.append(["gap"])
-        elif isinstance(layer, Dense):
-            blocks.append([f"d{layer.units}"])
+        blocks[-1].append(token)
     return " · ".join(" ".join(b) for b in blocks if b)
-
-
-def _stride(stride: tuple[int, int]) -> str:
-    return "" if tuple(stride) == (1, 1) else f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}x{stride[1]}"
 
 
 def frontend_summary(spec: ArchSpec) -> str:

@@ -170,8 +170,8 @@ def search(budget_path: str, space_path: str = DEFAULT_SPACE, data: str = DEMO, 
     if interrupted:
         return 130
     if export:
-        from nas.export.pipeline import export_study
+        from nas.export.pipeline import StudyExport, export_study
 
-        export_study(study, out_dir=Path("export") / study_name, budget=budget, data=root, split=split, cache=cache,
-                     checkpoints=out / "checkpoints", artifacts=store)
+        export_study(study, Path("export") / study_name, StudyExport(budget=budget, data=root, split=split, cache=cache,
+                                                                     checkpoints=out / "checkpoints"), artifacts=store)
     return 0

@@ -2,16 +2,16 @@
  * kernel_driver.c -- counts the instructions of CMSIS-NN layer calls on the QEMU mps2-an386 harness.
  *
  * Input (semihosting file, little-endian int32 words): "KCNT", case count, then per case
- * op (1 conv, 2 depthwise, 3 fully connected, 4 max pool, 5 avg pool, 6 softmax; 7 and 8 the project's
- * own nas_convolve_c1_s8 and nas_depthwise_conv_s8 with the conv and depthwise parameters), repetitions, the
+ * op (1 conv, 2 depthwise, 3 fully connected, 4 max pool, 5 avg pool, 6 softmax, 7 add; 8 and 9 the
+ * project's own nas_convolve_c1_s8 and nas_depthwise_conv_s8 with the conv and depthwise parameters), repetitions, the
  * parameter count and the parameters (see each branch). Activations and weights are pseudo-random (an LCG),
  * per-channel multipliers 0.7 * 2^31 with shift -8, so outputs spread over the int8 range.
  *
  * Each case is timed exactly as the generated model.c runs a layer: the *_get_buffer_size call it
  * makes, then the wrapper the exporter calls (arm_convolve_wrapper_s8, arm_depthwise_conv_wrapper_s8,
- * arm_fully_connected_s8, arm_max_pool_s8, arm_avgpool_s8, arm_softmax_s8), `reps` times in a row on
- * the same data (so that short calls are not lost in the 40-instruction SysTick resolution); the own
- * kernels likewise with their own *_get_buffer_size. Prints,
+ * arm_fully_connected_s8, arm_max_pool_s8, arm_avgpool_s8, arm_softmax_s8, arm_elementwise_add_s8), `reps`
+ * times in a row on
+ * the same data (so that short calls are not lost in the 40-instruction SysTick resolution). Prints,
  * per case i, "@insn i <instructions of all reps>" (SysTick under -icount shift=0, timer overhead
  * removed), "@status i <s>" and "@buf i <scratch bytes asked for>".
  */
@@ -76,7 +76,7 @@ static int32_t run_conv(int32_t op, const int32_t *p, uint64_t *insn, int32_t *b
     arm_cmsis_nn_status status = ARM_CMSIS_NN_SUCCESS;
     uint64_t t0, t1;
     fill(g_in, p[0] * p[1] * p[2]);
-    if (op == 1 || op == 7)
+    if (op == 1 || op == 8)
     {
         const cmsis_nn_dims f_d = {p[3], p[4], p[5], p[2]};
         const cmsis_nn_conv_params cp = {p[12], p[13], {p[7], p[6]}, {p[9], p[8]}, {1, 1}, {p[14], p[15]}};
@@ -97,7 +97,7 @@ static int32_t run_conv(int32_t op, const int32_t *p, uint64_t *insn, int32_t *b
         }
         t1 = qh_insn_count();
     }
-    else if (op == 8)
+    else if (op == 9)
     {
         const cmsis_nn_dims f_d = {1, p[4], p[5], p[3]};
         const cmsis_nn_dw_conv_params dp = {p[12], p[13], p[3] / p[2], {p[7], p[6]}, {p[9], p[8]}, {1, 1},
@@ -201,6 +201,25 @@ static int32_t run_softmax(const int32_t *p, uint64_t *insn, int32_t *buf)
     return 0;
 }
 
+/* add params: elements in1_off in2_off out_off act_min act_max (multipliers of a typical residual add) */
+static int32_t run_add(const int32_t *p, uint64_t *insn, int32_t *buf)
+{
+    arm_cmsis_nn_status status = ARM_CMSIS_NN_SUCCESS;
+    uint64_t t0, t1;
+    fill(g_in, p[0]);
+    fill(g_w, p[0]);
+    t0 = qh_insn_count();
+    for (int32_t r = 0; r < g_reps; r++)
+    {
+        status = arm_elementwise_add_s8(g_in, g_w, p[1], 1073741824, 0, p[2], 1288490141, -1, 20, g_out, p[3],
+                                        1533916908, -19, p[4], p[5], p[0]);
+    }
+    t1 = qh_insn_count();
+    *insn = t1 - t0 - g_overhead;
+    *buf = 0;
+    return status;
+}
+
 int main(void)
 {
     const int32_t got = qh_read_input(g_cmd, (uint32_t)sizeof(g_cmd));
@@ -228,7 +247,7 @@ int main(void)
         char name[12];
         g_reps = w[1];
         w += 3 + w[2];
-        if (op == 1 || op == 2 || op == 7 || op == 8)
+        if (op == 1 || op == 2 || op == 8 || op == 9)
         {
             status = run_conv(op, p, &insn, &buf);
         }
@@ -243,6 +262,10 @@ int main(void)
         else if (op == 6)
         {
             status = run_softmax(p, &insn, &buf);
+        }
+        else if (op == 7)
+        {
+            status = run_add(p, &insn, &buf);
         }
         else
         {

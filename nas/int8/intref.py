@@ -41,6 +41,9 @@ __all__ = [
     "avg_pool",
     "softmax_params",
     "softmax",
+    "ADD_LEFT_SHIFT",
+    "add_params",
+    "elementwise_add",
 ]
 
 INT8_MIN = -128
@@ -451,3 +454,33 @@ def softmax(x, mult: int, shift: int, diff_min: int) -> np.ndarray:
     y = _rounding_divide_by_pot(_srdhm(recip, e), bits) + INT8_MIN
     y = np.where(valid, np.clip(y, INT8_MIN, INT8_MAX), INT8_MIN)
     return y.astype(np.int8).reshape(shape)
+
+
+# --------------------------------------------------------------------------- element-wise add
+
+ADD_LEFT_SHIFT = 20  # TFLite's int8 Add: inputs are scaled up by 2^20 before their rescale
+
+
+def add_params(in1_scale: float, in2_scale: float, out_scale: float) -> dict[str, int]:
+    """TFLite int8 ``Add`` (PrepareGeneralSubOp): each input is rescaled to twice the larger input
+    scale, the sum to the output scale; multipliers from the float32 scales in double precision.
+    Returns the multiplier/shift arguments of ``arm_elementwise_add_s8``."""
+    s1, s2, so = (float(np.float32(v)) for v in (in1_scale, in2_scale, out_scale))
+    twice_max = 2.0 * max(s1, s2)
+    m1, sh1 = quantize_multiplier(s1 / twice_max)
+    m2, sh2 = quantize_multiplier(s2 / twice_max)
+    mo, sho = quantize_multiplier(twice_max / (float(1 << ADD_LEFT_SHIFT) * so))
+    return {"in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2, "left_shift": ADD_LEFT_SHIFT,
+            "out_mult": mo, "out_shift": sho}
+
+
+def elementwise_add(x1, x2, *, in1_offset: int, in1_mult: int, in1_shift: int, in2_offset: int, in2_mult: int,
+                    in2_shift: int, left_shift: int, out_offset: int, out_mult: int, out_shift: int,
+                    act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """``arm_elementwise_add_s8``: ((x + offset) << left_shift) rescaled per input with
+    ``arm_nn_requantize``, summed, rescaled to the output, offset and clamped. Same shapes; int8."""
+    a = requantize(_wrap32((np.asarray(x1, np.int64) + int(in1_offset)) << int(left_shift)), in1_mult, in1_shift)
+    b = requantize(_wrap32((np.asarray(x2, np.int64) + int(in2_offset)) << int(left_shift)), in2_mult, in2_shift)
+    total = _wrap32(a.astype(np.int64) + b.astype(np.int64))
+    return _finish(total, out_mult, out_shift, out_offset, act_min, act_max)
+

@@ -266,6 +266,28 @@ void arm_softmax_s8(const int8_t *input,
                     const int32_t diff_min,
                     int8_t *output);
 
+/* ---------------------------------------------------------------- element-wise */
+
+/** int8 element-wise add of two tensors of block_size elements (TFLite int8 Add): each input offset,
+ *  shifted left by left_shift and rescaled by its multiplier/shift, the sum rescaled to the output,
+ *  offset and clamped.  The output may alias either input. */
+arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
+                                           const int8_t *input_2_vect,
+                                           const int32_t input_1_offset,
+                                           const int32_t input_1_mult,
+                                           const int32_t input_1_shift,
+                                           const int32_t input_2_offset,
+                                           const int32_t input_2_mult,
+                                           const int32_t input_2_shift,
+                                           const int32_t left_shift,
+                                           int8_t *output,
+                                           const int32_t out_offset,
+                                           const int32_t out_mult,
+                                           const int32_t out_shift,
+                                           const int32_t out_activation_min,
+                                           const int32_t out_activation_max,
+                                           const int32_t block_size);
+
 #ifdef __cplusplus
 }
 #endif
