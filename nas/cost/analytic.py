@@ -212,7 +212,7 @@ def estimate(spec: ArchSpec, budget: Budget, library: str | None = None, own: bo
     lib = kernel_library(library or t.library)
     fe = spec.frontend
     nnz = mel_nonzeros(fe)
-    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, lib.name, nnz, own)
+    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, lib.name, nnz, own, t.library)
     layers = [layer_cost(name, layer, i_s, o_s, lib, t.dsp, i == 0, chip.layer_instructions[i], chip.choices[i])
               for i, (name, layer, (i_s, o_s)) in enumerate(zip(spec.layer_names(), spec.layers, spec.layer_shapes()))]
     return Cost(layers=tuple(layers), windows_per_second=fe.windows_per_second,

@@ -51,17 +51,19 @@ def proxy_note(core: str, isa: str) -> str:
 
 
 def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library: str, mel_nonzeros: int,
-              own: bool = True) -> ChipCost:
-    """Instructions and code of `spec` built at `opt` for `core`, each call on the fastest of `library`'s
-    kernel and the add-ons' (`own`; else `library`'s only); `mel_nonzeros` is the front-end's non-zero
-    mel weights (`nas.cost.analytic.mel_nonzeros`)."""
+              own: bool = True, deploy: str | None = None) -> ChipCost:
+    """Instructions and code of `spec` with `library`'s kernels built at `opt` for `core`, an add-on's
+    where it is faster than `deploy`'s (default `library`; `own` False: `library`'s only);
+    `mel_nonzeros` is the front-end's non-zero mel weights (`nas.cost.analytic.mel_nonzeros`)."""
     isa = cpu.isa_for(core, dsp)
     lib = kernel_library(library)
     per_layer = cpu.layer_calls(spec)
     calls = [c for layer in per_layer for c in layer]
     insn = cpu.instruction_model(library, isa, opt)
     sizes = codesize.codesize_model(library, isa, opt)
-    choices = tuple(tuple(kernel_choice.choose(c, lib, insn, dsp, isa, opt, own) for c in layer) for layer in per_layer)
+    ref = cpu.instruction_model(deploy, isa, opt) if deploy else insn
+    choices = tuple(tuple(kernel_choice.choose(c, lib, insn, dsp, isa, opt, own, ref) for c in layer)
+                    for layer in per_layer)
     flat = [k for layer in choices for k in layer]
     fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros

@@ -3,6 +3,10 @@
 the project's own kernels) that takes the call and whose instructions and code are measured for the
 instruction set and optimisation level.
 
+The decision compares with the budget's library (`deploy`: what the firmware links), also when a
+cost is priced for another library (the portable kernels a check links on a PC), so a spec calls the
+same kernels in every build of it; a call left to the library is priced with the library priced.
+
 `nas.cost.chip` prices each layer with its choices (instructions, linked code) and `nas.cost.analytic`
 sizes the arena with their scratch; the code generator calls the chosen `Kernel.function`s.
 """
@@ -36,14 +40,15 @@ def own_available(isa: str, opt: str) -> bool:
 
 
 def choose(call: KernelCall, lib: KernelLibrary, insn: InstructionModel, dsp: bool, isa: str, opt: str,
-           own: bool = True) -> Choice:
-    """The fastest measured kernel for `call` among `lib`'s (priced by `insn`) and the add-ons' (`own`)."""
+           own: bool = True, deploy: InstructionModel | None = None) -> Choice:
+    """The kernel `call` runs: an add-on's (`own`) where its measured instructions are fewer than the
+    deploy library's (`deploy`, default `insn`), else `lib`'s (priced by `insn`)."""
     best = Choice(lib.name, lib.kernel(call, dsp), lib.scratch_bytes(call, dsp), insn.kernel(call))
     addon = ADDONS[nas_kernels.LIBRARY]
     if own and addon.takes(call) and own_available(isa, opt):
         kernel = addon.kernel(call, dsp)
         n = nas_kernels.instructions(kernel.name, isa, opt, call)
-        if n < best.instructions:
+        if n < (deploy or insn).kernel(call):
             best = Choice(addon.name, kernel, addon.scratch_bytes(call, dsp), n)
     return best
 
