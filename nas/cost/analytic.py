@@ -252,7 +252,9 @@ def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
 
 def _totals(cost: Cost, budget: Budget) -> list[str]:
     c = cost.chip
-    model = f"{c.library} kernels, {c.isa} -{c.opt}" + (f" ({c.note})" if c.note else "")
+    addons = sorted({k.library for layer in c.choices for k in layer} - {c.library})
+    model = (f"{c.library} kernels" + "".join(f" + {a} kernels where faster" for a in addons) + f", {c.isa} -{c.opt}"
+             + (f" ({c.note})" if c.note else ""))
     return [f"params {cost.params:,}   MACs/window {cost.macs:,}   MAC/s {cost.macs_per_second:,.0f}",
             f"CPU   {cost.instructions_per_window:,.0f} instructions/window x {cost.windows_per_second:.2f} windows/s "
             f"+ front-end {c.frontend_instructions_per_second:,.0f}/s = {cost.instructions_per_second:,.0f} "
