@@ -38,7 +38,7 @@ CACHE_DIR = Path(tempfile.gettempdir()) / "nas_cbuild_cache"
 
 OP_CONV, OP_DW, OP_FC, OP_MAXPOOL, OP_AVGPOOL, OP_SOFTMAX, OP_ADD = 1, 2, 3, 4, 5, 6, 7
 # conv entry points (CONV_NAS_*: the project's own kernels, nas/libraries/csrc/nas_kernels)
-CONV_WRAPPER, CONV_S8, CONV_1X1_FAST, CONV_1X1, CONV_1XN, CONV_NAS_C1 = 0, 1, 2, 3, 4, 5
+CONV_WRAPPER, CONV_S8, CONV_1X1_FAST, CONV_1X1, CONV_1XN, CONV_NAS_C1, CONV_NAS_1X1 = 0, 1, 2, 3, 4, 5, 6
 # depthwise entry points
 DW_WRAPPER, DW_GENERIC, DW_3X3, DW_OPT, DW_NAS = 0, 1, 2, 3, 4
 
@@ -161,6 +161,7 @@ static void run_case(int32_t op, const case_t *c)
             b_d.n = 1; b_d.h = 1; b_d.w = 1; b_d.c = p[4];
             buf_n = entry == 1 ? arm_convolve_s8_get_buffer_size(&in_d, &f_d)
                   : entry == 5 ? nas_convolve_c1_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d)
+                  : entry == 6 ? nas_convolve_1x1_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d)
                                : arm_convolve_wrapper_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d);
             buf_dsp = arm_convolve_wrapper_s8_get_buffer_size_dsp(&cp, &in_d, &f_d, &out_d);
             out_n = out_d.n * out_d.h * out_d.w * out_d.c;
@@ -174,6 +175,7 @@ static void run_case(int32_t op, const case_t *c)
             case 2: status = arm_convolve_1x1_s8_fast(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             case 3: status = arm_convolve_1x1_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             case 5: status = nas_convolve_c1_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
+            case 6: status = nas_convolve_1x1_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             default: status = arm_convolve_1_x_n_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             }
             t1 = now();

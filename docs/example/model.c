@@ -6,9 +6,9 @@
  * RAM:   nas_model_arena = 16160 B (cost model), layout (byte offsets):
  *    0 conv0      in   caller (  1860 B)  out       @0 ( 11520 B)  scratch @11520 (2600 B needed, 4640 B free)
  *    1 dw1        in       @0 ( 11520 B)  out   @13280 (  2880 B)  scratch @11520 (1760 B needed, 1760 B free)
- *    2 conv2      in   @13280 (  2880 B)  out       @0 (  4320 B)  scratch @4320 (0 B needed, 8960 B free)
+ *    2 conv2      in   @13280 (  2880 B)  out       @0 (  4320 B)  scratch @4320 (852 B needed, 8960 B free)
  *    3 dw3        in       @0 (  4320 B)  out   @15728 (   432 B)  scratch @4320 (1120 B needed, 11408 B free)
- *    4 conv4      in   @15728 (   432 B)  out       @0 (   648 B)  scratch @648 (0 B needed, 15080 B free)
+ *    4 conv4      in   @15728 (   432 B)  out       @0 (   648 B)  scratch @648 (1260 B needed, 15080 B free)
  *    5 fc5        in       @0 (   648 B)  out   @16096 (    64 B)  scratch @648 (0 B needed, 15448 B free)
  *    6 fc6        in   @16096 (    64 B)  out       @0 (    10 B)  scratch @12 (0 B needed, 16084 B free)
  *    7 softmax7   in       @0 (    10 B)  out   caller (    10 B)  scratch @12 (0 B needed, 16136 B free)
@@ -3162,11 +3162,11 @@ enum
     NAS_ARENA_MAX0 = NAS_ARENA_L0,
     NAS_ARENA_L1 = NAS_A4(16 * 30 * 24) + NAS_A4(8 * 15 * 24) + NAS_A4(1760),
     NAS_ARENA_MAX1 = (NAS_ARENA_L1 > NAS_ARENA_MAX0 ? NAS_ARENA_L1 : NAS_ARENA_MAX0),
-    NAS_ARENA_L2 = NAS_A4(8 * 15 * 24) + NAS_A4(8 * 15 * 36) + NAS_A4(0),
+    NAS_ARENA_L2 = NAS_A4(8 * 15 * 24) + NAS_A4(8 * 15 * 36) + NAS_A4(852),
     NAS_ARENA_MAX2 = (NAS_ARENA_L2 > NAS_ARENA_MAX1 ? NAS_ARENA_L2 : NAS_ARENA_MAX1),
     NAS_ARENA_L3 = NAS_A4(8 * 15 * 36) + NAS_A4(2 * 6 * 36) + NAS_A4(1120),
     NAS_ARENA_MAX3 = (NAS_ARENA_L3 > NAS_ARENA_MAX2 ? NAS_ARENA_L3 : NAS_ARENA_MAX2),
-    NAS_ARENA_L4 = NAS_A4(2 * 6 * 36) + NAS_A4(2 * 6 * 54) + NAS_A4(0),
+    NAS_ARENA_L4 = NAS_A4(2 * 6 * 36) + NAS_A4(2 * 6 * 54) + NAS_A4(1260),
     NAS_ARENA_MAX4 = (NAS_ARENA_L4 > NAS_ARENA_MAX3 ? NAS_ARENA_L4 : NAS_ARENA_MAX3),
     NAS_ARENA_L5 = NAS_A4(2 * 6 * 54) + NAS_A4(1 * 1 * 64) + NAS_A4(0),
     NAS_ARENA_MAX5 = (NAS_ARENA_L5 > NAS_ARENA_MAX4 ? NAS_ARENA_L5 : NAS_ARENA_MAX4),
@@ -3219,11 +3219,11 @@ int nas_model_invoke(const int8_t *features, int8_t *scores)
     /* layer 2 conv2: conv2d 1x1/1x1 pad 0,0 relu: 8x15x24 -> 8x15x36 */
     ctx.buf = arena + 4320;
     ctx.size = 8960;
-    if (arm_convolve_wrapper_s8_get_buffer_size(&nas_p_conv2_conv, &nas_p_conv2_in, &nas_p_conv2_filter, &nas_p_conv2_out) > ctx.size)
+    if (nas_convolve_1x1_s8_get_buffer_size(&nas_p_conv2_conv, &nas_p_conv2_in, &nas_p_conv2_filter, &nas_p_conv2_out) > ctx.size)
     {
         return -3;
     }
-    status = arm_convolve_wrapper_s8(&ctx, &nas_p_conv2_conv, &nas_p_conv2_quant, &nas_p_conv2_in, arena + 13280, &nas_p_conv2_filter,
+    status = nas_convolve_1x1_s8(&ctx, &nas_p_conv2_conv, &nas_p_conv2_quant, &nas_p_conv2_in, arena + 13280, &nas_p_conv2_filter,
                                      nas_w_conv2_weights, &nas_p_conv2_bias, nas_w_conv2_bias, &nas_p_conv2_out, arena + 0);
     if (status != ARM_CMSIS_NN_SUCCESS)
     {
@@ -3247,11 +3247,11 @@ int nas_model_invoke(const int8_t *features, int8_t *scores)
     /* layer 4 conv4: conv2d 1x1/1x1 pad 0,0 relu: 2x6x36 -> 2x6x54 */
     ctx.buf = arena + 648;
     ctx.size = 15080;
-    if (arm_convolve_wrapper_s8_get_buffer_size(&nas_p_conv4_conv, &nas_p_conv4_in, &nas_p_conv4_filter, &nas_p_conv4_out) > ctx.size)
+    if (nas_convolve_1x1_s8_get_buffer_size(&nas_p_conv4_conv, &nas_p_conv4_in, &nas_p_conv4_filter, &nas_p_conv4_out) > ctx.size)
     {
         return -5;
     }
-    status = arm_convolve_wrapper_s8(&ctx, &nas_p_conv4_conv, &nas_p_conv4_quant, &nas_p_conv4_in, arena + 15728, &nas_p_conv4_filter,
+    status = nas_convolve_1x1_s8(&ctx, &nas_p_conv4_conv, &nas_p_conv4_quant, &nas_p_conv4_in, arena + 15728, &nas_p_conv4_filter,
                                      nas_w_conv4_weights, &nas_p_conv4_bias, nas_w_conv4_bias, &nas_p_conv4_out, arena + 0);
     if (status != ARM_CMSIS_NN_SUCCESS)
     {

@@ -23,7 +23,7 @@ from nas.libraries import ADDONS, addon_sources, library
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "kernel_driver.c"
 OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6, "add": 7}
-OWN_OP_CODES = {"nas_conv_c1": 8, "nas_dw": 9}      # kernel_driver.c's codes of the own kernels
+OWN_OP_CODES = {"nas_conv_c1": 8, "nas_dw": 9, "nas_conv_1x1": 10}      # kernel_driver.c's codes of the own kernels
 MAGIC = 0x544E434B  # "KCNT"
 # kernel_driver.c buffer capacities (bytes / channels)
 ACT_CAP, W_CAP, SCRATCH_CAP, CH_CAP = 384 * 1024, 2 * 1024 * 1024, 128 * 1024, 4096

@@ -5,7 +5,7 @@ Instructions: every training call (`instructions.training_calls`) an own kernel 
 under QEMU through it (``kernel_driver.c`` ops 8 and 9: the size function + the kernel), and its
 coefficients fitted by non-negative least squares on `nas.cost.nas_kernels` trip counts, with 5-fold
 held-out errors. Counts are cached per digest of the kernels' C, so a change of the C is measured
-again. Code: per op, a stub keeping its kernel's entry points, linked with ``--gc-sections``.
+again. Code: per kernel, a stub keeping its entry points, linked with ``--gc-sections``.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ LIB = ADDONS[nas_kernels.LIBRARY]
 
 def calls_for(kernel: str, tagged: list[tuple[KernelCall, str]]) -> list[tuple[KernelCall, str]]:
     """The training calls own kernel `kernel` takes (and the driver's scratch buffer holds)."""
-    return [(c, o) for c, o in tagged if LIB.takes(c) and LIB.kernel(c, True).name == kernel
-            and LIB.scratch_bytes(c, True) <= kernels.SCRATCH_CAP]
+    k = own_lib.KERNELS[kernel]
+    return [(c, o) for c, o in tagged if k.applies(c) and k.scratch_bytes(c) <= kernels.SCRATCH_CAP]
 
 
 def measured(isa: str, opt: str, kernel: str, work: Path, calls: list[KernelCall]) -> list[float]:
@@ -72,7 +72,7 @@ def regenerate_instructions(isas_opts, work: Path, data: dict) -> None:
 
 
 def measure_sizes(isa: str, opt: str, work: Path) -> dict:
-    """codesize.json's entry of the own kernels: per op, the input sections its kernel's entry points link."""
+    """codesize.json's entry of the own kernels: per kernel, the input sections its entry points link."""
     from nas.calibrate import sizes
     from nas.export import qemu
 
@@ -83,11 +83,11 @@ def measure_sizes(isa: str, opt: str, work: Path) -> dict:
     base = set(qemu.map_footprints(sizes.stub_elf(d, "base", (), srcs, incs, isa, opt, LIB.header).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
-    for op in LIB.ops:
-        elf = sizes.stub_elf(d, op, LIB.entry_points(op), srcs, incs, isa, opt, LIB.header)
+    for name in own_lib.KERNELS:
+        elf = sizes.stub_elf(d, name, LIB.kernel_entry_points(name), srcs, incs, isa, opt, LIB.header)
         fp = qemu.map_footprints(elf.with_suffix(".map"))
-        groups[op] = sorted(key for key in fp if key not in base)
-        symbols.update({key: fp[key] for key in groups[op]})
+        groups[name] = sorted(key for key in fp if key not in base)
+        symbols.update({key: fp[key] for key in groups[name]})
     return {"library": nas_kernels.description(), "cflags": provenance.cflags(isa, opt), "symbols": symbols,
             "groups": groups}
 

@@ -55,14 +55,14 @@ def choose(call: KernelCall, lib: KernelLibrary, insn: InstructionModel, dsp: bo
 
 def code_bytes(calls: Sequence[KernelCall], choices: Sequence[Choice], sizes: CodeSizeModel, isa: str, opt: str,
                beside_harness: bool = False) -> int:
-    """Code the model links: `sizes`' groups (its library's) of the ops whose calls stay with the library
-    and each add-on's of the ops it takes, shared functions once (`beside_harness`: without those the
-    QEMU harness links anyway)."""
+    """Code the model links: `sizes`' groups (its library's, per op) of the ops whose calls stay with the
+    library and each add-on's of the kernels it runs, shared functions once (`beside_harness`: without
+    those the QEMU harness links anyway)."""
     keys = set(sizes.kernel_symbols(c.op for c, k in zip(calls, choices) if k.library not in ADDONS))
     symbols = dict(sizes.symbols)
     for name in {k.library for k in choices if k.library in ADDONS}:
-        mine = codesize_model(name, isa, opt)
-        keys |= mine.kernel_symbols(c.op for c, k in zip(calls, choices) if k.library == name)
+        mine = codesize_model(name, isa, opt)     # an add-on's groups are per kernel
+        keys |= mine.kernel_symbols(k.kernel.name for k in choices if k.library == name)
         symbols.update(mine.symbols)
     if beside_harness:
         keys -= sizes.harness_symbols

@@ -3,14 +3,17 @@
 Like `cpu.features` for the library kernels: each own kernel's instruction count is a sum over its
 loops of trip count x instructions per trip, fitted by ``python -m nas.calibrate`` (library 'nas')
 on exact QEMU counts, per instruction set and optimisation level (``data/instructions.json``,
-``nas/<isa>/<opt>``). The loops are those of the plane engine (``nas_plane.c``): per call the
-weights widened per channel, the ring cleared, each input row widened into it once; per output row
-and channel a row of blocks of four pixels (stride 1 or 2 and np = 2 or 3 int16 pairs per kernel
-row, each an unrolled copy with its own costs; a last partial block is a copy of its own) or, for
-other geometries, of single pixels; per block its kernel rows, and one more loop set-up when they
-wrap around the ring. Where a loop may not run at all its set-up is a feature of its own (``*on``).
-The counts assume every channel on the fast requantisation and the whole int8 activation range, as
-in the measurements and in calibrated models.
+``nas/<isa>/<opt>``). The 1-channel and depthwise convs' loops are those of the plane engine
+(``nas_plane.c``): per call the weights widened per channel, the ring cleared, each input row widened
+into it once; per output row and channel a row of blocks of four pixels (stride 1 or 2 and np = 2
+or 3 int16 pairs per kernel row, each an unrolled copy with its own costs; a last partial block is a
+copy of its own) or, for other geometries, of single pixels; per block its kernel rows, and one more
+loop set-up when they wrap around the ring. Where a loop may not run at all its set-up is a feature
+of its own (``*on``).
+The pointwise conv's are per pair of output pixels (both widened) and per block of two output
+channels (its groups of four input channels and the rest). The counts assume every channel on the
+fast requantisation and the whole int8 activation range, as in the measurements and in calibrated
+models.
 """
 from __future__ import annotations
 
@@ -83,7 +86,24 @@ def _dw_features(call: KernelCall) -> dict[str, float]:
     return f
 
 
-FEATURES = {"nas_conv_c1": _c1_features, "nas_dw": _dw_features}
+def _pw_features(call: KernelCall) -> dict[str, float]:
+    """nas_convolve_1x1_s8: per pair of pixels both widened, then blocks of two output channels; the
+    last k % 4 input channels are a loop of at most 3 trips (compilers unroll it: one term per count)."""
+    pixels = call.oh * call.ow
+    pairs, k4, kr = -(-pixels // 2), call.cin // 4, call.cin % 4
+    blocks = pairs * -(-call.cout // 2)
+    f = {"call": 1, "chan": call.cout + 1, "pair": pairs, "widen": 2 * pairs, "widen_4": 2 * pairs * k4,
+         "blk": blocks, "blk_4": blocks * k4, "blk_4on": blocks * (k4 > 0),
+         # the stores each block makes or skips: a second channel, a second pixel, both
+         "two": pairs * (call.cout // 2), "one": pairs * (call.cout % 2),
+         "out1": (pixels // 2) * -(-call.cout // 2), "out1_none": (pixels % 2) * -(-call.cout // 2),
+         "out1_two": (pixels // 2) * (call.cout // 2), "pw": 1}
+    if kr:
+        f.update({f"widen_r{kr}": 2 * pairs, f"blk_r{kr}": blocks})
+    return f
+
+
+FEATURES = {"nas_conv_c1": _c1_features, "nas_dw": _dw_features, "nas_conv_1x1": _pw_features}
 
 
 @lru_cache(maxsize=1 << 16)

@@ -3,13 +3,16 @@ the portable kernels, for the calls CMSIS-NN handles poorly.
 
 * ``nas_conv_c1``: a convolution of a one-channel input (the spectrogram layer), any kernel, stride and
   padding (`nas_convolve_c1_s8`);
-* ``nas_dw``: a depthwise convolution with channel multiplier 1 (`nas_depthwise_conv_s8`).
+* ``nas_dw``: a depthwise convolution with channel multiplier 1 (`nas_depthwise_conv_s8`);
+* ``nas_conv_1x1``: a pointwise convolution (1x1 kernel, no padding, any stride; `nas_convolve_1x1_s8`).
 
 Each takes the arguments of the CMSIS-NN wrapper it replaces (same structs, requantisation, offsets
 and clamp, bit-exact) and asks for its scratch with a ``*_get_buffer_size`` of the same arguments.
-Both run one plane engine (``nas_plane.c``): an input channel widened to int16 in a ring of
+The first two run one plane engine (``nas_plane.c``): an input channel widened to int16 in a ring of
 kernel-height rows, two taps per SMLAD, output rows in blocks of four pixels; `plane` and `ring_rows`
 are its geometry, which the scratch size here and the trip counts of `nas.cost.nas_kernels` follow.
+The pointwise one widens each pair of pixels' input channels once and runs blocks of 2 pixels x 2
+output channels. The kernels take disjoint calls, so a call has at most one (`kernel`).
 """
 from __future__ import annotations
 
@@ -82,6 +85,14 @@ def _dw_scratch(call: KernelCall) -> int:
     return 4 * CHAN_BYTES + 4 * (weight_elems(call) + call.kh * plane(call).rw) * 2
 
 
+def _pw_scratch(call: KernelCall) -> int:
+    return (call.cout + 1) * CHAN_BYTES + 16 * (call.cin // 4) + 16
+
+
+def pointwise(call: KernelCall) -> bool:
+    return call.op == "conv" and (call.kh, call.kw, call.ph, call.pw) == (1, 1, 0, 0)
+
+
 @dataclass(frozen=True)
 class OwnKernel:
     kernel: Kernel
@@ -89,34 +100,46 @@ class OwnKernel:
     scratch_bytes: Callable[[KernelCall], int]
 
 
-KERNELS: dict[str, OwnKernel] = {k.kernel.op: k for k in (
+KERNELS: dict[str, OwnKernel] = {k.kernel.name: k for k in (
     OwnKernel(Kernel("nas_conv_c1", "conv", "nas_convolve_c1_s8", "nas_convolve_c1_s8_get_buffer_size"),
-              lambda c: c.cin == 1, _c1_scratch),
+              lambda c: c.op == "conv" and c.cin == 1 and not pointwise(c), _c1_scratch),
     OwnKernel(Kernel("nas_dw", "dw", "nas_depthwise_conv_s8", "nas_depthwise_conv_s8_get_buffer_size"),
-              lambda c: c.cout == c.cin, _dw_scratch),
+              lambda c: c.op == "dw" and c.cout == c.cin, _dw_scratch),
+    OwnKernel(Kernel("nas_conv_1x1", "conv", "nas_convolve_1x1_s8", "nas_convolve_1x1_s8_get_buffer_size"),
+              pointwise, _pw_scratch),
 )}
+
+
+def own_kernel(call: KernelCall) -> OwnKernel | None:
+    return next((k for k in KERNELS.values() if k.applies(call)), None)
 
 
 class NasKernels(KernelLibrary):
     name = "nas"
     description = "the project's own kernels (nas/libraries/csrc/nas_kernels)"
-    ops = tuple(KERNELS)
+    ops = tuple(sorted({k.kernel.op for k in KERNELS.values()}))
     header = HEADER       # what model.c includes when a layer calls one of them
     folder = "nas_kernels"   # an exported folder's copy of the sources
 
     def takes(self, call):
-        return call.op in KERNELS and KERNELS[call.op].applies(call)
+        return own_kernel(call) is not None
 
     def kernel(self, call, dsp):
-        if not self.takes(call):
+        k = own_kernel(call)
+        if k is None:
             raise ValueError(f"no own kernel takes {call}")
-        return KERNELS[call.op].kernel
+        return k.kernel
 
     def scratch_bytes(self, call, dsp):
-        return KERNELS[call.op].scratch_bytes(call)
+        return own_kernel(call).scratch_bytes(call)
 
     def entry_points(self, op):
-        k = KERNELS[op].kernel
+        return tuple(f for k in KERNELS.values() if k.kernel.op == op
+                     for f in (k.kernel.function, k.kernel.buffer_size_function))
+
+    def kernel_entry_points(self, name: str) -> tuple[str, ...]:
+        """The functions one kernel's calls reference (its code-size group)."""
+        k = KERNELS[name].kernel
         return (k.function, k.buffer_size_function)
 
     def sources(self, root=None):

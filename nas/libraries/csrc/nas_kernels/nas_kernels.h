@@ -12,10 +12,12 @@
  *                          stride, top/left padding; dilation 1, batch 1.
  * nas_depthwise_conv_s8    depthwise convolution, channel multiplier 1: any kernel, stride,
  *                          top/left padding; dilation 1, batch 1.
+ * nas_convolve_1x1_s8      pointwise convolution: 1x1 kernel, no padding, any stride; batch 1.
  *
- * Both work on "planes": one input channel widened to int16 (input offset added, padding = 0)
- * in a window of kernel-height rows, so two horizontal taps are one 32-bit word and one SMLAD;
- * the weights are widened (and doubled: see nas_kernels_internal.h) once per call.
+ * The first two work on "planes": one input channel widened to int16 (input offset added,
+ * padding = 0) in a ring of kernel-height rows, so two horizontal taps are one 32-bit word and one
+ * SMLAD; the weights are widened (and doubled: see nas_kernels_internal.h) once per call. The
+ * pointwise one widens (and doubles) each pixel's input channels once for all output channels.
  */
 #ifndef NAS_KERNELS_H
 #define NAS_KERNELS_H
@@ -61,6 +63,23 @@ arm_cmsis_nn_status nas_depthwise_conv_s8(const cmsis_nn_context *ctx,
                                           const int32_t *bias_data,
                                           const cmsis_nn_dims *output_dims,
                                           int8_t *output_data);
+
+int32_t nas_convolve_1x1_s8_get_buffer_size(const cmsis_nn_conv_params *conv_params,
+                                            const cmsis_nn_dims *input_dims,
+                                            const cmsis_nn_dims *filter_dims,
+                                            const cmsis_nn_dims *output_dims);
+
+arm_cmsis_nn_status nas_convolve_1x1_s8(const cmsis_nn_context *ctx,
+                                        const cmsis_nn_conv_params *conv_params,
+                                        const cmsis_nn_per_channel_quant_params *quant_params,
+                                        const cmsis_nn_dims *input_dims,
+                                        const int8_t *input_data,
+                                        const cmsis_nn_dims *filter_dims,
+                                        const int8_t *filter_data,
+                                        const cmsis_nn_dims *bias_dims,
+                                        const int32_t *bias_data,
+                                        const cmsis_nn_dims *output_dims,
+                                        int8_t *output_data);
 
 #ifdef __cplusplus
 }

@@ -11,9 +11,6 @@
  */
 #include "nas_kernels_internal.h"
 
-#define NAS_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define NAS_MIN(a, b) ((a) < (b) ? (a) : (b))
-
 #if defined(__GNUC__)
 #define NAS_UNROLL _Pragma("GCC unroll 8")
 #else
@@ -131,30 +128,7 @@ static int32_t nas_requantize(int32_t val, int32_t mult, int32_t shift)
     return (h >> right) + ((h & mask) > threshold ? 1 : 0);
 }
 
-/* The fast path before the clamp: h + add from one SMMLAR, then the rounding shift. The sign
- * correction of the rounding uses the accumulator's sign: h < 0 implies a2 < 0, and where a2 < 0
- * but h == 0 both give (add - 1) >> e == add >> e (add = 2^(e-1) + k * 2^e). */
-NAS_INLINE int32_t nas_fast(int32_t a2, int32_t mult, int32_t add, int32_t e)
-{
-#if defined(NAS_DSP)
-    int32_t t;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(t) : "r"(a2), "r"(mult), "r"(add));
-#else
-    const int32_t t = (int32_t)(((int64_t)a2 * mult + ((int64_t)1 << 31)) >> 32) + add;
-#endif
-    return (t + (a2 >> 31)) >> e;
-}
-
-NAS_INLINE int32_t nas_sat8(int32_t v)
-{
-#if defined(__ARM_FEATURE_SAT) && defined(__GNUC__)
-    return __ssat(v, 8);
-#else
-    return v < -128 ? -128 : (v > 127 ? 127 : v);
-#endif
-}
-
-static int8_t nas_finish(int32_t a2, const nas_chan *c, const nas_out *o)
+int8_t nas_finish(int32_t a2, const nas_chan *c, const nas_out *o)
 {
     int32_t v;
     if (c->fast)
