@@ -17,6 +17,7 @@ import torch
 
 from nas.arch.frontend import logmel
 from nas.arch.spec import FrontEnd
+from nas.core import owned
 from nas.core.errors import UserError
 from nas.data import cache as C
 from nas.data import urbansound as us
@@ -201,15 +202,20 @@ def test_lockless_race_leaves_a_valid_cache(demo_root, tmp_path, monkeypatch):
 
 
 def test_stale_build_folder_of_a_dead_process_is_removed(demo_root, tmp_path):
-    stale = tmp_path / f".tmp-deadbeef-{C._HOST}-999999999-abcd"
+    stale = tmp_path / f".tmp-deadbeef-{owned.HOST}-999999999-abcd"
     stale.mkdir(parents=True)
     old_other = tmp_path / ".tmp-cafe-otherhost-1-abcd"
     old_other.mkdir()
     os.utime(old_other, (time.time() - 3 * 86400,) * 2)
     young_other = tmp_path / ".tmp-cafe-otherhost-2-abcd"
     young_other.mkdir()
+    mine = tmp_path / f".tmp-notes-{owned.HOST}-999999999-abcd"     # named alike, but not made by the tool
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    os.utime(mine, (time.time() - 3 * 86400,) * 2)
     _load(demo_root, tmp_path)
     assert not stale.exists() and not old_other.exists() and young_other.exists()
+    assert (mine / "notes.txt").read_text() == "mine"
 
 
 def test_cache_dir_default_and_unwritable(demo_root, tmp_path):

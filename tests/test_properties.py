@@ -60,7 +60,8 @@ def test_arena_covers_every_layer_and_totals_add_up(spec, budget):
     assert cost.flash_bytes == (cost.network_flash_bytes + cost.frontend_flash_bytes + cost.code_bytes
                                 + budget.reserves.flash_bytes)
     assert cost.code_bytes > 0 and all(lc.instructions > 0 for lc in cost.layers)
-    assert cost.instructions_per_window > sum(lc.instructions for lc in cost.layers)    # + invoke glue
+    # + invoke glue (fitted together with the softmax call's: every network has one, so it may be 0)
+    assert cost.instructions_per_window >= sum(lc.instructions for lc in cost.layers)
     assert cost.cpu_share == pytest.approx(cost.instructions_per_second * budget.target.cycles_per_instruction
                                            / budget.target.clock_hz)
     assert cost.ram_bytes == cost.arena_bytes + cost.frontend_ram_bytes + budget.reserves.ram_bytes

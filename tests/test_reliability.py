@@ -2,14 +2,10 @@
 on a real PostgreSQL server, training faults, bad flags and files."""
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -77,39 +73,6 @@ def test_processes_sharing_one_journal_reach_the_exact_total(tmp_path, demo_root
     assert_each_trial_once(load(tmp_path, "multi"), 14)
     references = [t.user_attrs.get("reference") for t in load(tmp_path, "multi").trials if t.user_attrs.get("reference")]
     assert len(references) == len(set(references))  # queued once although three processes started together
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throwaway PostgreSQL server on localhost (Debian's postgresql package)."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL server binaries not installed (Debian package 'postgresql')")
-    bindir = Path(bins[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="nas-pg-"))  # outside pytest's root-only tmp tree
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-        prefix = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "nas", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "start", "-o",
-                    f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
-    try:
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "nas", "nas"],
-                       check=True, capture_output=True)
-        yield f"postgresql://nas@127.0.0.1:{port}/nas"
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_processes_on_a_postgresql_server_reach_the_exact_total(tmp_path, demo_root, postgres_url):

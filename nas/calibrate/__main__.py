@@ -16,11 +16,11 @@ Steps (each cached under ``--work``, so an interrupted run resumes and a refit r
 """
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 from nas.calibrate.run import DEFAULT_WORK, STEPS, regenerate
+from nas.core import flags
 from nas.core.errors import run_cli
 from nas.cost import cpu, nas_kernels
 
@@ -30,7 +30,7 @@ def _list(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nas.calibrate", description=__doc__.split("\n\n")[0])
+    p = flags.Parser(prog="python -m nas.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("--cmsis-nn", default=os.environ.get("CMSIS_NN_PATH") or None,
                    help="CMSIS-NN checkout measured as the 'cmsis-nn' library (default $CMSIS_NN_PATH)")
     p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,

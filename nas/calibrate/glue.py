@@ -4,8 +4,9 @@ On `GLUE_SPECS` (random default-space networks with every layer kind among them,
 build fast) exported with random weights, per configuration:
 
 * instructions: one inference of model.c linked against `STUB_KERNELS_C` (every CMSIS-NN function
-  it calls returns at once) = per_invoke + per_layer x layers, least squares (exact counts, so the
-  fit is exact up to a few instructions of immediate-encoding differences);
+  it calls returns at once) = per_invoke + sum of per_layer[op] over its kernel calls, non-negative
+  least squares (exact counts, so the fit is exact up to a few instructions of immediate-encoding
+  differences);
 * FLASH: the ELF minus the harness, the network constants (+ their alignment padding) and the
   measured kernel code = per_invoke + sum of per_layer[op], least squares; ``margin`` = the largest positive residual, so
   that the estimate bounds every measured model.
@@ -18,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import nnls
 
 from nas.calibrate import DEFAULT_SPACE, models
 from nas.cost import cpu, kernel_choice
@@ -177,12 +179,11 @@ def _written_choices(calls, isa: str) -> list:
 def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     """(instruction glue, FLASH glue) of one configuration."""
     rows = _exports(cfg, roots, work)
-    n_layers = np.array([len(calls) for calls, _, _ in rows], dtype=float)
     insn = np.array([glue for _, _, glue in rows], dtype=float)
-    a = np.stack([np.ones_like(n_layers), n_layers], axis=1)
-    (per_invoke, per_layer), *_ = np.linalg.lstsq(a, insn, rcond=None)
     ops = list(library(DEFAULT).ops)
     counts = np.array([[sum(c.op == op for c in calls) for op in ops] for calls, _, _ in rows], dtype=float)
+    a = np.concatenate([np.ones((len(rows), 1)), counts], axis=1)
+    insn_coef, _ = nnls(a, insn)      # instructions the code executes: never negative
     _, isa, opt = cfg
     rest = np.array([run.flash_bytes - sizes.harness_bytes - run.const_bytes - weight_padding(calls)
                      - kernel_choice.code_bytes(calls, _written_choices(calls, isa), sizes, isa, opt, True)
@@ -190,9 +191,9 @@ def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     x = np.concatenate([np.ones((len(rows), 1)), counts], axis=1)
     coef, *_ = np.linalg.lstsq(x, rest, rcond=None)
     resid = rest - x @ coef
-    insn_glue = {"per_invoke": round(float(per_invoke), 1), "per_layer": round(float(per_layer), 1),
-                 "networks": len(rows),
-                 "max_abs_residual": round(float(np.abs(insn - a @ [per_invoke, per_layer]).max()), 1)}
+    insn_glue = {"per_invoke": round(float(insn_coef[0]), 1),
+                 "per_layer": {op: round(float(v), 1) for op, v in zip(ops, insn_coef[1:])},
+                 "networks": len(rows), "max_abs_residual": round(float(np.abs(insn - a @ insn_coef).max()), 1)}
     flash_glue = {"per_invoke": round(float(coef[0]), 1),
                   "per_layer": {op: round(float(v), 1) for op, v in zip(ops, coef[1:])},
                   "margin": round(float(max(0.0, resid.max())), 1), "networks": len(rows)}

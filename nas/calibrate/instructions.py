@@ -95,7 +95,7 @@ def regenerate(cfgs, roots, work: Path, stamp: str, previous: Path, only: tuple[
         kept = data["configs"].get(key, {}).get("kernels", {}) if only else {}
         entry = {"library": provenance.library_version(lib, roots[lib]), "cflags": provenance.cflags(isa, opt),
                  "kernels": {**kept, **fit_config(tagged, counts, only or cpu.KERNELS)},
-                 "glue": data["configs"].get(key, {}).get("glue", {"per_layer": 0.0, "per_invoke": 0.0})}
+                 "glue": data["configs"].get(key, {}).get("glue", {"per_layer": {op: 0.0 for op in cpu.OPS}, "per_invoke": 0.0})}
         data["configs"][key] = entry
         worst = max(v["holdout_relative_error"]["space"]["max"] or 0 for v in entry["kernels"].values())
         print(f"{key}: fitted {len(entry['kernels'])} kernels, worst in-space holdout error {worst:.1%}", flush=True)

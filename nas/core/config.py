@@ -27,8 +27,27 @@ def bounded(default: Any = dataclasses.MISSING, *, gt: float | None = None, ge: 
     return dataclasses.field(default=default, metadata=meta, **kw)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (YAML lets the last one win
+    silently, so a second `limits:` block would replace the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; a missing, binary, malformed or empty file is a `UserError`."""
+    """Parse a YAML file; a missing, binary, malformed or empty file, or a key given twice, is a
+    `UserError`."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: file not found")
@@ -40,7 +59,7 @@ def read_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise UserError(f"{p}: not UTF-8 text (expected YAML)") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -5,24 +5,23 @@ Exit 0 if it fits, 1 if not, 2 for a bad file, flag or trial.
 """
 from __future__ import annotations
 
-import argparse
-
 from nas.arch.spec import ArchSpec
 from nas.budget import Budget
+from nas.core import flags
 from nas.core.errors import UserError, run_cli
 from nas.cost.analytic import estimate, report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nas.cost",
-                                     description="Per-layer int8 cost of an architecture against a budget. "
+    parser = flags.Parser(prog="python -m nas.cost",
+                          description="Per-layer int8 cost of an architecture against a budget. "
                                                  "Exit 0 if it fits, 1 if not.")
     parser.add_argument("--budget", help="budget YAML, e.g. budgets/stm32l476.yaml (with --study: default "
                                          "the budget the study was searched with)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--arch", help="architecture spec YAML, e.g. specs/thesis/stride-ds-24.yaml")
-    which.add_argument("--study", help="a study of nas.search: price its trial --trial")
-    parser.add_argument("--trial", type=int, help="trial number in --study")
+    which.add_argument("--study", type=flags.name, help="a study of nas.search: price its trial --trial")
+    parser.add_argument("--trial", type=flags.index, help="trial number in --study")
     parser.add_argument("--storage", help="Optuna storage of --study (default studies/<study>/journal.log)")
     args = parser.parse_args(argv)
     if args.study:

@@ -69,8 +69,8 @@ def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library
     fe, nnz = spec.frontend, mel_nonzeros
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
                     kernels=tuple(tuple(k.kernel for k in layer) for layer in choices),
-                    layer_instructions=tuple(sum(k.instructions + insn.glue["per_layer"] for k in layer)
-                                             for layer in choices),
+                    layer_instructions=tuple(sum(k.instructions + insn.glue["per_layer"][c.op] for c, k in zip(cs, ks))
+                                             for cs, ks in zip(per_layer, choices)),
                     invoke_instructions=insn.glue["per_invoke"],
                     frontend_instructions_per_frame=fe_model.per_frame(fe, nnz),
                     frontend_instructions_per_second=fe_model.per_second(fe, nnz),

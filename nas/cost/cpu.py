@@ -224,7 +224,7 @@ class InstructionModel:
 
     def layer(self, call: KernelCall) -> float:
         """Instructions of one layer of model.c: the kernel call and its glue."""
-        return self.kernel(call) + self.glue["per_layer"]
+        return self.kernel(call) + self.glue["per_layer"][call.op]
 
     def network(self, calls: list[KernelCall]) -> float:
         return self.glue["per_invoke"] + sum(self.layer(c) for c in calls)

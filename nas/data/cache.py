@@ -20,7 +20,8 @@ float16: log-mel dB values lie in about [-60, +70]; float16 keeps them to within
 than the ~0.5 dB step of the device's int8 input, at half the disk, page cache and read time of float32.
 
 Concurrency: a builder holds CACHE_DIR/<key>.lock (flock) while it builds into CACHE_DIR/.tmp-<key>-...
-and renames that folder into place; the final folder therefore appears complete or not at all. A second
+(a folder it made and recorded, `nas.core.owned`: only such folders are ever cleaned up) and renames
+that folder into place; the final folder therefore appears complete or not at all. A second
 process waits for the lock and then loads the finished cache; where flock is unavailable the rename
 still makes the race harmless (the loser discards its copy). A cache hit decodes no audio.
 """
@@ -33,7 +34,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -43,14 +43,16 @@ from pathlib import Path
 import numpy as np
 
 from nas.arch.spec import FrontEnd
+from nas.core import owned
 from nas.core.errors import UserError
-from nas.core.locks import FileLock, pid_alive
+from nas.core.locks import FileLock
 from nas.data import urbansound as us
 
 FORMAT_VERSION = 1
 FEATURE_DTYPE = np.float16
 DEFAULT_CACHE_DIR = Path("studies") / ".cache" / "features"
 BATCH = 32
+STALE_BUILD_S = 24 * 3600      # a build folder of another host this old is abandoned (a shared cache)
 
 
 # -- the loaded features ------------------------------------------------------------------------
@@ -200,19 +202,21 @@ def load_features(dataset_root: str | os.PathLike, fe: FrontEnd,
         hit = _try_open(final, fe)           # built by another process while we waited
         if hit is not None:
             return hit
-        _clean_stale_tmp(cache_dir)
-        tmp = cache_dir / f".tmp-{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        owned.remove_stale(cache_dir, max_age_s=STALE_BUILD_S)
+        tmp = owned.make(cache_dir, key)
         try:
             _build(root, fe, tmp, key, body, workers, progress, device)
             if final.exists() and _try_open(final, fe) is None:   # corrupt leftover: move it aside
-                trash = cache_dir / f".trash-{key}-{uuid.uuid4().hex[:8]}"
-                os.rename(final, trash)
+                trash = owned.make(cache_dir, f"old-{key}")
+                os.rename(final, trash / key)
                 shutil.rmtree(trash, ignore_errors=True)
             try:
                 os.rename(tmp, final)
             except OSError:
                 if _try_open(final, fe) is None:   # else: lost a lock-less race; the winner's copy is as good
                     raise
+            else:
+                owned.disown(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     loaded = _try_open(final, fe)
@@ -254,7 +258,7 @@ def _build(root: Path, fe: FrontEnd, tmp: Path, key: str, body: dict, workers: i
     t_frames = n_frames(us.clip_samples(fe.sample_rate), fe)
     if t_frames == 0:
         raise UserError(f"front-end: n_fft {fe.n_fft} is longer than a {us.CLIP_SECONDS:g} s clip")
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
     feats = _new_memmap(tmp / "features.npy", (len(clips), t_frames, fe.n_mels))
     kept, report = _extract(root, clips, fe, feats, workers or min(8, os.cpu_count() or 1), progress, device)
     feats.flush()
@@ -402,20 +406,3 @@ def _lock(path: Path, progress: bool):
         lock.release()
 
 
-_HOST = "".join(ch if ch.isalnum() else "_" for ch in (os.uname().nodename if hasattr(os, "uname") else "host"))
-
-
-def _clean_stale_tmp(cache_dir: Path, max_age_s: float = 24 * 3600) -> None:
-    """Remove build folders left by killed processes: a dead pid on this host, or a day old."""
-    now = time.time()
-    for d in cache_dir.glob(".tmp-*"):
-        parts = d.name.split("-")          # .tmp-<key>-<host>-<pid>-<rand>
-        try:
-            dead_here = parts[2] == _HOST and not pid_alive(int(parts[3]))
-            old = now - d.stat().st_mtime > max_age_s
-        except (IndexError, ValueError, OSError):
-            continue
-        if dead_here or old:
-            shutil.rmtree(d, ignore_errors=True)
-    for d in cache_dir.glob(".trash-*"):
-        shutil.rmtree(d, ignore_errors=True)

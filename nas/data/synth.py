@@ -15,7 +15,6 @@ recording (fsID) share a fold and its character, as in the real set. Output is d
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.core import flags
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError, run_cli
 from nas.data.urbansound import CLASSES, CLIP_SECONDS, COLUMNS, CSV_RELPATH
@@ -440,11 +440,11 @@ def _up_to_date(out: Path, marker: Path, params: dict, plans: list[ClipPlan]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nas.data.synth",
-                                 description="Write a synthetic dataset in the UrbanSound8K layout.")
+    ap = flags.Parser(prog="python -m nas.data.synth",
+                      description="Write a synthetic dataset in the UrbanSound8K layout.")
     ap.add_argument("--out", required=True, type=Path, help="dataset folder to write")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--clips-per-class", type=int, default=DEFAULT_CLIPS_PER_CLASS,
+    ap.add_argument("--seed", type=flags.seed, default=0, help="random seed (default 0)")
+    ap.add_argument("--clips-per-class", type=flags.positive_int, default=DEFAULT_CLIPS_PER_CLASS,
                     help=f"clips per class (default {DEFAULT_CLIPS_PER_CLASS}; 10 classes)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)

@@ -214,14 +214,22 @@ class FoldSplit:
     def from_flags(cls, train: str | None, val: str, test: str, present: Iterable[int] = FOLDS) -> "FoldSplit":
         """The split named by `--train-folds`/`--val-folds`/`--test-folds` ("1,2", "none" for no
         test fold); without training folds, every `present` fold that is neither val nor test."""
-        val_set, test_set = parse_folds(val, "--val-folds"), parse_folds(test, "--test-folds")
+        folds = {"val": parse_folds(val, "--val-folds"), "test": parse_folds(test, "--test-folds")}
         if train is None:
-            rest = tuple(f for f in sorted(set(present)) if f not in set(val_set) | set(test_set))
+            rest = tuple(f for f in sorted(set(present)) if f not in set(folds["val"]) | set(folds["test"]))
             if not rest:
                 raise UserError(f"--train-folds: no fold is left for training (dataset folds "
                                 f"{', '.join(map(str, sorted(set(present))))}; validation {val}, test {test})")
-            return cls(train=rest, val=val_set, test=test_set)
-        return cls(train=parse_folds(train, "--train-folds"), val=val_set, test=test_set)
+            folds["train"] = rest
+        else:
+            folds["train"] = parse_folds(train, "--train-folds")
+            if not folds["train"]:
+                raise UserError(f"--train-folds: expected at least one fold number 1..10 (e.g. 1,2), got {train!r}")
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            common = sorted(set(folds[a]) & set(folds[b]))
+            if common:
+                raise UserError(f"--{a}-folds and --{b}-folds: fold(s) {common} are in both {a} and {b}")
+        return cls(**folds)
 
     def describe(self) -> str:
         return (f"train {','.join(map(str, self.train))} / val {','.join(map(str, self.val)) or '-'} / "
@@ -321,7 +329,7 @@ def _open_checked(path: Path):
         raise AudioError("missing file")
     check_riff(path)
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(os.fsencode(path))   # bytes: any file name the OS allows, UTF-8 or not
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise AudioError(f"unreadable: {str(exc).replace(str(path), 'file')}") from None
     problem = None

@@ -6,8 +6,7 @@ seeds on the study's fold split (or a rotation over `--folds`), tested once, flo
 """
 from __future__ import annotations
 
-import argparse
-
+from nas.core import flags
 from nas.core.errors import run_cli
 from nas.evaluate.stage import evaluate_study
 from nas.study.folders import output_dir
@@ -15,18 +14,20 @@ from nas.study.study import open_study
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nas.evaluate",
-                                description="Final stage: retrain a study's models with its recipe and several seeds, "
-                                "select on the validation folds, test once (float and int8).")
-    p.add_argument("--study", required=True, help="study name (as given to nas.search)")
+    p = flags.Parser(prog="python -m nas.evaluate",
+                     description="Final stage: retrain a study's models with its recipe and several seeds, "
+                     "select on the validation folds, test once (float and int8).")
+    p.add_argument("--study", required=True, type=flags.name, help="study name (as given to nas.search)")
     p.add_argument("--storage", default=None, help="Optuna storage (default studies/<study>/journal.log)")
     p.add_argument("--data", default=None, help="UrbanSound8K root, or 'demo' (default: the study's dataset)")
     p.add_argument("--trials", default=None, help="comma-separated trial numbers (default: the Pareto front)")
     p.add_argument("--folds", default=None, help="rotate over these test folds, e.g. 1,2,3,4,5,6,7,8,9,10 for the "
                    "thesis's 10-fold protocol (default: the study's own train/val/test split)")
-    p.add_argument("--seeds", type=int, default=3, help="training seeds per model and split (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the study's recipe)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
+    p.add_argument("--seeds", type=flags.positive_int, default=3,
+                   help="training seeds per model and split (default: %(default)s)")
+    p.add_argument("--epochs", type=flags.positive_int, default=None,
+                   help="training epochs (default: the study's recipe)")
+    p.add_argument("--seed", type=flags.seed, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
     args = p.parse_args(argv)
     study, storage = open_study(args.study, args.storage)

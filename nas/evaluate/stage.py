@@ -3,9 +3,10 @@
 Protocols: the study's own split (train / val / test folds as the search used them; the default), or
 a rotation over `folds` (each as the test fold once, the next present fold validating, the rest
 training; on the full dataset `--folds 1,...,10` is the thesis's 10-fold protocol). Every (model,
-split, seed) run is appended to `evaluation.jsonl`, so an interrupted evaluation resumes, and saved
-under `studies/<S>/final/`. For the study's own split, the seed with the best *validation* score of
-each model is recorded on the study (`final_models`), which is the model `nas.export` then exports.
+split, seed) run is appended to `evaluation.jsonl` whole or not at all (`nas.core.appendlog`), so an
+interrupted evaluation resumes, and saved under `studies/<S>/final/`. For the study's own split, the
+seed with the best *validation* score of each model is recorded on the study (`final_models`), which
+is the model `nas.export` then exports.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from nas.arch.spec import ArchSpec
+from nas.core.appendlog import append_records
 from nas.core.atomic import atomic_write_bytes
 from nas.core.errors import UserError
 from nas.data import cache as fcache
@@ -85,8 +87,8 @@ def _finished(log_path: Path) -> dict[tuple, dict]:
             try:
                 rec = json.loads(line)
                 done[(rec["trial"], rec["split"], rec["seed"], rec["recipe"])] = rec
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a kill mid-write
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a torn last line: set aside before the next append
     return done
 
 
@@ -125,8 +127,7 @@ def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, 
                 rec = {"trial": t.number, "model": name, "split": split.describe(), "test_folds": list(split.test),
                        "seed": seed + k, "recipe": key, "checkpoint": str(path), **rec}
                 done[(t.number, split.describe(), seed + k, key)] = rec
-                with open(out / "evaluation.jsonl", "a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
+                append_records(out / "evaluation.jsonl", (json.dumps(rec) + "\n").encode("utf-8"))
                 log(f"trial {t.number:>4} {name:<14} {split.describe()}  seed {seed + k}: test {rec['test_acc']:.3f} "
                     f"float, {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}; val {rec['val_score']:.3f}, "
                     f"epoch {rec['best_epoch']}, {rec['seconds']:.0f} s)")

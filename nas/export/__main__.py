@@ -6,12 +6,12 @@ when a check of the generated C fails.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 from nas.budget import Budget
+from nas.core import flags
 from nas.core.errors import run_cli
 from nas.quant import quantize as Q
 from nas.export.pipeline import ExportOptions, StudyExport, export_study
@@ -23,16 +23,16 @@ from nas.study.study import open_study
 DEFAULT_EXPORT_ROOT = Path("export")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n\n")[0])
-    p.add_argument("--study", required=True, help="study name (as given to nas.search)")
+def build_parser() -> flags.Parser:
+    p = flags.Parser(prog="python -m nas.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", required=True, type=flags.name, help="study name (as given to nas.search)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--trial", type=int, action="append", metavar="N",
+    which.add_argument("--trial", type=flags.index, action="append", metavar="N",
                        help="export trial N (repeatable); default: the Pareto front")
     which.add_argument("--pareto", action="store_true", help="export every model of the Pareto front (default)")
     p.add_argument("--out", default=None, help="output folder (default export/<study>/)")
     p.add_argument("--storage", default=None, help="Optuna storage (default studies/<study>/journal.log)")
-    p.add_argument("--calibration-windows", type=int, default=Q.DEFAULT_CALIBRATION_WINDOWS,
+    p.add_argument("--calibration-windows", type=flags.positive_int, default=Q.DEFAULT_CALIBRATION_WINDOWS,
                    help=f"training windows the int8 ranges are calibrated on (default {Q.DEFAULT_CALIBRATION_WINDOWS})")
     p.add_argument("--calibration", choices=Q.METHODS, default=Q.DEFAULT_METHOD,
                    help=f"activation ranges: full min/max or the [{100 - Q.DEFAULT_PERCENTILE:g}, "

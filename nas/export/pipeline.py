@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch.net import fold_batchnorm
 from nas.arch.spec import ArchSpec
 from nas.budget import Budget
+from nas.core import owned
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
 from nas.cost import analytic as costmodel
@@ -173,7 +174,8 @@ def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: Expor
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
             tmp, qm, cost, budget, x_int8, ref, options, tag, log, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)
-        report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + \
+        report["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
+                                 if p.is_file() and p.name != owned.RECORD) + \
             ["README.md", "report.json"]
         atomic_write_text(tmp / "report.json", json.dumps(measure.jsonable(report), indent=2) + "\n")
         atomic_write_text(tmp / "README.md", readme(qm, cost, budget, measure.jsonable(report), api))
@@ -213,12 +215,14 @@ def export_study(study: optuna.Study, out_dir: str | Path, what: StudyExport = S
     """Export `what` of `study` into ``out_dir/trial_<n>/``. Models the final stage (`nas.evaluate`)
     retrained are exported from their recorded retrained checkpoint. With an artifact store each
     folder's report, header and spec are also study artifacts. Returns the folders written."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder (nothing was written)")
     options.check()
     budget, data, split, cache = recorded_settings(study, what.budget, what.data, what.split, what.cache)
     selected = select_trials(study, what.trials)
     apis = c_apis(what.prefixes, len(selected))
     ckpt_dir = Path(what.checkpoints) if what.checkpoints else study_dir(study.study_name) / "checkpoints"
-    out = Path(out_dir)
     for t in selected:
         check_replaceable(out / f"trial_{t.number}", options.force)
     validate_dataset(data, split)

@@ -10,6 +10,10 @@ else (a fault while sampling or building the trial, a full disk, a storage or da
 bug) stops the run: the trial is failed without a reason, so it is not counted and the next run
 redoes it, and the exception reaches the caller, from whichever thread met it. Ctrl-C/SIGTERM ends
 the running trials the same uncounted way.
+
+A budget that no candidate of the space can meet would spend every `--trials` on rejections: once
+the study holds `GIVE_UP_AFTER` rejections (or `total`, if fewer) and not one candidate that fit, the
+run stops with `NothingFits`, naming the closest candidate and its overshoot.
 """
 from __future__ import annotations
 
@@ -20,9 +24,51 @@ from typing import Callable
 import optuna
 from optuna.trial import TrialState
 
+from nas.core.errors import UserError
 from nas.search.objective import Interrupted
 from nas.search.progress import Progress
 from nas.study.trials import WORKER, counted, finished
+
+GIVE_UP_AFTER = 50
+
+
+class NothingFits(UserError):
+    """No candidate fits the budget: the budget (or the space) is what is wrong. Exit 1, as
+    `nas.cost` exits for a network over budget."""
+
+    exit_code = 1
+
+
+class Rejections:
+    """Rejections before training, across a run's threads; `seen` raises `NothingFits` once the study
+    holds `limit` of them and no candidate that fit."""
+
+    def __init__(self, study: optuna.Study, limit: int):
+        self.limit, self.lock = limit, threading.Lock()
+        self.fits, self.count, self.closest = False, 0, None
+        for t in study.get_trials(deepcopy=False):
+            self._add(t.number, t.user_attrs, t.constraints)
+
+    def _add(self, number: int, attrs: dict, constraints: dict[str, float]) -> None:
+        if attrs.get("feasible"):
+            self.fits = True
+        elif attrs.get("feasible") is False:
+            self.count += 1
+            over = max([v for v in constraints.values() if v > 0] or [float("inf")])
+            if self.closest is None or over < self.closest[0]:
+                self.closest = (over, number, attrs.get("reject_reason", "rejected"))
+
+    def seen(self, trial: optuna.Trial | None = None) -> None:
+        """Count `trial` (None: only check what the study already holds)."""
+        with self.lock:
+            if trial is not None:
+                self._add(trial.number, trial.user_attrs, trial.constraints)
+            if self.fits or self.count < self.limit:
+                return
+            _, number, reason = self.closest
+        raise NothingFits(f"not one of {self.count} candidates fits the budget: the closest, trial {number}, is "
+                          f"{reason}. The budget is too tight for this search space: raise its limits or search "
+                          "smaller networks (the rejections are kept in the study)")
 
 
 def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1, timeout: float | None = None,
@@ -37,6 +83,8 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
     progress = progress or Progress.off()
     progress.start(finished(study))
     deadline = time.monotonic() + timeout if timeout else None
+    rejections = Rejections(study, min(GIVE_UP_AFTER, total))
+    rejections.seen()
 
     def loop() -> None:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -48,6 +96,7 @@ def run_trials(study: optuna.Study, objective, total: int, claim, jobs: int = 1,
             progress.trial_started(trial.number)
             _run_one(study, objective, trial, progress)
             progress.trial_finished(trial.number, finished(study))
+            rejections.seen(trial)
 
     if jobs == 1:
         try:

@@ -1,10 +1,13 @@
 """The `studies/` folder: one subfolder per study (journal, checkpoints, outputs), the shared feature
 cache and the demo dataset, all relative to where the tool runs; a study whose storage is elsewhere
-keeps its outputs beside that storage (`output_dir`)."""
+keeps its outputs beside that storage (`output_dir`). A study name becomes a folder, so it is checked
+as a name (`nas.core.names`) wherever it does: it never reaches outside these folders."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from nas.core.names import check_name
 
 STUDIES = Path("studies")
 DEFAULT_CACHE = STUDIES / ".cache" / "features"
@@ -13,7 +16,7 @@ DEMO_DATA = STUDIES / "demo_data"
 
 
 def study_dir(study: str) -> Path:
-    return STUDIES / study
+    return STUDIES / check_name(study, "--study")
 
 
 def default_storage(study: str) -> str:
@@ -42,7 +45,7 @@ def output_dir(study: str, storage: str) -> Path:
     if "://" in path:
         return study_dir(study)
     parent = Path(path).parent
-    return parent if parent.name == study else parent / study
+    return parent if parent.name == check_name(study, "--study") else parent / study
 
 
 def checkpoint_dir(study: str, storage: str) -> Path:

@@ -5,28 +5,25 @@ clear it when the journal path is relative), so a resumed run would wait on a de
 `flock` is released by the kernel when its holder dies: kill a search at any moment and the next
 run, or a parallel worker, carries on at once.
 
-A journal is a file of JSON lines, and one line cut short (a full disk, a kill or a power cut in the
-middle of a write) followed by another record would make the file unreadable from there on. So
-every append starts on a record boundary: a torn last record is set aside (into `<journal>.torn`)
-before anything is written after it, and an append that fails (a full disk) is cut back to where it
-began before its error is raised. A `--storage` that cannot work (an unknown scheme, a missing
-driver or folder, a server that does not answer) is one line before anything starts.
+Journal appends are whole or absent (`nas.core.appendlog`: a torn last record is set aside into
+`<journal>.torn` before anything is appended, a failed append is cut back). A `--storage` that cannot
+work (an unknown scheme, a missing driver or folder, a server that does not answer) is one line before
+anything starts; a database that fails during a run (a server stopped) is one line from any verb,
+saying that what it recorded is kept (`register_fault`).
 """
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from nas.core.errors import UserError
+from nas.core.appendlog import append_locked, repair
+from nas.core.errors import UserError, register_fault
 from nas.core.locks import FileLock
 
 CONNECT_TIMEOUT_S = 10
-_BLOCK = 1 << 16
 
 
 class FlockLock(JournalFileOpenLock):
@@ -44,43 +41,19 @@ class FlockLock(JournalFileOpenLock):
         self._lock.release()
 
 
-def _record_end(fd: int, size: int) -> int:
-    """Offset just after the last newline of the file open as `fd` (0 when it has none)."""
-    pos = size
-    while pos > 0:
-        start = max(0, pos - _BLOCK)
-        block = os.pread(fd, pos - start, start)
-        cut = block.rfind(b"\n")
-        if cut >= 0:
-            return start + cut + 1
-        pos = start
-    return 0
+def _database_fault(exc: BaseException) -> str:
+    """One line for a database that failed during a run: its deepest cause (the driver's words)."""
+    cause = exc
+    for _ in range(20):
+        if cause.__cause__ is None:
+            break
+        cause = cause.__cause__
+    words = " ".join(str(cause).split()) or type(cause).__name__
+    return (f"the study storage failed ({words[:300]}): every trial it recorded before is kept; rerun the same "
+            "command once it answers and the unfinished trials are redone")
 
 
-def set_aside_torn_tail(journal: str | Path, fd: int | None = None) -> int:
-    """Move the bytes after the journal's last complete record into `<journal>.torn`; returns how
-    many. The caller holds the journal's lock (or is alone), so no writer is half-way through."""
-    own = fd is None
-    if own:
-        fd = os.open(journal, os.O_RDWR)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-            return 0
-        end = _record_end(fd, size)
-        torn = os.pread(fd, size - end, end)
-        with open(f"{journal}.torn", "ab") as fh:
-            fh.write(torn + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.ftruncate(fd, end)
-        os.fsync(fd)
-    finally:
-        if own:
-            os.close(fd)
-    print(f"warning: {journal}: its last record was cut short (a full disk, a kill or a power cut mid-write); "
-          f"set {len(torn)} bytes aside in {journal}.torn, every complete record is kept", file=sys.stderr)
-    return len(torn)
+register_fault(optuna.exceptions.StorageInternalError, _database_fault)
 
 
 class SafeJournalFile(JournalFileBackend):
@@ -94,22 +67,7 @@ class SafeJournalFile(JournalFileBackend):
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
         self._guard.acquire()
         try:
-            fd = os.open(self._file_path, os.O_RDWR | os.O_APPEND)
-            try:
-                set_aside_torn_tail(self._file_path, fd)
-                start = os.fstat(fd).st_size
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    os.fsync(fd)
-                except BaseException as exc:
-                    os.ftruncate(fd, start)
-                    if isinstance(exc, OSError):
-                        raise OSError(exc.errno, exc.strerror, self._file_path) from None
-                    raise
-            finally:
-                os.close(fd)
+            append_locked(self._file_path, data)
         finally:
             self._guard.release()
 
@@ -120,12 +78,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage | str:
         return url
     path = Path(url).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file() and path.stat().st_size:
-        try:
-            with FileLock(str(path) + ".flock"):
-                set_aside_torn_tail(path)
-        except OSError:  # a read-only journal: readers skip a torn tail, and nothing will be appended
-            pass
+    repair(path)
     return optuna.storages.JournalStorage(SafeJournalFile(str(path)))
 
 
@@ -159,6 +112,8 @@ def check_storage(url: str, write: bool = True) -> None:
     except ImportError as exc:
         raise UserError(f"--storage {shown}: the {parsed.drivername} driver is not installed ({exc}); "
                         "for PostgreSQL: pip install \"nas[postgres]\"") from None
+    for kind in (sa_exc.OperationalError, sa_exc.InterfaceError):   # a server lost during the run
+        register_fault(kind, _database_fault)
     try:
         with engine.connect():
             pass
