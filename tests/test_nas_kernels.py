@@ -209,3 +209,24 @@ def test_own_kernels_measured_on_every_configuration_for_these_sources():
                 # held out (5-fold) on the default space's layers; the largest are single tiny calls
                 assert v["holdout_relative_error"]["space"]["max"] <= 0.03, (key, k)
                 assert v["holdout_relative_error"]["space"]["median"] <= 0.002, (key, k)
+
+
+def test_report_records_each_layers_kernel_and_instructions():
+    from nas.arch.spec import ArchSpec
+    from nas.budget import Budget
+    from nas.calibrate import REPO
+    from nas.cost import analytic as costmodel
+    from nas.export.measure import cost_summary
+
+    budget = Budget.load(REPO / "budgets" / "stm32l476.yaml")
+    spec = ArchSpec.load(REPO / "specs" / "thesis" / "stride-ds-24.yaml")
+    cost = costmodel.estimate(spec, budget)
+    layers = cost_summary(cost)["layers"]
+    assert layers[0]["kernel"] == "nas_conv_c1" and layers[0]["functions"] == ["nas_convolve_c1_s8"]
+    assert layers[0]["libraries"] == ["nas"] and layers[5]["libraries"] == ["cmsis-nn"]
+    assert layers[5]["functions"] == ["arm_fully_connected_s8"]
+    for row, lc in zip(layers, cost.layers):
+        assert row["instructions"] == round(lc.instructions)
+        assert row["instructions_per_mac"] == (lc.instructions / lc.macs if lc.macs else None)
+    table = costmodel.report(spec, budget, cost)          # the export README's and nas.cost's table
+    assert "insn/MAC" in table and "nas_conv_c1" in table
