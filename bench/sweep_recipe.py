@@ -1,7 +1,11 @@
 """Recipe ablation on real clips: the default recipe, each element switched off, and the earlier recipe.
 
     python bench/sweep_recipe.py --data ~/UrbanSound8K --train-folds 1 --val-folds 3 --test-folds 2 \
-        --seeds 3 [--models specs/thesis/stride-ds-24.yaml ...] [--variants default,no_mixup,...]
+        --seeds 3 [--models specs/thesis/stride-ds-24.yaml ...] [--variants default,no_mixup,...] \
+        [--frontends float,fixed]
+
+`--frontends` trains each model with its front-end's arithmetic replaced (float: CMSIS-DSP f32; fixed:
+the q15 front-end of nas.arch.fixedfe), each on its own cached features.
 
 Every run goes through the final stage's `retrain` (train, select on validation, int8 with QAT when
 it loses, test once) and is appended to `--log` (resumable); the table shows mean ± std over seeds of
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--models", nargs="+", default=[str(ROOT / "specs/thesis/stride-ds-24.yaml")])
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--frontends", default="float", help="front-end arithmetics to train each model with")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke runs)")
     p.add_argument("--cache", default="studies/.cache/features")
     p.add_argument("--log", default="studies/sweep_recipe.jsonl")
@@ -78,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     base = Recipe.from_space_file(ROOT / "search_spaces/default.yaml")
     if args.epochs:
         base = base.replace(epochs=args.epochs)
-    for model in args.models:
-        spec = ArchSpec.load(model)
+    runs = [(ArchSpec.load(model), a) for model in args.models for a in args.frontends.split(",")]
+    for spec, arith in runs:
+        spec = spec.replace(frontend=dataclasses.replace(spec.frontend, arithmetic=arith))
         feats = fcache.load_features(args.data, spec.frontend, args.cache, progress=False)
         for name in args.variants.split(","):
             recipe = variant(base, VARIANTS[name])
@@ -89,15 +95,15 @@ def main(argv: list[str] | None = None) -> int:
                                      log.parent / f"teacher_{split.describe().replace(' ', '').replace('/', '_')}.json")
                 teacher = load_teacher(path, split, read_metadata(args.data).classes)
             for seed in range(args.seeds):
-                key = {"model": spec.name, "variant": name, "split": split.describe(), "seed": seed}
-                if any(all(r.get(k) == v for k, v in key.items()) for r in done):
+                key = {"model": spec.name, "frontend": arith, "variant": name, "split": split.describe(), "seed": seed}
+                if any(all(r.get(k, "float" if k == "frontend" else None) == v for k, v in key.items()) for r in done):
                     continue
                 rec, _ = retrain(spec, feats, split, recipe.replace(seed=seed), teacher)
                 rec = {**key, **rec}
                 done.append(rec)
                 with open(log, "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-                print(f"{spec.name:<14} {name:<16} seed {seed}: val {rec['val_score']:.3f}  test {rec['test_acc']:.3f} "
+                print(f"{spec.name:<14} {arith:<6} {name:<16} seed {seed}: val {rec['val_score']:.3f}  test {rec['test_acc']:.3f} "
                       f"float {rec['test_acc_int8']:.3f} int8 ({rec['int8_method']}, {rec['seconds']:.0f} s)", flush=True)
     print_table(done, split.describe())
     return 0
@@ -105,17 +111,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(records: list[dict], split: str) -> None:
     print(f"\n{split}; mean ± std over seeds")
-    print(f"{'model':<14} {'variant':<16} {'n':>2}  {'val score':>13}  {'test float':>13}  {'test int8':>13}")
+    print(f"{'model':<14} {'front':<6} {'variant':<16} {'n':>2}  {'val score':>13}  {'test float':>13}  {'test int8':>13}")
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         if r["split"] == split:
-            groups.setdefault((r["model"], r["variant"]), []).append(r)
-    for (model, name), runs in groups.items():
+            groups.setdefault((r["model"], r.get("frontend", "float"), r["variant"]), []).append(r)
+    for (model, arith, name), runs in groups.items():
         cells = []
         for key in ("val_score", "test_acc", "test_acc_int8"):
             v = np.array([r[key] for r in runs])
             cells.append(f"{v.mean() * 100:5.1f} ± {v.std(ddof=1) * 100 if len(v) > 1 else 0:4.1f}")
-        print(f"{model:<14} {name:<16} {len(runs):>2}  {cells[0]:>13}  {cells[1]:>13}  {cells[2]:>13}")
+        print(f"{model:<14} {arith:<6} {name:<16} {len(runs):>2}  {cells[0]:>13}  {cells[1]:>13}  {cells[2]:>13}")
 
 
 if __name__ == "__main__":

@@ -133,35 +133,45 @@ def m4_toolchain() -> qemu.Toolchain:
 
 
 def _defines() -> list[str]:
+    """-D flags of the CMSIS-DSP and front-end builds (a fixed front-end's files set their own)."""
     return [f"-D{d}" for d in fc.CMSIS_DSP_DEFINES]
 
 
 def _target_flags(target: str) -> tuple[str, list[str]]:
+    """Compiler and flags of 'host', 'm4' or a `qemu.CPU_FLAGS` instruction set (cortex-m3, ...)."""
     if target == "host":
         return host_cc(), []
     tc = m4_toolchain()
-    return tc.gcc, [*qemu.M4_CFLAGS, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
+    cpu = qemu.M4_CFLAGS if target == "m4" else qemu.CPU_FLAGS[target]
+    return tc.gcc, [*cpu, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
 
 
-def dsp_library(target: str) -> Path:
-    """Static archive of `fc.cmsis_dsp_sources` for 'host' or 'm4' (same flags as the front-end; the
-    M4 objects as `qemu.build_elf` compiles). Cached; the sources must compile warning-free."""
+def dsp_library(target: str, fe=None) -> Path:
+    """Static archive of `fc.cmsis_dsp_sources` (of front-end `fe`: float by default; a fixed one: its
+    `fc.DSP_UNIT_NAME`) for 'host', 'm4' or an instruction set (same flags as the front-end; the M4
+    objects as `qemu.build_elf` compiles). Cached; the sources must compile warning-free."""
     cc, tflags = _target_flags(target)
     root = dsp_root()
-    srcs, incs = fc.cmsis_dsp_sources(root)
+    srcs, incs = fc.cmsis_dsp_sources(root, fe)
+    fixed = fe is not None and fe.arithmetic == "fixed"
     ar = shutil.which("ar" if target == "host" else "arm-none-eabi-ar")
     if ar is None:
         raise Unavailable(f"archiver for {target} not found")
     flags = [*tflags, *STRICT, *_defines(), *[f"-I{d}" for d in incs]]
     cc_id = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     headers = [p for d in incs for p in d.rglob("*.h")]
-    key = _digest(srcs + headers, [*flags, cc_id, target])
-    out = CACHE_DIR / f"cmsisdsp_fe_{target}_{key}"
+    hashed = srcs + ([root / "Source" / f for f in fc.FIXED_UNIT_SOURCES] + [fc.INTRINSICS_PATH] if fixed else [])
+    key = _digest(hashed + headers, [*flags, cc_id, target, fc.render_dsp_unit() if fixed else ""])
+    out = CACHE_DIR / f"cmsisdsp_fe_{target}{'_fixed' if fixed else ''}_{key}"
     lib = out / "libnasdsp.a"
     if lib.is_file():
         return lib
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="build_", dir=CACHE_DIR))
+    if fixed:                                  # the one translation unit, with the intrinsics next to it
+        (tmp / fc.DSP_UNIT_NAME).write_text(fc.render_dsp_unit())
+        shutil.copy(fc.INTRINSICS_PATH, tmp / fc.INTRINSICS_HEADER)
+        srcs, flags = [*srcs, tmp / fc.DSP_UNIT_NAME], [*flags, f"-I{tmp}"]
 
     def one(src: Path) -> Path:
         obj = tmp / f"{src.stem}.o"
@@ -231,10 +241,17 @@ static void out_hex(const char *prefix, uint32_t i, const void *p, uint32_t n)
 
 #if defined(NAS_FRONTEND_DB_HOOK)
 static uint32_t g_frame;
+#if defined(NAS_FE_FIXED)
+void NAS_FRONTEND_DB_HOOK(const int16_t *db, uint32_t n)
+{
+    out_hex("db", g_frame++, db, 2u * n);
+}
+#else
 void NAS_FRONTEND_DB_HOOK(const float *db, uint32_t n)
 {
     out_hex("db", g_frame++, db, 4u * n);
 }
+#endif
 #endif
 
 static int run(uint32_t n)
@@ -306,20 +323,24 @@ class FeRun:
     windows: np.ndarray              # [n_windows, frames, n_mels] int8
     ready_pushes: list[int]          # 1-based push that made each window ready
     pushes: int
-    db: np.ndarray | None = None     # [n_frames, n_mels] float32 (host with the dB hook)
+    db: np.ndarray | None = None     # [n_frames, n_mels] float32 dB (host with the dB hook; fixed: D / 16)
     insn: dict[str, int] | None = None   # M4: frame_total, frame_max, frame_min, frames
     stack: int | None = None
+
+
+def _fixed_flag(fe) -> list[str]:
+    return ["-DNAS_FE_FIXED"] if fe.arithmetic == "fixed" else []
 
 
 def build_host_frontend(fe, iq, work: Path, db_hook: bool = True) -> Path:
     """Host executable: generated front-end + driver (strict flags) + host CMSIS-DSP library."""
     cc = host_cc()
-    lib = dsp_library("host")
+    lib = dsp_library("host", fe)
     gen = work / "gen"
     fc.write_frontend(fe, iq, gen)
-    _srcs, incs = fc.cmsis_dsp_sources(dsp_root())
+    _srcs, incs = fc.cmsis_dsp_sources(dsp_root(), fe)
     (work / "driver.c").write_text(FE_DRIVER_C)
-    flags = [*STRICT, *_defines(), f"-I{gen}", *[f"-I{d}" for d in incs]]
+    flags = [*STRICT, *_defines(), *_fixed_flag(fe), f"-I{gen}", *[f"-I{d}" for d in incs]]
     if db_hook:
         flags.append("-DNAS_FRONTEND_DB_HOOK=fe_db_hook")
     exe = work / "fe_host"
@@ -330,18 +351,19 @@ def build_host_frontend(fe, iq, work: Path, db_hook: bool = True) -> Path:
     return exe
 
 
-def build_m4_frontend(fe, iq, work: Path) -> Path:
-    """Cortex-M4 ELF (qemu.build_elf: M4_CFLAGS -O2, gc-sections; map file next to it)."""
+def build_m4_frontend(fe, iq, work: Path, isa: str = "cortex-m4") -> Path:
+    """Cortex-M4 ELF (qemu.build_elf: M4_CFLAGS -O2, gc-sections; map file next to it), or for another
+    instruction set of `qemu.CPU_FLAGS` (the mps2-an386 runs them all)."""
     tc = m4_toolchain()
-    lib = dsp_library("m4")
+    lib = dsp_library("m4" if isa == "cortex-m4" else isa, fe)
     gen = work / "gen"
     fc.write_frontend(fe, iq, gen)
-    _srcs, incs = fc.cmsis_dsp_sources(dsp_root())
+    _srcs, incs = fc.cmsis_dsp_sources(dsp_root(), fe)
     (work / "driver.c").write_text(FE_DRIVER_C)
     return qemu.build_elf([gen / fc.SOURCE_NAME, work / "driver.c"], [gen, *incs], work / "m4",
                           defines=[*fc.CMSIS_DSP_DEFINES, "FE_QEMU"], name="fe",
-                          cflags=["-Wall", "-Wextra", "-Werror", "-ffp-contract=off"], ldflags=[str(lib)],
-                          toolchain=tc)
+                          cflags=["-Wall", "-Wextra", "-Werror", "-ffp-contract=off", *_fixed_flag(fe)],
+                          ldflags=[str(lib)], toolchain=tc, cpu_flags=qemu.CPU_FLAGS[isa])
 
 
 def _parse(text: str, fe, with_db: bool) -> FeRun:
@@ -354,8 +376,9 @@ def _parse(text: str, fe, with_db: bool) -> FeRun:
     db = None
     if with_db:
         n_f = sum(1 for k in hexes if k.startswith("db"))
-        db = (np.stack([np.frombuffer(hexes[f"db{t}"], dtype=np.float32) for t in range(n_f)])
-              if n_f else np.zeros((0, fe.n_mels), np.float32))
+        kind, scale = (np.int16, 1.0 / 16.0) if fe.arithmetic == "fixed" else (np.float32, 1.0)
+        db = (np.stack([np.frombuffer(hexes[f"db{t}"], dtype=kind) for t in range(n_f)]).astype(np.float32)
+              * np.float32(scale) if n_f else np.zeros((0, fe.n_mels), np.float32))
     insn = {k: int(v) for k, v in tags.get("insn", {}).items()} or None
     return FeRun(windows=windows, ready_pushes=[int(ints[f"wpush{i}"]) for i in range(n_w)],
                  pushes=int(ints["pushes0"]), db=db, insn=insn,

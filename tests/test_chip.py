@@ -38,6 +38,8 @@ def test_data_covers_every_configuration_with_provenance():
                 assert set(sizes["configs"][key]["groups"]) == set(library(lib).ops), key
                 assert sizes["configs"][key]["glue"]["per_layer"], key
                 assert frontend.frontend_model(frontend.frontend_isa(isa, True), opt).frame
+                fixed = frontend.frontend_model(isa, opt, arithmetic="fixed")
+                assert fixed.frame["hop_sample"] and set(fixed.code_bytes) == set(frontend.FFT_LENGTHS), key
     assert "CMSIS-NN v7.0.0" in insn["configs"]["cmsis-nn/cortex-m4/O2"]["library"]
     assert "arm-none-eabi-gcc" in insn["compiler"] and "QEMU" in insn["qemu"]
 

@@ -8,6 +8,7 @@ Tests needing gcc-arm/QEMU skip with the toolchain's reason when it is absent.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -476,9 +477,10 @@ int main(void)
     try:
         import _cmsisdsp as cd
 
-        libs = [str(cd.dsp_library("host")), "-lm"]
+        fes = {m[0].spec.frontend.arithmetic: m[0].spec.frontend for m in models.values()}   # one each kind
+        libs = [*(str(cd.dsp_library("host", fe)) for fe in fes.values()), "-lm"]   # shared files linked once
         flags += [*cd.STRICT, *(f"-D{d}" for d in frontend_c.CMSIS_DSP_DEFINES), "-DWITH_FRONTEND",
-                  *(f"-I{d}" for d in frontend_c.cmsis_dsp_sources(cd.dsp_root())[1])]
+                  *(f"-I{d}" for fe in fes.values() for d in frontend_c.cmsis_dsp_sources(cd.dsp_root(), fe)[1])]
         srcs += [tmp_path / n / "nas_frontend.c" for n in models]
     except cd.Unavailable:        # no CMSIS-DSP: the front-end headers still share one file above
         pass
@@ -543,10 +545,8 @@ def test_cortex_m4_mismatch_is_a_verify_error(model, tmp_path):
         verify.measure_m4(model["folder"], tmp_path, model["cost"], BUDGET, qm.spec, x, wrong)
 
 
-@needs_m4
-def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
-    """Generated front-end + model, audio in: the model is bit-exact on the C front-end's windows and
-    the whole ELF stays within the cost model's RAM total (stack included)."""
+def _dsp_root() -> Path:
+    """A CMSIS-DSP tree (tests/_cmsisdsp.py), or a skip."""
     try:
         import importlib.util
         import sys
@@ -557,9 +557,16 @@ def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
             dsp = importlib.util.module_from_spec(spec)
             sys.modules[name] = dsp
             spec.loader.exec_module(dsp)
-        root = dsp.dsp_root()
+        return dsp.dsp_root()
     except Exception as exc:  # noqa: BLE001 - any reason the sources are missing is a skip
         pytest.skip(f"CMSIS-DSP sources unavailable: {exc}")
+
+
+@needs_m4
+def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
+    """Generated front-end + model, audio in: the model is bit-exact on the C front-end's windows and
+    the whole ELF stays within the cost model's RAM total (stack included)."""
+    root = _dsp_root()
     folder = tmp_path / "m"
     shutil.copytree(model["folder"], folder)
     assert codegen.write_frontend(model["qm"], folder), "nas.export.frontend_c is missing"
@@ -575,6 +582,50 @@ def test_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
     assert p["frontend_ram_symbol_bytes"] >= p["frontend_ram_cost_model_bytes"]
     mean, predicted = p["frontend_instructions_per_frame_mean"], p["frontend_instructions_per_frame_predicted"]
     assert abs(mean / predicted - 1) < 0.05, (mean, predicted)
+
+
+def _fixed_folder(model, folder: Path) -> Q.QuantizedModel:
+    """The test model behind the fixed-point front-end (same network and input quantisation)."""
+    qm = model["qm"]
+    qm = dataclasses.replace(qm, spec=qm.spec.replace(frontend=dataclasses.replace(FE, arithmetic="fixed")))
+    shutil.copytree(model["folder"], folder)
+    codegen.write_frontend(qm, folder)
+    codegen.write_build_files(folder, fixed_frontend=True)
+    return qm
+
+
+@needs_m4
+def test_fixed_frontend_and_model_pipeline_on_cortex_m4(model, tmp_path):
+    """Fixed-point front-end + model, audio in: the C front-end's windows are the Python front-end's
+    bit for bit, the model is bit-exact on them, RAM/FLASH within the cost model, its tables and
+    buffers exactly the cost model's, its instructions per frame within 2 % of the prediction."""
+    root = _dsp_root()
+    qm = _fixed_folder(model, tmp_path / "m")
+    p = verify.measure_pipeline(tmp_path / "m", tmp_path / "build", BUDGET, qm, root)
+    mean, predicted = p["frontend_instructions_per_frame_mean"], p["frontend_instructions_per_frame_predicted"]
+    print(f"\nfixed-point pipeline on Cortex-M4: {p['windows']} windows, features equal to Python "
+          f"{100 * p['features_equal_to_python_frontend']:.2f} %, front-end {mean:,.0f} insn/frame "
+          f"(predicted {predicted:,})")
+    assert p["windows"] >= 2 and p["model_bit_exact_on_c_frontend_windows"]
+    assert p["features_equal_to_python_frontend"] == 1.0
+    assert p["ram_within_cost_model_total"] and p["flash_within_cost_model_total"]
+    assert p["frontend_ram_symbol_bytes"] == p["frontend_ram_cost_model_bytes"]
+    assert p["frontend_table_symbol_bytes"] == p["frontend_flash_cost_model_bytes"]
+    assert abs(mean / predicted - 1) < 0.02, (mean, predicted)
+
+
+@needs_gcc
+def test_fixed_frontend_builds_with_the_exported_makefile(model, tmp_path):
+    """`make lib CMSIS_DSP_PATH=...`: the folder's two front-end files compile warning-free on the host
+    with nothing but the include paths, and the library holds the front-end and the q15 FFT."""
+    root = _dsp_root()
+    _fixed_folder(model, tmp_path / "m")
+    res = subprocess.run(["make", "-C", str(tmp_path / "m"), "lib", f"CMSIS_DSP_PATH={root}",
+                          "CFLAGS=-O2 -Werror"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    lib = next((tmp_path / "m" / "build").rglob("libnas_model.a"))
+    symbols = subprocess.run(["nm", str(lib)], capture_output=True, text=True).stdout
+    assert " T nas_frontend_push" in symbols and " T arm_rfft_q15" in symbols
 
 
 # --------------------------------------------------------------------------- CLI

@@ -1,4 +1,5 @@
-"""nas.export.frontend_c: the generated streaming front-end (CMSIS-DSP f32 + int8 quantisation).
+"""nas.export.frontend_c: the generated streaming front-end (CMSIS-DSP f32 + int8 quantisation; and
+fixed point: q15 FFT, integer mel, log and int8 map).
 
 - Python only: the emitted files (constants, sizes, compile-time check), `frontend_reference`,
   `cmsis_dsp_sources`.
@@ -12,6 +13,8 @@ when gcc, the ARM toolchain/QEMU or the sources are unavailable.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -19,6 +22,7 @@ import _cmsisdsp as cd
 from nas.arch import frontend as F
 from nas.arch.spec import FrontEnd
 from nas.cost.analytic import frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
+from nas.cost.frontend import frontend_model
 from nas.data import urbansound as us
 from nas.export import frontend_c as fc
 from nas.quant.inputq import InputQuant, quantize_features
@@ -39,6 +43,11 @@ CONFIGS = {
                     IQ_FINE),
 }
 M4_CONFIGS = ("default", "16k-512-hop160", "8k-256-cheap", "8k-64-hop64")
+# Fixed point: the same front-ends (+ an odd hop, fmin > 0, 4096 points) with arithmetic "fixed".
+FIXED = {name: (dataclasses.replace(fe, arithmetic="fixed"), iq) for name, (fe, iq) in CONFIGS.items()}
+FIXED["22k-4096-hop1001"] = (FrontEnd(sample_rate=22050, n_fft=4096, hop_length=1001, n_mels=64, frames=8,
+                                      overlap=0.5, fmin=100.0, arithmetic="fixed"), IQ)
+FIXED_M4 = ("default", "16k-512-hop160", "8k-64-hop64", "22k-4096-hop1001")
 
 
 def _need(fn, *args):
@@ -227,3 +236,105 @@ def test_m4_matches_host_and_cost_model(m4_lib, demo_root, tmp_path, name, recor
           f"(+16 B cfft descriptor), code {code} B (CMSIS-DSP {fp['dsp_text']}, nas_frontend "
           f"{fp['fe_text']}, libm logf {fp['libm_text']}), stack {m4.stack} B")
     assert code <= 8192       # the budgets' 8 kB "frontend" FLASH reserve
+
+
+# --------------------------------------------------------------------------- fixed point
+
+@pytest.fixture(scope="module")
+def fixed_host_lib():
+    _need(cd.host_cc)
+    return _need(cd.dsp_library, "host", FIXED["default"][0])
+
+
+def test_fixed_emitted_files(tmp_path):
+    fe, iq = FIXED["16k-512-hop160"]
+    paths = fc.write_frontend(fe, iq, tmp_path)
+    assert [p.name for p in paths] == ["nas_frontend.h", "nas_frontend.c", fc.DSP_UNIT_NAME, fc.INTRINSICS_HEADER]
+    h, c, unit = (p.read_text() for p in paths[:3])
+    assert f"#define NAS_FRONTEND_RAM_BYTES {frontend_ram_bytes(fe)}\n" in h
+    assert f"#define NAS_FRONTEND_TABLE_BYTES {frontend_table_bytes(fe, mel_nonzeros(fe))}\n" in h
+    assert "arm_rfft_q15(&nas_fe_rfft" in c and "arm_cfft_sR_q15_len256" in c and "float" not in c
+    assert all(f'#include "{src}"' in unit for src in fc.FIXED_UNIT_SOURCES) and "#define ARM_MATH_DSP 1" in unit
+    assert not set(fc.FIXED_UNIT_SOURCES) & set(fc.FIXED_DSP_SOURCES)       # the shared files are compiled apart
+    assert fc.frontend_sources(fe) == (fc.SOURCE_NAME, fc.DSP_UNIT_NAME)
+    assert frontend_ram_bytes(fe) == 2 * 512 + 4 * 512 + 49 * 40 + 2 * 4 * 160 + 2 * 4 + 6 + 2   # k0 4, lag 128
+
+
+@pytest.mark.parametrize("name", list(FIXED))
+def test_fixed_host_is_the_python_frontend(fixed_host_lib, demo_root, tmp_path, name):
+    """Host C == nas.arch.fixedfe bit for bit: every frame's D and every int8 window, on demo clips
+    and on loud, silent and quiet stretches."""
+    fe, iq = FIXED[name]
+    exe = cd.build_host_frontend(fe, iq, tmp_path)
+    rng = np.random.default_rng(1)
+    extra = np.concatenate([rng.integers(-32768, 32768, 4 * fe.n_fft), np.zeros(3 * fe.n_fft),
+                            rng.integers(-3, 4, 3 * fe.n_fft)]).astype(np.int16)
+    windows = 0
+    for audio in [*_clips(demo_root, fe, step=12), extra]:
+        run = cd.run_host_frontend(exe, audio, fe)
+        pushes = audio.size // fe.hop_length
+        assert run.ready_pushes == _expected_ready_pushes(fe, pushes)
+        ref_db = fc.reference_db(audio[:pushes * fe.hop_length], fe)
+        np.testing.assert_array_equal(run.db, ref_db[:run.db.shape[0]])
+        ref = fc.frontend_reference(audio[:pushes * fe.hop_length], fe, iq)
+        np.testing.assert_array_equal(run.windows, ref[:run.windows.shape[0]])
+        windows += run.windows.shape[0]
+    assert windows > 0
+
+
+@pytest.fixture(scope="module")
+def fixed_m4_lib(fixed_host_lib):
+    _need(cd.m4_toolchain)
+    return _need(cd.dsp_library, "m4", FIXED["default"][0])
+
+
+@pytest.mark.parametrize("name", FIXED_M4)
+def test_fixed_m4_bit_exact_and_sized(fixed_m4_lib, demo_root, tmp_path, name, record_property):
+    fe, iq = FIXED[name]
+    elf = cd.build_m4_frontend(fe, iq, tmp_path / "m4")
+    frames = insn = n_windows = 0
+    for audio in _clips(demo_root, fe, step=30):        # 2 clips
+        m4 = cd.run_m4_frontend(elf, audio, fe)
+        pushes = audio.size // fe.hop_length
+        ref = fc.frontend_reference(audio[:pushes * fe.hop_length], fe, iq)
+        assert m4.windows.shape[0] > 0 and m4.ready_pushes == _expected_ready_pushes(fe, pushes)
+        np.testing.assert_array_equal(m4.windows, ref[:m4.windows.shape[0]])
+        frames += m4.insn["frames"]
+        insn += m4.insn["frame_total"]
+        n_windows += m4.windows.shape[0]
+    syms = cd.elf_symbols(elf)
+    assert syms[fc.RAM_SYMBOL][1] == frontend_ram_bytes(fe)
+    rfft = fc.rfft_table_symbols(fe.n_fft, "fixed")
+    for sym, size in rfft.items():
+        assert syms[sym][1] == size, sym
+    linked = {s for s in syms if s.startswith(("twiddleCoef", "armBitRevIndexTable", "realCoef"))}
+    assert linked == set(rfft), "tables of other FFT lengths or the 16 kB real tables were linked"
+    tables = sum(syms[s][1] for s in (*fc.FIXED_TABLE_SYMBOLS, *rfft))
+    assert tables == frontend_table_bytes(fe, mel_nonzeros(fe))
+    fp = cd.frontend_footprint(tmp_path / "m4" / "m4" / "fe.map")
+    code = fp["dsp_text"] + fp["fe_text"]
+    per_frame = insn / frames
+    predicted = frontend_model("cortex-m4", "O2", arithmetic="fixed").per_frame(fe, mel_nonzeros(fe))
+    record_property("insn_per_frame", per_frame)
+    record_property("code_bytes", code)
+    print(f"\n{name} (fixed): {n_windows} windows bit-exact; M4 {per_frame:,.0f} insn/frame "
+          f"({per_frame * fe.sample_rate / fe.hop_length / 1e6:.2f} M insn per s of audio; cost model "
+          f"{predicted / per_frame - 1:+.2%}), RAM {frontend_ram_bytes(fe)} B, tables {tables} B, code {code} B, "
+          f"stack {m4.stack} B")
+    assert code <= 8192 and fp["libm_text"] == 0
+    # within 2 %, + 150 instructions for the smallest front-ends (the 40-instruction SysTick step and
+    # the int8 map's clamp, whose code depends on the input quantisation, are a few % of 3,000)
+    assert abs(predicted - per_frame) < 0.02 * per_frame + 150
+
+
+@pytest.mark.parametrize("isa", ["cortex-m3", "cortex-m0plus"])
+def test_fixed_without_dsp_extension_is_the_same(fixed_m4_lib, demo_root, tmp_path, isa):
+    """On cores without SIMD instructions the intrinsics are C (nas_dsp_intrinsics.h): same windows."""
+    fe, iq = FIXED["16k-512-hop160"]
+    elf = cd.build_m4_frontend(fe, iq, tmp_path / isa, isa=isa)
+    audio = _clips(demo_root, fe, step=30)[0]
+    pushes = audio.size // fe.hop_length
+    run = cd.run_m4_frontend(elf, audio, fe)
+    ref = fc.frontend_reference(audio[:pushes * fe.hop_length], fe, iq)
+    assert run.windows.shape[0] > 0
+    np.testing.assert_array_equal(run.windows, ref[:run.windows.shape[0]])

@@ -26,7 +26,8 @@ Design choices, each mirrored on the device:
   (clips padded to 4 s) and kept well above float32 FFT round-off of loud frames.
 
 `device_logmel` runs this chain through the `cmsisdsp` Python wrapper (the CMSIS-DSP C code compiled
-for the host) as an independent reference for `logmel`.
+for the host) as an independent reference for `logmel`. A fixed-point front-end (`arithmetic: fixed`)
+computes other numbers, in integers: `nas.arch.fixedfe`.
 """
 from __future__ import annotations
 
@@ -186,6 +187,8 @@ def _tensors(fe: FrontEnd, device: torch.device) -> tuple[torch.Tensor, torch.Te
 def logmel(audio: torch.Tensor, fe: FrontEnd) -> torch.Tensor:
     """Log-mel spectrogram, batched: audio [B, samples] (or [samples]) float32 in [-1, 1], on CPU or
     CUDA -> [B, n_frames, n_mels] float32 dB (time-major: the network input is H=frames, W=mels)."""
+    if fe.arithmetic != "float":
+        raise ValueError(f"logmel computes the float front-end; a {fe.arithmetic} one is nas.arch.fixedfe")
     squeeze = audio.dim() == 1
     if squeeze:
         audio = audio.unsqueeze(0)

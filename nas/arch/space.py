@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nas.arch.frontend import empty_mel_bands
-from nas.arch.spec import ArchSpec, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer, MaxPool2D, Softmax
+from nas.arch.spec import (ArchSpec, Arithmetic, Conv2D, Dense, DepthwiseConv2D, FrontEnd, GlobalAvgPool2D, Layer,
+                           MaxPool2D, Softmax)
 from nas.kinds import InvertedResidual
 from nas.core import config
 from nas.core.config import bounded
@@ -50,6 +51,7 @@ class FrontEndSpace:
     overlap: tuple[float, ...] = bounded((0.0,), ge=0.0, lt=1.0, doc="window overlaps at inference")
     fmin: float = bounded(0.0, ge=0.0)
     fmax: float | None = bounded(None, gt=0.0, doc="highest mel edge in Hz, capped at each rate's Nyquist")
+    arithmetic: tuple[Arithmetic, ...] = bounded(("float",), doc="front-end arithmetics: float and/or fixed")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Params:
     pool: str | None = None
     expansion: int | None = None
     repeats: int = 1
+    arithmetic: Arithmetic = "float"
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class SearchSpace:
     def __post_init__(self) -> None:
         for i, ref in enumerate(self.references):
             for key, value in ref.params.__dict__.items():
-                if not _applies(key, ref.params.__dict__):
+                if not self.applies(key, ref.params.__dict__):
                     continue
                 choices = self.choices()[key]
                 if value not in choices:
@@ -141,22 +144,34 @@ class SearchSpace:
                 "downsampling": n.downsampling, "blocks": n.blocks, "kernel": n.kernel,
                 "base_filters": n.base_filters, "growth": n.growth, "max_filters": n.max_filters,
                 "head": n.head, "dense_units": n.dense_units, "pool": n.pool, "expansion": n.expansion,
-                "repeats": n.repeats}
+                "repeats": n.repeats, "arithmetic": f.arithmetic}
+
+    def applies(self, key: str, params: dict[str, Any]) -> bool:
+        """Whether dimension `key` exists for a point whose earlier dimensions are `params`: `pool` only
+        for max-pool networks, `expansion` for inverted residual ones, `arithmetic` only when the space
+        offers more than float (so a space without it samples, names and stores its points as before)."""
+        if key == "pool":
+            return params["downsampling"] == "maxpool"
+        if key == "expansion":
+            return params["conv_type"] == "inverted_residual"
+        return key != "arithmetic" or self.frontend.arithmetic != ("float",)
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """Sample one point with Optuna's define-by-run API; `pool` only exists for max-pool networks,
-        `expansion` for inverted residual ones."""
-        params = {}
+        """Sample one point with Optuna's define-by-run API (the dimensions that apply to it)."""
+        params: dict[str, Any] = {}
         for key, choices in self.choices().items():
-            if _applies(key, params):
+            if self.applies(key, params):
                 params[key] = trial.suggest_categorical(key, list(choices))
         return params
 
     def sample(self, rng: Any) -> dict[str, Any]:
         """A uniformly random point (any object with `choice`, e.g. random.Random), for random
-        baselines, tests and benchmarks; the same form as `suggest` returns."""
-        params = {key: rng.choice(choices) for key, choices in self.choices().items()}
-        return {k: v for k, v in params.items() if _applies(k, params)}
+        baselines, tests and benchmarks; the same form as `suggest` returns (the arithmetic, when
+        offered, is drawn last, so the other dimensions of a seed's point do not depend on it)."""
+        params = {key: rng.choice(choices) for key, choices in self.choices().items() if key != "arithmetic"}
+        if self.applies("arithmetic", params):
+            params["arithmetic"] = rng.choice(self.frontend.arithmetic)
+        return {k: v for k, v in params.items() if self.applies(k, params)}
 
     def build(self, params: dict[str, Any], name: str = "candidate") -> ArchSpec:
         """Deterministic network for `params`; InvalidArchitecture if the combination has none."""
@@ -164,7 +179,8 @@ class SearchSpace:
         fmax = min(self.frontend.fmax, p.sample_rate / 2) if self.frontend.fmax else None
         try:
             fe = FrontEnd(sample_rate=p.sample_rate, n_fft=p.n_fft, hop_length=max(1, int(p.n_fft * p.hop_ratio)),
-                          n_mels=p.n_mels, frames=p.frames, overlap=p.overlap, fmin=self.frontend.fmin, fmax=fmax)
+                          n_mels=p.n_mels, frames=p.frames, overlap=p.overlap, fmin=self.frontend.fmin, fmax=fmax,
+                          arithmetic=p.arithmetic)
             spec = ArchSpec(name=name, frontend=fe, layers=tuple(network_layers(p, self.network.dropout, self.num_classes)),
                             num_classes=self.num_classes)
         except ValueError as exc:
@@ -180,17 +196,9 @@ class SearchSpace:
         out = {}
         for ref in self.references:
             params = dataclasses.asdict(ref.params)
-            out[ref.name] = {k: v for k, v in params.items() if _applies(k, params)}
+            out[ref.name] = {k: v for k, v in params.items() if self.applies(k, params)}
         return out
 
-
-def _applies(key: str, params: dict[str, Any]) -> bool:
-    """Whether dimension `key` exists for a point whose earlier dimensions are `params`."""
-    if key == "pool":
-        return params["downsampling"] == "maxpool"
-    if key == "expansion":
-        return params["conv_type"] == "inverted_residual"
-    return True
 
 
 def block_filters(base: int, growth: float, cap: int, blocks: int) -> list[int]:

@@ -18,12 +18,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from nas.core import config
 from nas.core.config import bounded
 from nas.kinds import (AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Layer, MaxPool2D, Shape, Softmax,
                        kind_of)
 from nas.kinds.base import conv_padding
+
+Arithmetic = Literal["float", "fixed"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class FrontEnd:
     overlap: float = bounded(0.0, ge=0.0, lt=1.0, doc="share of a window repeated in the next one at inference")
     fmin: float = bounded(0.0, ge=0.0, doc="lowest mel filter edge in Hz")
     fmax: float | None = bounded(None, gt=0.0, doc="highest mel filter edge in Hz (default sample_rate/2)")
+    arithmetic: Arithmetic = bounded("float", omit_default=True,
+                                     doc="float (CMSIS-DSP f32) or fixed (q15 FFT, integer mel and log)")
 
     def __post_init__(self) -> None:
         if self.n_fft & (self.n_fft - 1):

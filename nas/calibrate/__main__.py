@@ -12,7 +12,7 @@ Steps (each cached under ``--work``, so an interrupted run resumes and a refit r
   instructions per layer and per inference beyond the kernel calls, and its FLASH per layer kind
   (into both files);
 * ``frontend``: the generated CMSIS-DSP front-end's instructions per frame and code size for FFT
-  lengths 64..4096 -> ``frontend.json``.
+  lengths 64..4096, float and fixed point (``--arithmetics``) -> ``frontend.json``.
 """
 from __future__ import annotations
 
@@ -42,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--opts", default=",".join(cpu.OPT_LEVELS))
     p.add_argument("--kernels", default="", help="refit only these kernels (comma-separated, e.g. add); the "
                    "others keep their fits (default: every kernel)")
+    p.add_argument("--arithmetics", default="float,fixed", help="front-ends the frontend step measures")
     p.add_argument("--work", default=str(DEFAULT_WORK), help="cache of builds and raw counts (default %(default)s)")
     p.add_argument("--out", default=str(cpu.DATA_DIR), help="where the JSON files go (default: the package's data/)")
     a = p.parse_args(argv)
     regenerate(_list(a.steps), _list(a.libraries), _list(a.isas), _list(a.opts), a.cmsis_nn, a.cmsis_dsp,
-               Path(a.work), Path(a.out), tuple(_list(a.kernels)))
+               Path(a.work), Path(a.out), tuple(_list(a.kernels)), _list(a.arithmetics))
     return 0
 
 

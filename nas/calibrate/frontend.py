@@ -8,24 +8,40 @@ coefficients of `nas.cost.frontend` are fitted on them (non-negative least squar
 to a frame: the slide is a memmove, small next to the frame and within its data-dependent spread on
 soft-float cores);
 the code size is read from the linker map (everything but the harness, the driver and the tables).
+
+The fixed-point front-end (``--arithmetics fixed``) is measured the same way on six shapes per length
+(added: hops that do not divide n_fft, an even and an odd one, whose copies are unaligned, and hop =
+n_fft), into ``fixed/<isa>/<opt>`` configs; a run that measures one arithmetic keeps the other's
+configs of the existing file.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from nas.calibrate import provenance
+from nas.quant.inputq import InputQuant
 from nas.cost.frontend import FFT_LENGTHS, frontend_features
 from nas.export import qemu
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "frontend_driver.c"
-SHAPES = ((20, 0.5, 16, 0.0), (60, 0.5, 31, 0.75), (40, 0.25, 24, 0.5))   # mels, hop ratio, frames, overlap
+# mels, hop ratio, frames, overlap, samples added to the hop, highest mel edge as a share of Nyquist
+SHAPES = ((20, 0.5, 16, 0.0, 0, 1.0), (60, 0.5, 31, 0.75, 0, 1.0), (40, 0.25, 24, 0.5, 0, 1.0))
+# + hops that do not divide n_fft (even, and odd: unaligned copies), hop = n_fft (no history to shift),
+# and mel bands over part of the spectrum (fewer weights for the FFT length)
+FIXED_SHAPES = (*SHAPES, (30, 0.375, 20, 0.25, 0, 1.0), (24, 0.375, 12, 0.0, 1, 0.5), (16, 1.0, 12, 0.0, 0, 0.25))
+ARITHMETICS = ("float", "fixed")
+# The int8 input map compiled into the measured front-ends. The fixed front-end's is integer code whose
+# shape depends on the constants (a power-of-two gain becomes a shift): a gain like trained models'.
+CALIBRATION_IQ = {"float": InputQuant(mean=-40.0, std=20.0, scale=0.05, zero_point=-10),
+                  "fixed": InputQuant(mean=-37.5, std=17.5, scale=0.045, zero_point=-9)}
 
 
-def frontends():
+def frontends(arithmetic: str = "float"):
     from nas.cost.analytic import mel_nonzeros
     from nas.arch.frontend import empty_mel_bands
     from nas.arch.spec import FrontEnd
@@ -33,10 +49,10 @@ def frontends():
     out = []
     for n in FFT_LENGTHS:
         rate = 16000 if n <= 256 else 22050
-        for mels, hop, frames, overlap in SHAPES:
-            mels = min(mels, n // 8)
-            fe = FrontEnd(sample_rate=rate, n_fft=n, hop_length=int(n * hop), n_mels=mels, frames=frames,
-                          overlap=overlap)
+        for mels, hop, frames, overlap, extra, top in (FIXED_SHAPES if arithmetic == "fixed" else SHAPES):
+            mels = min(mels, int(n // 8 * top))
+            fe = FrontEnd(sample_rate=rate, n_fft=n, hop_length=int(n * hop) + extra, n_mels=mels, frames=frames,
+                          overlap=overlap, fmax=None if top == 1.0 else rate / 2 * top, arithmetic=arithmetic)
             while empty_mel_bands(fe):
                 fe = dataclasses.replace(fe, n_mels=fe.n_mels - 4)
             out.append((fe, mel_nonzeros(fe)))
@@ -45,30 +61,45 @@ def frontends():
 
 def _measure(fe, isa: str, opt: str, dsp_root, work: Path) -> tuple[dict, int]:
     from nas.export import frontend_c as fc
-    from nas.quant.inputq import InputQuant
 
     name = f"fe{fe.n_fft}_{fe.n_mels}_{fe.hop_length}_{fe.frames}_{fe.window_hop_frames}"
-    gen = work / "frontend" / name
-    if not (gen / fc.SOURCE_NAME).is_file():
-        fc.write_frontend(fe, InputQuant(mean=-40.0, std=20.0, scale=0.05, zero_point=-10), gen)
-    srcs, incs = fc.cmsis_dsp_sources(dsp_root)
+    gen = work / ("frontend" if fe.arithmetic == "float" else f"frontend_{fe.arithmetic}") / name
+    fc.write_frontend(fe, CALIBRATION_IQ[fe.arithmetic], gen)   # always today's C
+    srcs, incs = fc.cmsis_dsp_sources(dsp_root, fe)
+    defines = {k: None for k in fc.CMSIS_DSP_DEFINES}
+    if fe.arithmetic == "fixed":
+        unit, incs, defines["NAS_DSP_SOURCES"] = _dsp_unit(dsp_root, work, incs)
+        srcs = [*srcs, unit]
     pushes = fc.warmup_pushes(fe) - 1 + fe.frames + 2 * fe.window_hop_frames
     d = gen / f"{isa}_{opt}"
     elf = qemu.build_elf([gen / fc.SOURCE_NAME, DRIVER_C], [gen, *incs], d, name="fe", opt=f"-{opt}",
                          cpu_flags=qemu.CPU_FLAGS[isa], cflags=list(fc.FRONTEND_CFLAGS[1:]),
-                         defines={**{k: None for k in fc.CMSIS_DSP_DEFINES}, "FRONTEND_PUSHES": pushes},
-                         cached=srcs, cached_include_dirs=incs)
+                         defines={**defines, "FRONTEND_PUSHES": pushes}, cached=srcs, cached_include_dirs=incs)
     text, code = qemu.run_elf(elf, timeout=300)
     tags = qemu.parse_tagged(text)
     if code != 0 or "fe" not in tags:
         raise RuntimeError(f"front-end driver {name} on {isa}/{opt} exited {code}: {text[-1000:]}")
     # tables `nas.cost` counts (a small one the compiler folds into the code is then counted twice)
-    tables = {f"0000_nas_frontend.o(.rodata.{s})" for s in fc.TABLE_SYMBOLS}
-    tables |= {f"arm_common_tables.o(.rodata.{s})" for s in fc.rfft_table_symbols(fe.n_fft)}
+    tables = {f"0000_nas_frontend.o(.rodata.{s})" for s in fc.table_symbols(fe)}
+    tables |= {f"arm_common_tables.o(.rodata.{s})" for s in fc.rfft_table_symbols(fe.n_fft, fe.arithmetic)}
     fp = qemu.map_footprints(elf.with_suffix(".map"), stubs=True)
     code_bytes = sum(v for k, v in fp.items() if k not in tables and not k.startswith(_HARNESS_OBJECTS)
                      and "frontend_driver.o(" not in k)
     return tags["fe"], code_bytes
+
+
+def _dsp_unit(dsp_root, work: Path, incs: list[Path]) -> tuple[Path, list[Path], str]:
+    """The fixed front-end's CMSIS-DSP translation unit in one folder for all front-ends (so its object
+    is compiled once per build configuration), that folder added to the include dirs, and a digest of
+    the CMSIS-DSP sources it includes (a define: the object cache hashes headers, not included .c)."""
+    from nas.export import frontend_c as fc
+
+    unit = work / "fixed_dsp"
+    unit.mkdir(parents=True, exist_ok=True)
+    (unit / fc.DSP_UNIT_NAME).write_text(fc.render_dsp_unit())
+    shutil.copy(fc.INTRINSICS_PATH, unit / fc.INTRINSICS_HEADER)
+    digest = qemu.digest(*[(Path(dsp_root) / "Source" / f).read_bytes() for f in fc.FIXED_UNIT_SOURCES])
+    return unit / fc.DSP_UNIT_NAME, [*incs, unit], digest[:16]
 
 
 _HARNESS_OBJECTS = tuple(f"{i:04d}_{s.stem}.o(" for i, s in enumerate(qemu.harness_sources(), start=2))
@@ -88,7 +119,8 @@ def _nnls(rows: list[dict[str, float]], y: list[float], scale: np.ndarray) -> tu
 
 def _measured(isa: str, opt: str, dsp_root, work: Path, fes) -> list[tuple[dict, int]]:
     """(driver tags, code bytes) per front-end, from the cache or QEMU."""
-    cache = work / "records" / f"frontend_{isa}_{opt}.json"
+    arith = fes[0][0].arithmetic
+    cache = work / "records" / (f"frontend_{isa}_{opt}.json" if arith == "float" else f"frontend_{arith}_{isa}_{opt}.json")
     keys = [json.dumps(fe.__dict__, sort_keys=True) for fe, _ in fes]
     if cache.is_file():
         old = json.loads(cache.read_text())
@@ -100,8 +132,22 @@ def _measured(isa: str, opt: str, dsp_root, work: Path, fes) -> list[tuple[dict,
     return out
 
 
-def regenerate(isa_opts, dsp_root, work: Path, stamp: str) -> dict:
-    fes = frontends()
+def regenerate(isa_opts, dsp_root, work: Path, stamp: str, arithmetics=ARITHMETICS, old: dict | None = None) -> dict:
+    """The front-end data of `arithmetics` measured on `isa_opts`; configs of other arithmetics are
+    kept from `old` (the file being replaced), each config stamped with when it was measured."""
+    old = old or {}
+    configs = {k: {"generated": old.get("generated"), **v} for k, v in old.get("configs", {}).items()
+               if (k.split("/")[0] if k.count("/") == 2 else "float") not in arithmetics}
+    for arith in arithmetics:
+        configs.update(_fit_configs(isa_opts, dsp_root, work, stamp, arith))
+    return {"format": 1, "generated": stamp, "tool": "python -m nas.calibrate", **provenance.toolchain(),
+            "library": f"CMSIS-DSP ({Path(dsp_root).name})", "configs": dict(sorted(configs.items()))}
+
+
+def _fit_configs(isa_opts, dsp_root, work: Path, stamp: str, arithmetic: str) -> dict:
+    from nas.cost.frontend import config_key
+
+    fes = frontends(arithmetic)
     configs = {}
     for isa, opt in isa_opts:
         frame_rows, frame_y, window_rows, window_y, code = [], [], [], [], {}
@@ -116,12 +162,11 @@ def regenerate(isa_opts, dsp_root, work: Path, stamp: str) -> dict:
         frame_scale = np.array(frame_y)
         per_frame, frame_err = _nnls(frame_rows, frame_y, frame_scale)
         per_window, window_err = _nnls(window_rows, window_y, frame_scale)   # a slide is small next to a frame
-        configs[f"{isa}/{opt}"] = {
-            "cflags": provenance.cflags(isa, opt), "per_frame": per_frame, "per_window": per_window,
+        configs[config_key(isa, opt, arithmetic)] = {
+            "cflags": provenance.cflags(isa, opt), "generated": stamp, "per_frame": per_frame, "per_window": per_window,
             "code_bytes": {str(n): b for n, b in sorted(code.items())},
             "fit_error_relative_to_a_frame": {"per_frame_max": float(frame_err.max()),
                                               "per_window_max": float(window_err.max()), "front_ends": len(fes)}}
-        print(f"front-end {isa}/{opt}: {len(fes)} front-ends, fit error max {frame_err.max():.2%} per frame, "
-              f"{window_err.max():.2%} (of a frame) per window", flush=True)
-    return {"format": 1, "generated": stamp, "tool": "python -m nas.calibrate", **provenance.toolchain(),
-            "library": f"CMSIS-DSP ({Path(dsp_root).name})", "configs": configs}
+        print(f"front-end {config_key(isa, opt, arithmetic)}: {len(fes)} front-ends, fit error max "
+              f"{frame_err.max():.2%} per frame, {window_err.max():.2%} (of a frame) per window", flush=True)
+    return configs

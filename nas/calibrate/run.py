@@ -48,15 +48,19 @@ def _unfitted_glue_as_zero(cfgs, size: dict, size_file: Path) -> None:
 
 
 def regenerate(steps, libraries, isas, opts, cmsis_nn: str | None, cmsis_dsp: str | None, work: Path,
-               out: Path, kernels: tuple[str, ...] = ()) -> None:
+               out: Path, kernels: tuple[str, ...] = (), arithmetics=("float", "fixed")) -> None:
     """Run `steps` (a subset of `STEPS`) and write the JSON files into `out`; `kernels` limits the
-    kernels step to those kernels (the others keep their fits)."""
+    kernels step to those kernels (the others keep their fits), the frontend step measures the
+    front-ends of `arithmetics` and keeps the others' data of the existing file."""
     bad = [s for s in steps if s not in STEPS]
     if bad:
         raise UserError(f"--steps: unknown {', '.join(bad)} (have {', '.join(STEPS)})")
     bad = [k for k in kernels if k not in cpu.KERNELS]
     if bad:
         raise UserError(f"--kernels: unknown {', '.join(bad)} (have {', '.join(cpu.KERNELS)})")
+    wrong = [a for a in arithmetics if a not in ("float", "fixed")]
+    if wrong or not arithmetics:
+        raise UserError(f"--arithmetics: expected float and/or fixed, got {','.join(arithmetics) or 'nothing'}")
     if "cmsis-nn" in libraries and not cmsis_nn:
         raise UserError("--cmsis-nn: the cmsis-nn library needs a checkout (or pass --libraries portable)")
     if "frontend" in steps and not cmsis_dsp:
@@ -84,5 +88,7 @@ def regenerate(steps, libraries, isas, opts, cmsis_nn: str | None, cmsis_dsp: st
     if "frontend" in steps:
         from nas.calibrate import frontend as fe_measure
 
-        _write(out / frontend.FRONTEND_FILE.name,
-               fe_measure.regenerate(sorted({(isa, opt) for _, isa, opt in cfgs}), cmsis_dsp, work, stamp))
+        path = out / frontend.FRONTEND_FILE.name
+        old = json.loads(path.read_text()) if path.is_file() else None
+        _write(path, fe_measure.regenerate(sorted({(isa, opt) for _, isa, opt in cfgs}), cmsis_dsp, work, stamp,
+                                           tuple(arithmetics), old))

@@ -19,9 +19,12 @@ from nas.core.errors import UserError
 
 
 def bounded(default: Any = dataclasses.MISSING, *, gt: float | None = None, ge: float | None = None,
-            le: float | None = None, lt: float | None = None, doc: str = "", **kw: Any) -> Any:
-    """A dataclass field with numeric bounds the loader enforces (applied to every element of a tuple)."""
-    meta = {"gt": gt, "ge": ge, "le": le, "lt": lt, "doc": doc}
+            le: float | None = None, lt: float | None = None, doc: str = "", omit_default: bool = False,
+            **kw: Any) -> Any:
+    """A dataclass field with numeric bounds the loader enforces (applied to every element of a tuple).
+    `omit_default`: `to_dict` leaves the field out while it holds its default, so a field added later
+    keeps the serialised form (and the hashes of it) of everything written before it existed."""
+    meta = {"gt": gt, "ge": ge, "le": le, "lt": lt, "doc": doc, "omit_default": omit_default}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -223,8 +226,9 @@ def to_dict(obj: Any) -> Any:
         if tag is not None:
             out["type"] = tag
         for f in dataclasses.fields(obj):
-            if f.init:
-                out[f.name] = to_dict(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if f.init and not (f.metadata.get("omit_default") and value == f.default):
+                out[f.name] = to_dict(value)
         return out
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]

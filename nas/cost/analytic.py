@@ -43,6 +43,11 @@ from nas.libraries import Kernel, KernelLibrary, library as kernel_library
 
 # CMSIS-DSP arm_common_tables.h: ARMBITREVINDEXTABLE_<L>_TABLE_LENGTH (uint16 entries), by cfft length L.
 BITREV_TABLE_LENGTHS = {16: 20, 32: 48, 64: 56, 128: 208, 256: 440, 512: 448, 1024: 1800, 2048: 3808, 4096: 4032}
+# ... and ARMBITREVINDEXTABLE_FIXED_<L>_TABLE_LENGTH (the q15 FFT's table).
+FIXED_BITREV_TABLE_LENGTHS = {16: 12, 32: 24, 64: 56, 128: 112, 256: 240, 512: 480, 1024: 992, 2048: 1984,
+                              4096: 4032}
+RFFT_Q15_INSTANCE_BYTES = 24     # sizeof(arm_rfft_instance_q15) on a 32-bit core (not MVE)
+FIXED_LOG_TABLE_BYTES = 2 * 128  # int16 log table of nas.arch.fixedfe
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, lib: 
 
 def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
     """FLASH of the front-end constants: window, sparse mel matrix, CMSIS-DSP rfft tables."""
+    if fe.arithmetic == "fixed":
+        return _fixed_table_bytes(fe, mel_nonzeros)
     window = 4 * fe.n_fft
     mel = 4 * mel_nonzeros + 2 * 4 * fe.n_mels  # coefficients + uint32 filterPos and filterLengths
     half = fe.n_fft // 2
@@ -99,24 +106,50 @@ def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
     return window + mel + rfft
 
 
+def _fixed_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
+    """q15 window, q15 mel weights + uint16 positions and lengths, the log table, the realCoefA/B
+    entries of this length, the arm_rfft_q15 instance; CMSIS-DSP's q15 twiddles and bit reversal."""
+    n, half = fe.n_fft, fe.n_fft // 2
+    weights = mel_nonzeros + mel_odd_bands(fe)      # bands padded to even lengths
+    own = 2 * n + 2 * weights + 2 * 2 * fe.n_mels + FIXED_LOG_TABLE_BYTES + 2 * 2 * n + RFFT_Q15_INSTANCE_BYTES
+    return own + 3 * half + 2 * FIXED_BITREV_TABLE_LENGTHS[half]
+
+
 def frontend_ram_bytes(fe: FrontEnd) -> int:
     """Static front-end buffers: int16 audio frame, float32 FFT in/out, float32 mel, int8 window, and
-    two uint16 counters (warm-up pushes, frames in the window)."""
+    two uint16 counters (warm-up pushes, frames in the window). Fixed point: the q15 frame (then int32
+    power), the q15 spectrum (2 n_fft), the int8 window, the int16 history of n_fft + lag samples
+    (lag = k0 * hop - n_fft, k0 = ceil(n_fft / hop)), one uint16 magnitude per push of a frame and
+    three uint16 counters, in a struct of 4-byte alignment."""
+    if fe.arithmetic == "fixed":
+        k0 = -(-fe.n_fft // fe.hop_length)
+        history = k0 * fe.hop_length
+        return align4(2 * fe.n_fft + 4 * fe.n_fft + align4(fe.frames * fe.n_mels) + 2 * history + 2 * k0 + 6)
     return (align4(2 * fe.n_fft) + 4 * fe.n_fft + 4 * fe.n_fft + 4 * fe.n_mels
             + align4(fe.frames * fe.n_mels) + 4)
 
 
-_MEL_NONZEROS: dict[tuple, int] = {}
+_MEL_NONZEROS: dict[tuple, tuple[int, int]] = {}
 
 
-def mel_nonzeros(fe: FrontEnd) -> int:
-    """Non-zero weights of the sparse mel filterbank the device stores (memoised: it is per front-end)."""
+def _mel_counts(fe: FrontEnd) -> tuple[int, int]:
     key = (fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.f_max)
     if key not in _MEL_NONZEROS:
         from nas.arch.frontend import mel_filter_tables
 
-        _MEL_NONZEROS[key] = int(mel_filter_tables(fe).lengths.sum())
+        lengths = mel_filter_tables(fe).lengths
+        _MEL_NONZEROS[key] = (int(lengths.sum()), int((lengths % 2).sum()))
     return _MEL_NONZEROS[key]
+
+
+def mel_nonzeros(fe: FrontEnd) -> int:
+    """Non-zero weights of the sparse mel filterbank the device stores (memoised: it is per front-end)."""
+    return _mel_counts(fe)[0]
+
+
+def mel_odd_bands(fe: FrontEnd) -> int:
+    """Bands of odd length (the fixed front-end pads each with one zero weight)."""
+    return _mel_counts(fe)[1]
 
 
 @dataclass(frozen=True)
@@ -250,7 +283,10 @@ def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
     return lines
 
 
-def _totals(cost: Cost, budget: Budget) -> list[str]:
+FRONTEND_KINDS = {"float": "float: CMSIS-DSP f32", "fixed": "fixed point: q15 FFT, integer mel and log"}
+
+
+def _totals(cost: Cost, budget: Budget, fe: FrontEnd) -> list[str]:
     c = cost.chip
     addons = sorted({k.library for layer in c.choices for k in layer} - {c.library})
     model = (f"{c.library} kernels" + "".join(f" + {a} kernels where faster" for a in addons) + f", {c.isa} -{c.opt}"
@@ -261,6 +297,8 @@ def _totals(cost: Cost, budget: Budget) -> list[str]:
             f"instructions per second of audio",
             f"      = {cost.cpu_share:.1%} of {budget.target.clock_hz / 1e6:g} MHz at "
             f"{cost.cycles_per_instruction:g} cycles/instruction (assumed); measured model: {model}",
+            f"      front-end ({FRONTEND_KINDS[fe.arithmetic]}): {c.frontend_instructions_per_frame:,.0f} "
+            f"instructions/frame x {fe.sample_rate / fe.hop_length:.2f} frames/s",
             f"FLASH {cost.flash_bytes:,} B = network {cost.network_flash_bytes:,} + glue {c.glue_bytes:,} + kernels "
             f"{c.kernel_code_bytes:,} + front-end tables {cost.frontend_flash_bytes:,} + front-end code "
             f"{c.frontend_code_bytes:,} + reserves {cost.reserve_flash_bytes:,}",
@@ -288,7 +326,7 @@ def report(spec: ArchSpec, budget: Budget, cost: Cost | None = None) -> str:
              f"front-end: {fe.sample_rate} Hz, FFT {fe.n_fft}/hop {fe.hop_length}, {fe.n_mels} mels, "
              f"{fe.frames} frames per window ({fe.window_seconds:.2f} s), overlap {fe.overlap:.0%} "
              f"-> {cost.windows_per_second:.2f} windows/s", "",
-             *_layer_rows(spec, cost), "", *_totals(cost, budget), "", *_checks(cost, budget),
+             *_layer_rows(spec, cost), "", *_totals(cost, budget, spec.frontend), "", *_checks(cost, budget),
              "fits the budget" if cost.fits(budget) else "does NOT fit the budget"]
     if cost.chip.unmeasured_core:
         lines.append(f"WARNING: no kernel library here is measured on {budget.target.core}: its CPU figures and "

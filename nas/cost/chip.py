@@ -65,8 +65,8 @@ def chip_cost(spec: ArchSpec, core: str, dsp: bool, fpu: bool, opt: str, library
     choices = tuple(tuple(kernel_choice.choose(c, lib, insn, dsp, isa, opt, own, ref) for c in layer)
                     for layer in per_layer)
     flat = [k for layer in choices for k in layer]
-    fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu), opt)
     fe, nnz = spec.frontend, mel_nonzeros
+    fe_model = frontend.frontend_model(frontend.frontend_isa(isa, fpu, fe.arithmetic), opt, arithmetic=fe.arithmetic)
     return ChipCost(library=library, isa=isa, opt=opt, note=proxy_note(core, isa),
                     kernels=tuple(tuple(k.kernel for k in layer) for layer in choices),
                     layer_instructions=tuple(sum(k.instructions + insn.glue["per_layer"][c.op] for c, k in zip(cs, ks))

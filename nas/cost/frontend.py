@@ -13,6 +13,13 @@ window, FFT and power spectrum) measured per length. Per second
 of audio: frames/s = sample_rate / hop_length, windows/s = frames/s / window_hop_frames.
 ``code_bytes[n_fft]``: the front-end's code (nas_frontend.c + the CMSIS-DSP functions it links,
 without the tables `nas.cost` counts exactly).
+
+The fixed-point front-end (`FrontEnd.arithmetic == "fixed"`, configs ``fixed/<isa>/<opt>``) adds per
+frame the terms of its push: ``hop_sample`` (the magnitude OR and copy of each new sample) and
+``moved_sample`` (the history it shifts: k0 * hop - hop samples), and for an odd hop ``odd_hop_byte``
+(the bytes of that shift, whose memmove is then unaligned); its ``mel_weight`` counts the weights padded
+to even band lengths. It needs no FPU: a core is priced with its own instruction set
+(the Cortex-M4 with DSP, or the C intrinsics on cortex-m3 / cortex-m0plus).
 """
 from __future__ import annotations
 
@@ -26,17 +33,28 @@ FRONTEND_FILE = DATA_DIR / "frontend.json"
 FFT_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
-def frontend_isa(isa: str, fpu: bool) -> str:
+def frontend_isa(isa: str, fpu: bool, arithmetic: str = "float") -> str:
     """The measured front-end build for a core: the Cortex-M4F's hard float for any core with an FPU,
-    soft float on the Thumb-1 (cortex-m0plus) or Thumb-2 (cortex-m3) core otherwise."""
+    soft float on the Thumb-1 (cortex-m0plus) or Thumb-2 (cortex-m3) core otherwise; a fixed-point
+    front-end is measured on the core's own instruction set."""
+    if arithmetic == "fixed":
+        return isa
     if fpu:
         return "cortex-m4"
     return "cortex-m0plus" if isa == "cortex-m0plus" else "cortex-m3"
 
 
 def frontend_features(fe: FrontEnd, nnz: int) -> tuple[dict[str, float], dict[str, float]]:
-    """(per-frame, per-window) features."""
+    """(per-frame, per-window) features; `nnz`: the mel weights the device stores (as
+    `nas.cost.analytic.mel_nonzeros`; padded here for a fixed front-end)."""
     frame = {f"fft{fe.n_fft}": 1.0, "mel": fe.n_mels, "mel_weight": nnz}
+    if fe.arithmetic == "fixed":
+        from nas.arch.fixedfe import tables
+
+        k0 = tables(fe).pushes_per_frame
+        moved = (k0 - 1) * fe.hop_length
+        frame.update(mel_weight=int(tables(fe).lengths.sum()), hop_sample=fe.hop_length, moved_sample=moved,
+                     odd_hop_byte=2 * moved if fe.hop_length % 2 else 0)
     window = {"window": 1.0, "slide_byte": (fe.frames - fe.window_hop_frames) * fe.n_mels}
     return frame, window
 
@@ -70,9 +88,13 @@ class FrontEndModel:
         return self.code_bytes[fe.n_fft]
 
 
+def config_key(isa: str, opt: str, arithmetic: str = "float") -> str:
+    return f"{isa}/{opt}" if arithmetic == "float" else f"{arithmetic}/{isa}/{opt}"
+
+
 @lru_cache(maxsize=64)
-def frontend_model(isa: str, opt: str, path=FRONTEND_FILE) -> FrontEndModel:
-    key = f"{isa}/{opt}"
+def frontend_model(isa: str, opt: str, path=FRONTEND_FILE, arithmetic: str = "float") -> FrontEndModel:
+    key = config_key(isa, opt, arithmetic)
     cfg = _load(str(path))["configs"].get(key)
     if cfg is None:
         raise KeyError(f"no front-end data for {key} in {path}")

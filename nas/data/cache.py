@@ -6,7 +6,8 @@
     w = windows(sel.train.x[:8], fe)                        # [8, n_windows, frames, n_mels]
 
 Cache key: sha256 of (format version, dataset fingerprint, the front-end fields that change
-per-frame features: sample_rate, n_fft, hop_length, n_mels, fmin, f_max, plus clip length, log floor,
+per-frame features: sample_rate, n_fft, hop_length, n_mels, fmin, f_max, for a fixed-point front-end
+its arithmetic and version (`FIXED_VERSION`; float keys are as before), plus clip length, log floor,
 resampler quality and storage dtype). `frames` and `overlap` only cut windows and are not in the key,
 so every window size shares one cache. The dataset fingerprint hashes the CSV bytes and the
 (path, size, mtime) of every file under audio/fold1..10 (dotfiles aside): editing, adding, removing or
@@ -18,6 +19,8 @@ On disk, CACHE_DIR/<key>/:
     meta.json      names, classes, skipped files (path, reason), front-end, dataset fingerprint, timings
 float16: log-mel dB values lie in about [-60, +70]; float16 keeps them to within 0.03 dB, 15x finer
 than the ~0.5 dB step of the device's int8 input, at half the disk, page cache and read time of float32.
+A fixed-point front-end's features (`nas.arch.fixedfe`, multiples of 1/16 dB in [-60, 128)) are exact
+in float16.
 
 Concurrency: a builder holds CACHE_DIR/<key>.lock (flock) while it builds into CACHE_DIR/.tmp-<key>-...
 (a folder it made and recorded, `nas.core.owned`: only such folders are ever cleaned up) and renames
@@ -49,6 +52,7 @@ from nas.core.locks import FileLock
 from nas.data import urbansound as us
 
 FORMAT_VERSION = 1
+FIXED_VERSION = 1      # the fixed-point front-end's arithmetic (nas.arch.fixedfe): bump when it changes
 FEATURE_DTYPE = np.float16
 DEFAULT_CACHE_DIR = Path("studies") / ".cache" / "features"
 BATCH = 32
@@ -145,8 +149,9 @@ def feature_recipe() -> dict:
 
 def feature_params(fe: FrontEnd) -> dict:
     """The FrontEnd fields that change per-frame features (frames/overlap do not), and the recipe."""
+    arith = {"arithmetic": fe.arithmetic, "fixed_version": FIXED_VERSION} if fe.arithmetic == "fixed" else {}
     return {"sample_rate": fe.sample_rate, "n_fft": fe.n_fft, "hop_length": fe.hop_length,
-            "n_mels": fe.n_mels, "fmin": float(fe.fmin), "fmax": float(fe.f_max), **feature_recipe()}
+            "n_mels": fe.n_mels, "fmin": float(fe.fmin), "fmax": float(fe.f_max), **arith, **feature_recipe()}
 
 
 def dataset_fingerprint(root: Path) -> str:
@@ -312,9 +317,14 @@ def _extract(root: Path, clips: list, fe: FrontEnd, feats: np.ndarray, workers: 
     def flush(batch: list) -> None:
         if not batch:
             return
-        audio = torch.from_numpy(np.stack([a for _, a in batch])).to(device)
-        with torch.no_grad():
-            mel = logmel(audio, fe).to("cpu").numpy()
+        audio = np.stack([a for _, a in batch])
+        if fe.arithmetic == "fixed":               # the device's integers, in numpy
+            from nas.arch.fixedfe import features_db
+
+            mel = features_db(audio, fe)
+        else:
+            with torch.no_grad():
+                mel = logmel(torch.from_numpy(audio).to(device), fe).to("cpu").numpy()
         start = len(kept)
         feats[start:start + len(batch)] = mel.astype(FEATURE_DTYPE)
         kept.extend(c for c, _ in batch)

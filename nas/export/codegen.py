@@ -152,11 +152,12 @@ def copy_portable_kernels(out_dir: str | Path) -> list[Path]:
     return files
 
 
-def write_build_files(out_dir: str | Path, api: Api = Api()) -> list[Path]:
+def write_build_files(out_dir: str | Path, api: Api = Api(), fixed_frontend: bool = False) -> list[Path]:
     """Makefile + CMakeLists.txt (front-end rules filled from `nas.export.frontend_c`, the CMSIS-NN
     files from `qemu.CMSIS_NN_SOURCES`) and the portable CMSIS-NN kernels under cmsisnn_portable/."""
     out = Path(out_dir)
-    facts = dict(dsp_files=frontend_c.CMSIS_DSP_SOURCES, nn_files=CMSIS_NN_SOURCES,
+    facts = dict(dsp_files=frontend_c.FIXED_DSP_SOURCES if fixed_frontend else frontend_c.CMSIS_DSP_SOURCES,
+                 nn_files=CMSIS_NN_SOURCES, fe_fixed=fixed_frontend,
                  # __GNUC_PYTHON__ is the build files' choice: it depends on CMSIS_CORE_INCLUDE
                  dsp_defines=[d for d in frontend_c.CMSIS_DSP_DEFINES if d != "__GNUC_PYTHON__"],
                  fe_cflags=[f for f in frontend_c.FRONTEND_CFLAGS if f != "-std=c99"], api=api)

@@ -39,6 +39,20 @@ sdist) with `CMSIS_DSP_DEFINES`, plus ``nas_frontend.c``, all with `FRONTEND_CFL
 
 The C is `templates/nas_frontend.h.j2` and `templates/nas_frontend.c.j2`; `frontend_values` computes
 the tables and sizes they are filled with.
+
+Fixed point (`fe.arithmetic == "fixed"`, `templates/nas_frontend_fixed.c.j2`, `fixed_values`): the
+integer chain of `nas.arch.fixedfe` (q15 window, `arm_rfft_q15`, SMUAD power, SMLAWB mel, CLZ + table
+log, integer int8 map of `nas.quant.inputq.quantize_db16`), equal to it bit for bit. CMSIS-DSP's q15
+FFT (`FIXED_UNIT_SOURCES`) is compiled as one translation unit, ``nas_frontend_dsp.c``, that includes
+those sources after setting what they need (no CMSIS-Core, ARM_MATH_DSP, the intrinsics of
+``nas_dsp_intrinsics.h``), so every core runs its SIMD-intrinsic version (`nas.arch.q15fft`) and no
+build flag reaches the model's or CMSIS-NN's files; its tables and bit reversal (`FIXED_DSP_SOURCES`)
+are compiled like the float front-end's, and the include paths add CMSIS-DSP/Source
+(`cmsis_dsp_sources`). RAM: the q15 frame (then int32 power), the q15 spectrum, the window, the
+int16 history of n_fft + lag samples and a uint16 magnitude per push of a frame; FLASH: q15 window and
+mel weights, uint16 mel positions/lengths, the log table, realCoefA/BQ15 at this length's stride and
+the arm_rfft_q15 instance (`FIXED_TABLE_SYMBOLS`) + CMSIS-DSP's twiddleCoef_<n/2>_q15 and
+armBitRevIndexTable_fixed_<n/2> (`rfft_table_symbols`).
 """
 from __future__ import annotations
 
@@ -47,16 +61,28 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.arch import fixedfe
 from nas.arch import frontend as F
+from nas.arch import q15fft
 from nas.arch.spec import FrontEnd
-from nas.cost.analytic import BITREV_TABLE_LENGTHS, frontend_ram_bytes, frontend_table_bytes, mel_nonzeros
+from nas.cost.analytic import (BITREV_TABLE_LENGTHS, FIXED_BITREV_TABLE_LENGTHS, frontend_ram_bytes,
+                               frontend_table_bytes, mel_nonzeros)
 from nas.export.api import Api
-from nas.quant.inputq import InputQuant, quantize_features
+from nas.quant.inputq import InputQuant, fixed_map, quantize_db16, quantize_features
 from nas.export.render import render
 
 __all__ = [
     "CMSIS_DSP_SOURCES",
     "CMSIS_DSP_DEFINES",
+    "FIXED_DSP_SOURCES",
+    "FIXED_UNIT_SOURCES",
+    "FIXED_TABLE_SYMBOLS",
+    "DSP_UNIT_NAME",
+    "INTRINSICS_HEADER",
+    "INTRINSICS_PATH",
+    "frontend_sources",
+    "table_symbols",
+    "fixed_values",
     "FRONTEND_CFLAGS",
     "HEADER_NAME",
     "SOURCE_NAME",
@@ -106,25 +132,66 @@ FRONTEND_CFLAGS: tuple[str, ...] = ("-std=c99", "-ffp-contract=off")
 RAM_SYMBOL = "nas_fe_ram"
 TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len")
 
+# The fixed front-end's CMSIS-DSP files. Compiled like the float front-end's (shared with it when both
+# are in one firmware): the FFT tables, descriptors and the bit reversal.
+FIXED_DSP_SOURCES: tuple[str, ...] = (
+    "CommonTables/arm_common_tables.c",
+    "CommonTables/arm_const_structs.c",
+    "TransformFunctions/arm_bitreversal2.c",
+)
+# ... and those of DSP_UNIT_NAME, compiled with ARM_MATH_DSP: arm_rfft_q15 and its q15 complex FFT
+# (arm_shift_q15 is referenced by its inverse branch, arm_bitreversal_q15 by the old radix-4 API).
+FIXED_UNIT_SOURCES: tuple[str, ...] = (
+    "BasicMathFunctions/arm_shift_q15.c",
+    "TransformFunctions/arm_bitreversal.c",
+    "TransformFunctions/arm_cfft_q15.c",
+    "TransformFunctions/arm_cfft_radix4_q15.c",
+    "TransformFunctions/arm_rfft_q15.c",
+)
+DSP_UNIT_NAME = "nas_frontend_dsp.c"     # includes FIXED_UNIT_SOURCES (templates/nas_frontend_dsp.c.j2)
+INTRINSICS_HEADER = "nas_dsp_intrinsics.h"
+INTRINSICS_PATH = Path(__file__).resolve().parent / "csrc" / INTRINSICS_HEADER
+FIXED_TABLE_SYMBOLS = ("nas_fe_window", "nas_fe_mel_coefs", "nas_fe_mel_pos", "nas_fe_mel_len", "nas_fe_log2",
+                       "nas_fe_rfft_a", "nas_fe_rfft_b", "nas_fe_rfft")
 
-def cmsis_dsp_sources(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """(sources, include_dirs) of the CMSIS-DSP subset the front-end needs, from a CMSIS-DSP checkout
-    (or the extracted cmsisdsp sdist: same layout). Raises FileNotFoundError naming what is missing."""
+
+def frontend_sources(fe: FrontEnd) -> tuple[str, ...]:
+    """The generated C files of `fe`'s front-end to compile (in its folder)."""
+    return (SOURCE_NAME, DSP_UNIT_NAME) if fe.arithmetic == "fixed" else (SOURCE_NAME,)
+
+
+def table_symbols(fe: FrontEnd) -> tuple[str, ...]:
+    """The front-end's own constant tables (symbols of nas_frontend.c)."""
+    return FIXED_TABLE_SYMBOLS if fe.arithmetic == "fixed" else TABLE_SYMBOLS
+
+
+def cmsis_dsp_sources(root: str | os.PathLike, fe: FrontEnd | None = None) -> tuple[list[Path], list[Path]]:
+    """(sources to compile, include_dirs) of the CMSIS-DSP subset the front-end `fe` (default: a float
+    one) needs, from a CMSIS-DSP checkout (or the extracted cmsisdsp sdist: same layout); a fixed
+    front-end's `DSP_UNIT_NAME` includes the others from Source/, on the include path. Raises
+    FileNotFoundError naming what is missing."""
     root = Path(root)
     inc = root / "Include"
     if not (inc / "arm_math.h").is_file():
         raise FileNotFoundError(f"{root} is not a CMSIS-DSP tree (no Include/arm_math.h)")
-    sources = [root / "Source" / s for s in CMSIS_DSP_SOURCES]
-    missing = [str(s) for s in sources if not s.is_file()]
+    fixed = fe is not None and fe.arithmetic == "fixed"
+    sources = [root / "Source" / s for s in (FIXED_DSP_SOURCES if fixed else CMSIS_DSP_SOURCES)]
+    unit = [root / "Source" / s for s in (FIXED_UNIT_SOURCES if fixed else ())]
+    missing = [str(s) for s in sources + unit if not s.is_file()]
     if missing:
         raise FileNotFoundError(f"CMSIS-DSP sources missing under {root}: {', '.join(missing)}")
     dirs = [inc] + ([root / "PrivateInclude"] if (root / "PrivateInclude").is_dir() else [])
-    return sources, dirs
+    return sources, [*dirs, root / "Source"] if fixed else dirs
 
 
-def rfft_table_symbols(n_fft: int) -> dict[str, int]:
-    """CMSIS-DSP table symbols `arm_rfft_fast_init_<n_fft>_f32` pulls in, with their sizes in bytes."""
+def rfft_table_symbols(n_fft: int, arithmetic: str = "float") -> dict[str, int]:
+    """CMSIS-DSP table symbols `arm_rfft_fast_init_<n_fft>_f32` pulls in (fixed point: those of
+    `arm_cfft_sR_q15_len<n_fft/2>`), with their sizes in bytes."""
     half = n_fft // 2
+    if arithmetic == "fixed":
+        if n_fft & (n_fft - 1) or half not in FIXED_BITREV_TABLE_LENGTHS:
+            raise ValueError(f"no CMSIS-DSP q15 rfft for n_fft={n_fft}")
+        return {f"twiddleCoef_{half}_q15": 3 * half, f"armBitRevIndexTable_fixed_{half}": 2 * FIXED_BITREV_TABLE_LENGTHS[half]}
     if n_fft & (n_fft - 1) or half not in BITREV_TABLE_LENGTHS:
         raise ValueError(f"no CMSIS-DSP rfft_fast for n_fft={n_fft}")
     return {f"twiddleCoef_{half}": 4 * 2 * half, f"armBitRevIndexTable{half}": 2 * BITREV_TABLE_LENGTHS[half],
@@ -145,12 +212,14 @@ def frames_from_pushes(n_pushes: int, fe: FrontEnd) -> int:
 
 def reference_db(audio_int16: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """Training front-end on int16 audio: `nas.arch.frontend.logmel(audio / 32768)` -> [n_frames, n_mels]
-    float32 dB."""
+    float32 dB; for a fixed front-end its features D / 16 (exact)."""
     import torch
 
     a = np.asarray(audio_int16)
     if a.ndim != 1 or a.dtype != np.int16:
         raise ValueError(f"audio_int16 must be a 1-D int16 array, got {a.dtype} {a.shape}")
+    if fe.arithmetic == "fixed":
+        return fixedfe.features_db16(a, fe).astype(np.float32) / np.float32(fixedfe.DB_STEPS)
     x = torch.from_numpy(a.astype(np.float32) / np.float32(32768.0))
     return F.logmel(x, fe).numpy()
 
@@ -168,6 +237,8 @@ def _split_windows(frames: np.ndarray, fe: FrontEnd) -> np.ndarray:
 def frontend_reference(audio_int16: np.ndarray, fe: FrontEnd, iq: InputQuant) -> np.ndarray:
     """What training + quantisation assume the device computes: int16 audio -> [n_windows, frames,
     n_mels] int8, window w = frames [w*W, w*W + frames), W = fe.window_hop_frames."""
+    if fe.arithmetic == "fixed":
+        return _split_windows(quantize_db16(reference_db(audio_int16, fe), iq), fe)
     return _split_windows(quantize_features(reference_db(audio_int16, fe), iq), fe)
 
 
@@ -176,6 +247,8 @@ def frontend_reference(audio_int16: np.ndarray, fe: FrontEnd, iq: InputQuant) ->
 def _check(fe: FrontEnd, iq: InputQuant) -> None:
     if fe.n_fft // 2 not in BITREV_TABLE_LENGTHS:
         raise ValueError(f"n_fft {fe.n_fft} has no CMSIS-DSP rfft_fast")
+    if fe.arithmetic == "fixed":
+        fixed_map(iq)
     if fe.n_fft > 0xFFFF or warmup_pushes(fe) > 0xFFFF or fe.frames > 0xFFFF:
         raise ValueError("front-end too large for the 16-bit counters")
     for name, v in (("gain", iq.gain), ("offset", iq.offset)):
@@ -207,16 +280,56 @@ def frontend_values(fe: FrontEnd, iq: InputQuant) -> dict:
                 db_per_neper=F.DB_PER_NEPER)
 
 
+def _words(q15: np.ndarray) -> list[int]:
+    """int16 pairs as uint32 words, the first in the low halfword (how a Cortex-M loads them)."""
+    u = np.asarray(q15, dtype=np.int16).view(np.uint16).astype(np.uint32)
+    return (u[0::2] | (u[1::2] << 16)).tolist()
+
+
+def fixed_values(fe: FrontEnd, iq: InputQuant) -> dict:
+    """The numbers and tables `nas_frontend_fixed.c.j2` is filled with."""
+    _check(fe, iq)
+    t = fixedfe.tables(fe)
+    mel = F.mel_filter_tables(fe)
+    if mel.max_bin > fe.n_fft // 2:
+        raise AssertionError("mel tables reach the Nyquist bin")
+    n, hop, k0 = fe.n_fft, fe.hop_length, t.pushes_per_frame
+    a, b = q15fft.real_coefs_q15()
+    stride = q15fft.REAL_TABLE_LENGTH // n
+    gain_q, offset_q = fixed_map(iq)
+    return dict(fe=fe, iq=iq, n=n, hop=hop, m=fe.n_mels, k0=k0, history=k0 * hop,
+                window_bytes=fe.frames * fe.n_mels, slide=fe.window_hop_frames * fe.n_mels,
+                ram_bytes=frontend_ram_bytes(fe), window=_words(t.window), mel_coefs=_words(t.coefs),
+                mel_pos=t.pos.tolist(), mel_len=(t.lengths // 2).tolist(), log2=t.log2.tolist(),
+                rfft_modifier=stride, rfft_a=a[:n // 2 * stride:stride].reshape(-1).tolist(),
+                rfft_b=b[:n // 2 * stride:stride].reshape(-1).tolist(),
+                log_k=fixedfe.LOG_K, log_shift=fixedfe.LOG_SHIFT, log_bits=fixedfe.LOG_BITS, log_offset=t.offset,
+                floor=fixedfe.FLOOR_DB16, ceil=fixedfe.CEIL_DB16, gain_q=gain_q, offset_q=offset_q)
+
+
 def render_source(fe: FrontEnd, iq: InputQuant, api: Api = Api()) -> str:
+    if fe.arithmetic == "fixed":
+        return render("nas_frontend_fixed.c.j2", api=api, **fixed_values(fe, iq))
     return render(SOURCE_NAME + ".j2", api=api, **frontend_values(fe, iq))
+
+
+def render_dsp_unit() -> str:
+    """nas_frontend_dsp.c: CMSIS-DSP's q15 FFT sources in one translation unit (fixed front-ends)."""
+    return render(DSP_UNIT_NAME + ".j2", sources=FIXED_UNIT_SOURCES, intrinsics=INTRINSICS_HEADER)
 
 
 def write_frontend(fe: FrontEnd, iq: InputQuant, out_dir: str | os.PathLike, api: Api = Api()) -> list[Path]:
     """Write nas_frontend.h and nas_frontend.c for `fe` with input quantisation `iq` into `out_dir`,
-    with `api`'s names (`nas_frontend_*` by default); returns their paths (header first)."""
+    with `api`'s names (`nas_frontend_*` by default), and for a fixed front-end nas_frontend_dsp.c and
+    the intrinsics header; returns their paths (header first)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     header, source = out / HEADER_NAME, out / SOURCE_NAME
     header.write_text(render_header(fe, iq, api))
     source.write_text(render_source(fe, iq, api))
-    return [header, source]
+    if fe.arithmetic != "fixed":
+        return [header, source]
+    unit, intrinsics = out / DSP_UNIT_NAME, out / INTRINSICS_HEADER
+    unit.write_text(render_dsp_unit())
+    intrinsics.write_text(INTRINSICS_PATH.read_text())
+    return [header, source, unit, intrinsics]

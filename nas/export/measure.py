@@ -170,6 +170,8 @@ def _pipeline(folder: Path, work: Path, qm, cost, cmsis_nn, cmsis_dsp, tag: str,
     pipe = verify.measure_pipeline(folder, work / "pipe", cost, qm, cmsis_dsp, cmsis_nn, api)
     if not pipe["model_bit_exact_on_c_frontend_windows"]:
         raise verify.VerifyError(f"{tag}: pipeline scores differ from the reference on the C front-end's windows")
+    if qm.spec.frontend.arithmetic == "fixed" and pipe["features_equal_to_python_frontend"] != 1.0:
+        raise verify.VerifyError(f"{tag}: the fixed-point C front-end's windows differ from the training features")
     log(f"{tag}: front-end + model on the Cortex-M4: FLASH {pipe['flash_bytes']:,} B "
         f"({pipe['flash_vs_cost_model_total']:.2f} x cost model), RAM {pipe['ram_bytes_without_audio_buffer']:,} B "
         f"({pipe['ram_vs_cost_model_total']:.2f} x)")

@@ -170,7 +170,7 @@ def export_trial(src: TrialSource, out_dir: Path, budget: Budget, options: Expor
         origin = f"study {src.study_name}, trial {n}" if src.study_name else f"trial {n}"
         codegen.write_model_c(qm, cost, tmp, selftest=(x_int8[sel], ref[sel]), origin=origin, api=api)
         report["frontend_c"] = bool(codegen.write_frontend(qm, tmp, api))
-        codegen.write_build_files(tmp, api)
+        codegen.write_build_files(tmp, api, fixed_frontend=spec.frontend.arithmetic == "fixed")
         report["host_c"], report["cortex_m4"], report["pipeline"] = measure.c_checks(
             tmp, qm, cost, budget, x_int8, ref, options, tag, log, api)
         report["export_seconds"] = round(time.perf_counter() - t_start, 2)

@@ -312,16 +312,17 @@ def pipeline_pushes(spec) -> int:
 
 
 def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp_root: str | os.PathLike,
-                      pushes: int, nn_path: str | os.PathLike | None = None, opt: str = "-O2",
+                      pushes: int, fe, nn_path: str | os.PathLike | None = None, opt: str = "-O2",
                       isa: str = "cortex-m4", api: Api = Api()) -> Path:
-    """Cortex-M ELF of front-end (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
+    """Cortex-M ELF of front-end `fe` (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
     from nas.export import frontend_c as fc
 
     model_dir = Path(model_dir)
     if not (model_dir / fc.SOURCE_NAME).is_file():
         raise VerifyError(f"{model_dir} has no {fc.SOURCE_NAME}")
+    fe_srcs = [model_dir / name for name in fc.frontend_sources(fe)]
     try:
-        dsp_srcs, dsp_incs = fc.cmsis_dsp_sources(dsp_root)
+        dsp_srcs, dsp_incs = fc.cmsis_dsp_sources(dsp_root, fe)
     except FileNotFoundError as exc:
         raise VerifyError(str(exc)) from None
     srcs, incs, strict = kernel_library(model_dir, nn_path)
@@ -330,7 +331,7 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
     defines = {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_FRONTEND": None, "NAS_DRIVER_PUSHES": pushes,
                **{d: None for d in fc.CMSIS_DSP_DEFINES}}
     try:
-        return qemu.build_elf([model_dir / MODEL_C, model_dir / fc.SOURCE_NAME, DRIVER_C], [model_dir, *incs, *dsp_incs],
+        return qemu.build_elf([model_dir / MODEL_C, *fe_srcs, DRIVER_C], [model_dir, *incs, *dsp_incs],
                               Path(work), defines=defines, name="pipeline", cflags=cflags, opt=opt,
                               cpu_flags=qemu.CPU_FLAGS[isa], cached=[*srcs, *dsp_srcs],
                               cached_include_dirs=[*incs, *dsp_incs])
@@ -349,7 +350,7 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
     spec = qm.spec
     fe = spec.frontend
     pushes = pipeline_pushes(spec)
-    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa,
+    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, fe, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa,
                             api=api)
     text, tags = _run_qemu(elf, None, 300.0, "QEMU pipeline run")
     n = int(tags["done"]["n"])
@@ -366,7 +367,7 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
     sizes = qemu.elf_sizes(elf)
     syms = elf_symbols(elf)
     fe_ram = syms.get(fc.RAM_SYMBOL, 0)
-    fe_tables = sum(syms.get(k, 0) for k in (*fc.TABLE_SYMBOLS, *fc.rfft_table_symbols(fe.n_fft)))
+    fe_tables = sum(syms.get(k, 0) for k in (*fc.table_symbols(fe), *fc.rfft_table_symbols(fe.n_fft, fe.arithmetic)))
     ram = sizes["ram"] + stack
     audio = syms.get("nas_driver_hop", 0)     # the application's capture buffer, outside the cost model
     harness = sum(v for k, v in qemu.map_footprints(elf.with_suffix(".map"), stubs=True).items()
