@@ -67,6 +67,12 @@ def predicted(spec, lib: str, opt: str, isa: str = "cortex-m4") -> tuple[float, 
     return cost.instructions_per_window, verify.model_flash_estimate(cost, spec)
 
 
+def own_digest() -> str:
+    from nas.libraries import nas_kernels
+
+    return nas_kernels.digest()
+
+
 def measure_all(libs: dict[str, str | None], opts=("O2", "Os", "O3")) -> list[dict]:
     import numpy as np
 
@@ -76,18 +82,18 @@ def measure_all(libs: dict[str, str | None], opts=("O2", "Os", "O3")) -> list[di
     for k, spec in enumerate(networks()):
         fe = spec.frontend
         x = np.random.default_rng(k).integers(-128, 128, size=(1, fe.frames, fe.n_mels)).astype(np.int8)
-        qm = None
+        qm, folders = None, {}
         for lib, root in libs.items():
             for opt in opts:
-                cache = CACHE / f"{spec.fingerprint()}_{lib}_{opt}.json"
+                cache = CACHE / f"{spec.fingerprint()}_{lib}_{opt}_{own_digest()}.json"     # own kernels: their C
                 if cache.is_file():
                     rows.append(json.loads(cache.read_text()))
                     continue
-                if qm is None:
-                    qm = models.random_model(spec, k)
-                    folder = Path(tempfile.mkdtemp(prefix="bench_chip_"))
-                    models.write_c(qm, "cortex-m4", folder, x)
-                run = models.run_exported(qm, lib, root, "cortex-m4", opt, folder, x)
+                qm = qm or models.random_model(spec, k)
+                if opt not in folders:       # the kernels each level chooses
+                    folders[opt] = Path(tempfile.mkdtemp(prefix="bench_chip_"))
+                    models.write_c(qm, "cortex-m4", folders[opt], x, opt)
+                run = models.run_exported(qm, lib, root, "cortex-m4", opt, folders[opt], x)
                 if not run.scores_match:
                     raise AssertionError(f"{spec.name} {lib} -{opt}: Cortex-M4 scores differ from the reference")
                 row = {"network": spec.name, "library": lib, "opt": opt, "instructions": run.instructions,

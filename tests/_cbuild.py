@@ -31,22 +31,23 @@ if str(ROOT) not in sys.path:
 
 from nas.export import qemu
 from nas.int8 import intref  # noqa: E402
-from nas.libraries import library
+from nas.libraries import addon_sources, library  # noqa: E402
 
 HOST_CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 CACHE_DIR = Path(tempfile.gettempdir()) / "nas_cbuild_cache"
 
 OP_CONV, OP_DW, OP_FC, OP_MAXPOOL, OP_AVGPOOL, OP_SOFTMAX, OP_ADD = 1, 2, 3, 4, 5, 6, 7
-# conv entry points
-CONV_WRAPPER, CONV_S8, CONV_1X1_FAST, CONV_1X1, CONV_1XN = 0, 1, 2, 3, 4
+# conv entry points (CONV_NAS_*: the project's own kernels, nas/libraries/csrc/nas_kernels)
+CONV_WRAPPER, CONV_S8, CONV_1X1_FAST, CONV_1X1, CONV_1XN, CONV_NAS_C1, CONV_NAS_1X1 = 0, 1, 2, 3, 4, 5, 6
 # depthwise entry points
-DW_WRAPPER, DW_GENERIC, DW_3X3, DW_OPT = 0, 1, 2, 3
+DW_WRAPPER, DW_GENERIC, DW_3X3, DW_OPT, DW_NAS = 0, 1, 2, 3, 4
 
 DRIVER_C = r"""
 /* layer driver: runs serialized layer cases through the CMSIS-NN API */
 #include <stdint.h>
 #include <string.h>
 #include "arm_nnfunctions.h"
+#include "nas_kernels.h"
 
 #if defined(PNN_QEMU)
 #include "qemu_harness.h"
@@ -159,6 +160,8 @@ static void run_case(int32_t op, const case_t *c)
             out_d.n = p[0]; out_d.h = p[13]; out_d.w = p[14]; out_d.c = p[4];
             b_d.n = 1; b_d.h = 1; b_d.w = 1; b_d.c = p[4];
             buf_n = entry == 1 ? arm_convolve_s8_get_buffer_size(&in_d, &f_d)
+                  : entry == 5 ? nas_convolve_c1_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d)
+                  : entry == 6 ? nas_convolve_1x1_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d)
                                : arm_convolve_wrapper_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d);
             buf_dsp = arm_convolve_wrapper_s8_get_buffer_size_dsp(&cp, &in_d, &f_d, &out_d);
             out_n = out_d.n * out_d.h * out_d.w * out_d.c;
@@ -171,6 +174,8 @@ static void run_case(int32_t op, const case_t *c)
             case 1: status = arm_convolve_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, 0, &out_d, out); break;
             case 2: status = arm_convolve_1x1_s8_fast(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             case 3: status = arm_convolve_1x1_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
+            case 5: status = nas_convolve_c1_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
+            case 6: status = nas_convolve_1x1_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             default: status = arm_convolve_1_x_n_s8(&ctx, &cp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             }
             t1 = now();
@@ -183,6 +188,7 @@ static void run_case(int32_t op, const case_t *c)
             out_d.n = p[0]; out_d.h = p[13]; out_d.w = p[14]; out_d.c = p[3] * p[4];
             b_d.n = 1; b_d.h = 1; b_d.w = 1; b_d.c = out_d.c;
             buf_n = entry == 3 ? arm_depthwise_conv_s8_opt_get_buffer_size(&in_d, &f_d)
+                  : entry == 4 ? nas_depthwise_conv_s8_get_buffer_size(&dp, &in_d, &f_d, &out_d)
                                : arm_depthwise_conv_wrapper_s8_get_buffer_size(&dp, &in_d, &f_d, &out_d);
             buf_dsp = arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp(&dp, &in_d, &f_d, &out_d);
             out_n = out_d.n * out_d.h * out_d.w * out_d.c;
@@ -194,6 +200,7 @@ static void run_case(int32_t op, const case_t *c)
             case 0: status = arm_depthwise_conv_wrapper_s8(&ctx, &dp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             case 1: status = arm_depthwise_conv_s8(&ctx, &dp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             case 2: status = arm_depthwise_conv_3x3_s8(&ctx, &dp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
+            case 4: status = nas_depthwise_conv_s8(&ctx, &dp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             default: status = arm_depthwise_conv_s8_opt(&ctx, &dp, &q, &in_d, c->blob[0], &f_d, c->blob[1], &b_d, bias, &out_d, out); break;
             }
             t1 = now();
@@ -548,15 +555,18 @@ def _compile_all(cc: str, flags: Sequence[str], sources: Sequence[Path], obj_dir
 
 
 def _library_for(lib: str) -> tuple[list[Path], list[Path], bool]:
-    """(sources, include dirs, strict) for 'portable' or 'cmsis' (needs CMSIS_NN_PATH)."""
+    """(sources, include dirs, strict) for 'portable' or 'cmsis' (needs CMSIS_NN_PATH), each with the
+    add-on libraries (the project's own kernels) beside it."""
+    own, own_inc = addon_sources()
     if lib == "portable":
-        return *library("portable").sources(), True
+        srcs, incs = library("portable").sources()
+        return srcs + own, incs + own_inc, True
     if lib == "cmsis":
         root = os.environ.get("CMSIS_NN_PATH")
         if not root:
             raise RuntimeError("CMSIS_NN_PATH is not set")
         srcs, incs = library("cmsis-nn").sources(root)
-        return srcs, incs, False
+        return srcs + own, incs + own_inc, False
     raise ValueError(lib)
 
 
@@ -583,16 +593,17 @@ def build_host_driver(lib: str = "portable") -> Path:
     return _publish(tmp, out) / "driver"
 
 
-def build_qemu_driver(lib: str = "portable", opt: str = "-O2") -> Path:
-    """Cortex-M4 ELF of the driver + chosen kernel library + harness (cached)."""
+def build_qemu_driver(lib: str = "portable", opt: str = "-O2", isa: str = "cortex-m4") -> Path:
+    """ELF of the driver + chosen kernel library + harness for `isa` (a `qemu.CPU_FLAGS` key; the
+    mps2-an386 Cortex-M4 runs all of them), cached."""
     tc = qemu.find_toolchain()
     if tc is None:
         raise RuntimeError(qemu.toolchain_problem())
     srcs, incs, strict = _library_for(lib)
     key = _digest(srcs + _headers(incs) + qemu.harness_sources() + [qemu.LINKER_SCRIPT]
                   + list(qemu.HARNESS_DIR.glob("*.h")),
-                  [DRIVER_C, opt, _compiler_id(tc.gcc), "qemu", Path(qemu.__file__).read_text()])
-    out = CACHE_DIR / f"m4_{lib}_{key}"
+                  [DRIVER_C, opt, isa, _compiler_id(tc.gcc), "qemu", Path(qemu.__file__).read_text()])
+    out = CACHE_DIR / f"{isa}_{lib}_{key}"
     elf = out / "driver.elf"
     if elf.exists():
         return elf
@@ -601,7 +612,8 @@ def build_qemu_driver(lib: str = "portable", opt: str = "-O2") -> Path:
     drv.write_text(DRIVER_C)
     cflags = ["-Wall", "-Wextra", "-Werror"] if strict else []
     # library + harness with strict warnings (portable), driver alongside
-    qemu.build_elf([drv, *srcs], incs, tmp, defines=["PNN_QEMU"], name="driver", opt=opt, cflags=cflags)
+    qemu.build_elf([drv, *srcs], incs, tmp, defines=["PNN_QEMU"], name="driver", opt=opt, cflags=cflags,
+                   cpu_flags=qemu.CPU_FLAGS[isa])
     return _publish(tmp, out) / "driver.elf"
 
 

@@ -40,7 +40,7 @@ from nas.train.clips import eval_windows
 from nas.train.loop import train
 from nas.train.recipe import Augment, Recipe
 from nas.train.trialdata import TrialData
-from nas.libraries import LibraryMissing, library
+from nas.libraries import LibraryMissing, addon_sources, library
 from nas.libraries.cmsis_nn import CMSIS_NN_SOURCES, PORTABLE_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -535,9 +535,10 @@ int main(void)
     return a != 0 || b != 0 || fa != 0 || fb != 0;
 }
 """)
-    port = sorted(PORTABLE_DIR.glob("*.c"))
+    own, own_incs = addon_sources()             # one copy of each kernel library for both models
+    port = sorted(PORTABLE_DIR.glob("*.c")) + own
     srcs = [main, *[tmp_path / n / f for n in models for f in ("model.c", "model_selftest.c")], *port]
-    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{PORTABLE_DIR}"], []
+    flags, libs = [*verify.STRICT, "-O2", f"-I{tmp_path}", f"-I{PORTABLE_DIR}", *(f"-I{d}" for d in own_incs)], []
     try:
         import _cmsisdsp as cd
 

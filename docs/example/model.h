@@ -48,7 +48,7 @@ extern "C" {
 #define NAS_MODEL_OUTPUT_ZERO_POINT (-128)
 
 /* cost model figures (nas.cost, CMSIS-NN scratch sizes of the budget's core) */
-#define NAS_MODEL_ARENA_BYTES 15600
+#define NAS_MODEL_ARENA_BYTES 16160
 #define NAS_MODEL_NETWORK_FLASH_BYTES 49420
 #define NAS_MODEL_MACS 539920
 

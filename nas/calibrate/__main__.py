@@ -22,7 +22,7 @@ from pathlib import Path
 from nas.calibrate.run import DEFAULT_WORK, STEPS, regenerate
 from nas.core import flags
 from nas.core.errors import run_cli
-from nas.cost import cpu
+from nas.cost import cpu, nas_kernels
 
 
 def _list(text: str) -> list[str]:
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,
                    help="CMSIS-DSP tree for the front-end step (default $CMSIS_DSP_PATH)")
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
-    p.add_argument("--libraries", default=",".join(cpu.LIBRARIES))
+    p.add_argument("--libraries", default=",".join((*cpu.LIBRARIES, nas_kernels.LIBRARY)),
+                   help="kernel libraries measured (nas: the project's own kernels)")
     p.add_argument("--isas", default=",".join(cpu.ISAS))
     p.add_argument("--opts", default=",".join(cpu.OPT_LEVELS))
     p.add_argument("--kernels", default="", help="refit only these kernels (comma-separated, e.g. add); the "

@@ -4,7 +4,7 @@ On `GLUE_SPECS` (random default-space networks with every layer kind among them,
 build fast) exported with random weights, per configuration:
 
 * instructions: one inference of model.c linked against `STUB_KERNELS_C` (every CMSIS-NN function
-  it calls returns at once) = per_invoke + sum of per_layer[op] over its kernel calls, non-negative
+  and own kernel it calls returns at once) = per_invoke + sum of per_layer[op] over its kernel calls, non-negative
   least squares (exact counts, so the fit is exact up to a few instructions of immediate-encoding
   differences);
 * FLASH: the ELF minus the harness, the network constants (+ their alignment padding) and the
@@ -22,16 +22,41 @@ import numpy as np
 from scipy.optimize import nnls
 
 from nas.calibrate import DEFAULT_SPACE, models
-from nas.cost import cpu
+from nas.cost import cpu, kernel_choice
 from nas.cost.codesize import CodeSizeModel, weight_padding
-from nas.libraries import DEFAULT, library
+from nas.libraries import DEFAULT, addon_sources, library
 from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 GLUE_SEEDS = range(20_000, 20_400)
 
 # The entry points model.c calls, doing nothing: what is left of an inference is the generated code.
 STUB_KERNELS_C = """#include "arm_nnfunctions.h"
+#include "nas_kernels.h"
 #define NAS_UNUSED(x) (void)(x)
+arm_cmsis_nn_status nas_convolve_c1_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
+    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
+    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
+int32_t nas_convolve_c1_s8_get_buffer_size(const cmsis_nn_conv_params *a, const cmsis_nn_dims *b,
+    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
+arm_cmsis_nn_status nas_depthwise_conv_s8(const cmsis_nn_context *a, const cmsis_nn_dw_conv_params *b,
+    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
+    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
+int32_t nas_depthwise_conv_s8_get_buffer_size(const cmsis_nn_dw_conv_params *a, const cmsis_nn_dims *b,
+    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
+arm_cmsis_nn_status nas_convolve_1x1_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
+    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
+    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
+  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
+int32_t nas_convolve_1x1_s8_get_buffer_size(const cmsis_nn_conv_params *a, const cmsis_nn_dims *b,
+    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
+{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
 arm_cmsis_nn_status arm_convolve_wrapper_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
     const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
     const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
@@ -111,7 +136,7 @@ def _glue_instructions(folder: Path, work: Path, isa: str, opt: str, x: np.ndarr
 
     stub = work / "glue" / "stub_kernels.c"
     stub.write_text(STUB_KERNELS_C)
-    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, PORTABLE_DIR],
+    elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, PORTABLE_DIR, *addon_sources()[1]],
                          folder / f"stub_{isa}_{opt}", name="stub", opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
                          defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": GLUE_REPEATS})
     return float(verify.run_m4(elf, np.repeat(x, GLUE_REPEATS, axis=0), classes).insn.mean())
@@ -152,6 +177,13 @@ def _export_all(cfg, roots, work: Path, specs) -> list[tuple[list[cpu.KernelCall
     return out
 
 
+def _written_choices(calls, isa: str) -> list:
+    """The kernels model.c calls: those `models.write_c` priced (its budget's library, level and core)."""
+    t = models.budget_for(isa).target
+    insn = cpu.instruction_model(t.library, isa, t.opt_level)
+    return [kernel_choice.choose(c, library(t.library), insn, t.dsp, isa, t.opt_level) for c in calls]
+
+
 def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     """(instruction glue, FLASH glue) of one configuration."""
     rows = _exports(cfg, roots, work)
@@ -160,9 +192,10 @@ def measure(cfg, roots, work: Path, sizes: CodeSizeModel) -> tuple[dict, dict]:
     counts = np.array([[sum(c.op == op for c in calls) for op in ops] for calls, _, _ in rows], dtype=float)
     a = np.concatenate([np.ones((len(rows), 1)), counts], axis=1)
     insn_coef, _ = nnls(a, insn)      # instructions the code executes: never negative
+    _, isa, opt = cfg
     rest = np.array([run.flash_bytes - sizes.harness_bytes - run.const_bytes - weight_padding(calls)
-                     - sizes.kernel_bytes((c.op for c in calls), beside_harness=True) for calls, run, _ in rows],
-                    dtype=float)
+                     - kernel_choice.code_bytes(calls, _written_choices(calls, isa), sizes, isa, opt, True)
+                     for calls, run, _ in rows], dtype=float)
     x = np.concatenate([np.ones((len(rows), 1)), counts], axis=1)
     coef, *_ = np.linalg.lstsq(x, rest, rcond=None)
     resid = rest - x @ coef

@@ -1,8 +1,10 @@
 """Exact instruction counts of CMSIS-NN layer calls under QEMU, for many geometries.
 
 `build_driver` links ``csrc/kernel_driver.c`` with a kernel library (a CMSIS-NN checkout's
-`nas.libraries`: a CMSIS-NN checkout or the portable kernels) for one instruction set and optimisation level;
-`count` runs a list of `KernelCall`s through it (``-icount shift=0``: one SysTick tick per 40
+`nas.libraries`: a CMSIS-NN checkout or the portable kernels, and the add-on libraries beside it: the
+own kernels, library 'nas', are measured beside the portable ones) for one instruction set and
+optimisation level; `count` runs a list of `KernelCall`s through it, through the library's wrappers or
+one of the own kernels (``-icount shift=0``: one SysTick tick per 40
 instructions, deterministic, so one run per geometry suffices). `space_calls` and `random_calls` are
 the geometries measured: the layers of random networks of a search space, and random layers around
 them so that every kernel's fit sees channel counts of every alignment, strides, paddings and sizes.
@@ -17,10 +19,11 @@ from typing import Iterable, Sequence
 
 from nas.cost.cpu import KernelCall, dispatch, kernel_calls
 from nas.export import qemu
-from nas.libraries import library
+from nas.libraries import ADDONS, addon_sources, library
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "kernel_driver.c"
 OP_CODES = {"conv": 1, "dw": 2, "fc": 3, "max_pool": 4, "avg_pool": 5, "softmax": 6, "add": 7}
+OWN_OP_CODES = {"nas_conv_c1": 8, "nas_dw": 9, "nas_conv_1x1": 10}      # kernel_driver.c's codes of the own kernels
 MAGIC = 0x544E434B  # "KCNT"
 # kernel_driver.c buffer capacities (bytes / channels)
 ACT_CAP, W_CAP, SCRATCH_CAP, CH_CAP = 384 * 1024, 2 * 1024 * 1024, 128 * 1024, 4096
@@ -28,11 +31,13 @@ SOFTMAX_PARAMS = (1717986944, 23, -248)   # intref.softmax_params(0.1): a valid 
 
 
 def build_driver(name: str, root: str | os.PathLike | None, isa: str, opt: str, work: str | os.PathLike) -> Path:
-    """The kernel driver linked with library `name` (`root`: its checkout, where it needs one)."""
-    lib = library(name)
+    """The kernel driver linked with library `name` (`root`: its checkout, where it needs one) and the
+    add-ons; an add-on's name builds it beside the portable kernels."""
+    lib = library("portable" if name in ADDONS else name)
     srcs, incs = lib.sources(root)
-    return qemu.build_elf([DRIVER_C], incs, Path(work), name=f"kernels_{name}_{isa}_{opt}", opt=f"-{opt}",
-                          cpu_flags=lib.cpu_flags(isa), cached=srcs)
+    own_srcs, own_incs = addon_sources()
+    return qemu.build_elf([DRIVER_C], incs + own_incs, Path(work), name=f"kernels_{name}_{isa}_{opt}", opt=f"-{opt}",
+                          cpu_flags=lib.cpu_flags(isa), cached=srcs + own_srcs)
 
 
 def fits_driver(call: KernelCall) -> bool:
@@ -57,19 +62,21 @@ def _params(call: KernelCall) -> list[int]:
     return [call.cout, *SOFTMAX_PARAMS]
 
 
-def encode(calls: Sequence[KernelCall], reps: Sequence[int]) -> bytes:
+def encode(calls: Sequence[KernelCall], reps: Sequence[int], own: str | None = None) -> bytes:
+    """The driver's input: every call through the library's wrappers, or through the own kernel `own`."""
     words = [MAGIC, len(calls)]
     for c, r in zip(calls, reps):
         p = _params(c)
-        words += [OP_CODES[c.op], r, len(p), *p]
+        words += [OWN_OP_CODES[own] if own else OP_CODES[c.op], r, len(p), *p]
     return struct.pack(f"<{len(words)}i", *words)
 
 
-def _run(elf, calls: Sequence[KernelCall], reps: Sequence[int], chunk: int, timeout: float) -> list[int]:
+def _run(elf, calls: Sequence[KernelCall], reps: Sequence[int], chunk: int, timeout: float,
+         own: str | None = None) -> list[int]:
     out: list[int] = []
     for i in range(0, len(calls), chunk):
         part, part_reps = list(calls[i:i + chunk]), list(reps[i:i + chunk])
-        text, code = qemu.run_elf(elf, encode(part, part_reps), timeout=timeout)
+        text, code = qemu.run_elf(elf, encode(part, part_reps, own), timeout=timeout)
         tags = qemu.parse_tagged(text)
         if code != 0 or tags.get("done", {}).get("cases") != len(part):
             raise RuntimeError(f"kernel driver exited {code}; output tail:\n{text[-1500:]}")
@@ -81,14 +88,15 @@ def _run(elf, calls: Sequence[KernelCall], reps: Sequence[int], chunk: int, time
 
 
 def count(elf: str | os.PathLike, calls: Sequence[KernelCall], chunk: int = 48, timeout: float = 600.0,
-          min_total: int = 40_000) -> list[float]:
-    """Instructions of each call (get-buffer-size + wrapper, as model.c runs them). Calls shorter
-    than `min_total` are run again, repeated until they reach it, so the 40-instruction SysTick step
-    is at most 0.1 % of what is reported. Raises on a non-zero status or a QEMU failure."""
-    first = _run(elf, calls, [1] * len(calls), chunk, timeout)
+          min_total: int = 40_000, own: str | None = None) -> list[float]:
+    """Instructions of each call (get-buffer-size + wrapper, as model.c runs them; or the own kernel
+    `own` and its size function). Calls shorter than `min_total` are run again, repeated until they
+    reach it, so the 40-instruction SysTick step is at most 0.1 % of what is reported. Raises on a
+    non-zero status or a QEMU failure."""
+    first = _run(elf, calls, [1] * len(calls), chunk, timeout, own)
     short = [i for i, n in enumerate(first) if n < min_total]
     reps = [-(-min_total // max(first[i], 40)) for i in short]
-    again = _run(elf, [calls[i] for i in short], reps, chunk, timeout)
+    again = _run(elf, [calls[i] for i in short], reps, chunk, timeout, own)
     out = [float(n) for n in first]
     for i, r, n in zip(short, reps, again):
         out[i] = n / r

@@ -63,12 +63,19 @@ class ExportRun:
     elf: Path
 
 
-def write_c(qm, isa: str, folder: Path, x_int8: np.ndarray) -> None:
+def write_c(qm, isa: str, folder: Path, x_int8: np.ndarray, opt: str | None = None) -> None:
+    """model.c and the build files of `qm`, its kernels chosen for `isa` at `opt` (default the budget's
+    level: the choice between a library's kernel and an own one may differ between levels)."""
+    import dataclasses
+
     from nas.cost import analytic as costmodel
     from nas.export import codegen
     from nas.quant.quantize import run_int8
 
-    cost = costmodel.estimate(qm.spec, budget_for(isa))
+    budget = budget_for(isa)
+    if opt:
+        budget = dataclasses.replace(budget, target=dataclasses.replace(budget.target, opt_level=opt))
+    cost = costmodel.estimate(qm.spec, budget)
     codegen.write_model_c(qm, cost, folder, selftest=(x_int8[0], run_int8(qm, x_int8[:1])[0]))
     codegen.write_build_files(folder)
 

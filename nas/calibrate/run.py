@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
-from nas.cost import codesize, cpu, frontend
+from nas.cost import codesize, cpu, frontend, nas_kernels
 
 STEPS = ("kernels", "codesize", "glue", "frontend")
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "nas_chip_measure"
@@ -66,18 +66,23 @@ def regenerate(steps, libraries, isas, opts, cmsis_nn: str | None, cmsis_dsp: st
     if "frontend" in steps and not cmsis_dsp:
         raise UserError("--cmsis-dsp: the frontend step needs a CMSIS-DSP tree (or CMSIS_DSP_PATH)")
     roots = {"cmsis-nn": cmsis_nn, "portable": None}
-    cfgs = [(lib, isa, opt) for lib in libraries for isa in isas for opt in opts]
+    own = [(isa, opt) for isa in isas for opt in opts] if nas_kernels.LIBRARY in libraries else []
+    cfgs = [(lib, isa, opt) for lib in libraries if lib != nas_kernels.LIBRARY for isa in isas for opt in opts]
     work.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     insn_file, size_file = out / cpu.INSTRUCTIONS_FILE.name, out / codesize.CODESIZE_FILE.name
     if "kernels" in steps:
-        from nas.calibrate import instructions
+        from nas.calibrate import instructions, own as own_kernels
 
-        _write(insn_file, instructions.regenerate(cfgs, roots, work, stamp, insn_file, tuple(kernels)))
+        data = instructions.regenerate(cfgs, roots, work, stamp, insn_file, tuple(kernels))
+        own_kernels.regenerate_instructions(own, work, data)
+        _write(insn_file, data)
     if "codesize" in steps:
-        from nas.calibrate import sizes
+        from nas.calibrate import own as own_kernels, sizes
 
-        _write(size_file, sizes.regenerate(cfgs, roots, work, stamp, size_file))
+        data = sizes.regenerate(cfgs, roots, work, stamp, size_file)
+        own_kernels.regenerate_sizes(own, work, data)
+        _write(size_file, data)
     if "glue" in steps:
         _glue(cfgs, roots, work, insn_file, size_file)
     if "frontend" in steps:

@@ -21,7 +21,7 @@ from nas.export import qemu
 _LOCAL = qemu.LOCAL_OBJECT
 
 STUB = """/* code-size stub: keeps the entry points below (and what they reach) and nothing else */
-#include "arm_nnfunctions.h"
+#include "{header}"
 typedef void (*nas_fn)(void);
 __attribute__((used, section(".isr_vector"))) const nas_fn nas_keep[] = {{{refs}}};
 void Reset_Handler(void);
@@ -52,9 +52,11 @@ int nas_model_invoke(const int8_t *features, int8_t *scores)
 """
 
 
-def _stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str) -> Path:
+def stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa: str, opt: str,
+             header: str = "arm_nnfunctions.h") -> Path:
+    """A stub keeping only `funcs` (declared in `header`) linked with the library `lib_srcs`."""
     src = work / f"{name}.c"
-    src.write_text(STUB.format(refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
+    src.write_text(STUB.format(header=header, refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
     return qemu.build_elf([src], incs, work, name=name, opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
                           cached=lib_srcs, with_harness=False)
 
@@ -82,15 +84,15 @@ def measure_config(cfg, roots, work: Path) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     srcs, incs = library(lib).sources(roots[lib])
     entry_points = {op: library(lib).entry_points(op) for op in library(lib).ops}
-    base = set(qemu.map_footprints(_stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
+    base = set(qemu.map_footprints(stub_elf(d, "base", (), srcs, incs, isa, opt).with_suffix(".map")))
     symbols: dict[str, int] = {}
     groups: dict[str, list[str]] = {}
     for op, funcs in entry_points.items():
-        fp = qemu.map_footprints(_stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
+        fp = qemu.map_footprints(stub_elf(d, op, funcs, srcs, incs, isa, opt).with_suffix(".map"))
         keys = sorted(k for k in fp if k not in base)
         groups[op] = keys
         symbols.update({k: fp[k] for k in keys})
-    every = _stub_elf(d, "all", tuple(f for fs in entry_points.values() for f in fs), srcs, incs, isa, opt)
+    every = stub_elf(d, "all", tuple(f for fs in entry_points.values() for f in fs), srcs, incs, isa, opt)
     base_flash = qemu.elf_sizes(d / "base.elf")["flash"]
     linked = qemu.elf_sizes(every)["flash"] - base_flash
     harness_bytes, harness_symbols = harness(work, isa, opt)

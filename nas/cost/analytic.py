@@ -36,6 +36,7 @@ import numpy as np
 from nas.arch.spec import ArchSpec, FrontEnd, Layer, Shape
 from nas.budget import Budget
 from nas.cost.chip import ChipCost, chip_cost
+from nas.cost.kernel_choice import Choice
 from nas.kinds import KernelCall, kind_of
 from nas.kinds.base import align4
 from nas.libraries import Kernel, KernelLibrary, library as kernel_library
@@ -80,16 +81,18 @@ class LayerCost:
 
 
 def layer_cost(name: str, layer: Layer, in_shape: Shape, out_shape: Shape, lib: KernelLibrary, dsp: bool,
-               first: bool, instructions: float = 0.0) -> LayerCost:
+               first: bool, instructions: float = 0.0, choices: tuple[Choice, ...] = ()) -> LayerCost:
+    """`choices`: the kernel of each call (`nas.cost.kernel_choice`; default `lib`'s)."""
     kind = kind_of(layer)
     consts = kind.constants(layer, in_shape, out_shape)
     calls = kind.calls(layer, in_shape, out_shape)
-    scratches = tuple(lib.scratch_bytes(c, dsp) for c in calls)
+    scratches = tuple(k.scratch_bytes for k in choices) or tuple(lib.scratch_bytes(c, dsp) for c in calls)
+    kernels = tuple(k.kernel for k in choices) or tuple(lib.kernel(c, dsp) for c in calls)
     return LayerCost(name=name, kind=layer.TYPE, in_shape=in_shape, out_shape=out_shape, params=consts.params,
                      macs=sum(c.macs for c in calls), weight_bytes=consts.weights, bias_bytes=4 * consts.biases,
                      quant_bytes=consts.quant_bytes, in_bytes=int(np.prod(in_shape)), out_bytes=int(np.prod(out_shape)),
                      scratch_bytes=max(scratches), arena_bytes=kind.arena_bytes(calls, scratches, first), calls=calls,
-                     kernels=tuple(lib.kernel(c, dsp) for c in calls), scratches=scratches, instructions=instructions)
+                     kernels=kernels, scratches=scratches, instructions=instructions)
 
 
 def frontend_table_bytes(fe: FrontEnd, mel_nonzeros: int) -> int:
@@ -235,15 +238,15 @@ class Cost:
         return all(v <= 0 for v in self.violations(budget).values())
 
 
-def estimate(spec: ArchSpec, budget: Budget, library: str | None = None) -> Cost:
+def estimate(spec: ArchSpec, budget: Budget, library: str | None = None, own: bool = True) -> Cost:
     """The cost of `spec` on `budget`, its kernels and code those of `library` (default: the budget's
-    `target.library`)."""
+    `target.library`) and, where they are faster, the project's own (`own`; `nas.cost.kernel_choice`)."""
     t = budget.target
     lib = kernel_library(library or t.library)
     fe = spec.frontend
     nnz = mel_nonzeros(fe)
-    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, lib.name, nnz)
-    layers = [layer_cost(name, layer, i_s, o_s, lib, t.dsp, i == 0, chip.layer_instructions[i])
+    chip = chip_cost(spec, t.core, t.dsp, t.fpu, t.opt_level, lib.name, nnz, own, t.library)
+    layers = [layer_cost(name, layer, i_s, o_s, lib, t.dsp, i == 0, chip.layer_instructions[i], chip.choices[i])
               for i, (name, layer, (i_s, o_s)) in enumerate(zip(spec.layer_names(), spec.layers, spec.layer_shapes()))]
     return Cost(layers=tuple(layers), windows_per_second=fe.windows_per_second,
                 arena_bytes=max(lc.arena_bytes for lc in layers), frontend_ram_bytes=frontend_ram_bytes(fe),
@@ -263,10 +266,12 @@ def _kb(n: float) -> str:
 
 
 def _layer_rows(spec: ArchSpec, cost: Cost) -> list[str]:
-    rows = [("layer", "type", "in", "out", "params", "MACs", "kernel", "insn", "FLASH B", "scratch B", "RAM B")]
+    rows = [("layer", "type", "in", "out", "params", "MACs", "kernel", "insn", "insn/MAC", "FLASH B", "scratch B",
+             "RAM B")]
     for layer, lc in zip(spec.layers, cost.layers):
         rows.append((lc.name, kind_of(layer).describe(layer), _shape(lc.in_shape), _shape(lc.out_shape), f"{lc.params:,}",
-                     f"{lc.macs:,}", lc.kernel, f"{lc.instructions:,.0f}", f"{lc.flash_bytes:,}",
+                     f"{lc.macs:,}", lc.kernel, f"{lc.instructions:,.0f}",
+                     f"{lc.instructions / lc.macs:.2f}" if lc.macs else "", f"{lc.flash_bytes:,}",
                      f"{lc.scratch_bytes:,}", f"{lc.arena_bytes:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     left = (0, 1, 6)
@@ -283,7 +288,9 @@ FRONTEND_KINDS = {"float": "float: CMSIS-DSP f32", "fixed": "fixed point: q15 FF
 
 def _totals(cost: Cost, budget: Budget, fe: FrontEnd) -> list[str]:
     c = cost.chip
-    model = f"{c.library} kernels, {c.isa} -{c.opt}" + (f" ({c.note})" if c.note else "")
+    addons = sorted({k.library for layer in c.choices for k in layer} - {c.library})
+    model = (f"{c.library} kernels" + "".join(f" + {a} kernels where faster" for a in addons) + f", {c.isa} -{c.opt}"
+             + (f" ({c.note})" if c.note else ""))
     return [f"params {cost.params:,}   MACs/window {cost.macs:,}   MAC/s {cost.macs_per_second:,.0f}",
             f"CPU   {cost.instructions_per_window:,.0f} instructions/window x {cost.windows_per_second:.2f} windows/s "
             f"+ front-end {c.frontend_instructions_per_second:,.0f}/s = {cost.instructions_per_second:,.0f} "

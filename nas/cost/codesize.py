@@ -51,11 +51,6 @@ class CodeSizeModel:
         keys = self.kernel_symbols(ops) - (self.harness_symbols if beside_harness else frozenset())
         return sum(self.symbols[s] for s in keys)
 
-    def verification_elf_bytes(self, calls: list[KernelCall], network_bytes: int) -> int:
-        """Estimate of the exporter's QEMU ELF: harness + network constants + glue + kernel code."""
-        return (self.harness_bytes + network_bytes + self.glue_bytes(calls)
-                + self.kernel_bytes((c.op for c in calls), beside_harness=True))
-
     def glue_bytes(self, calls: Iterable[KernelCall]) -> int:
         """nas_model_invoke + the parameter structs of model.c + weight padding (upper bound)."""
         calls = list(calls)

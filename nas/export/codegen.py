@@ -24,8 +24,10 @@ buffer 4-byte aligned; the ends flip each layer. The final softmax writes straig
 preprocessor from the tensor dimensions, and at run time each layer checks that the scratch size
 the linked CMSIS-NN asks for (``*_get_buffer_size``) fits its gap.
 
-`write_build_files` adds a Makefile and a CMakeLists.txt (CMSIS_NN_PATH, CMSIS_DSP_PATH) and a copy
-of the portable CMSIS-NN kernels, so the folder builds and self-tests on a PC without any checkout.
+`write_build_files` adds a Makefile and a CMakeLists.txt (CMSIS_NN_PATH, CMSIS_DSP_PATH), a copy
+of the portable CMSIS-NN kernels, so the folder builds and self-tests on a PC without any checkout,
+and of the add-on libraries' (``nas_kernels/``: the project's own kernels, which the layers the cost
+model gives them call instead of the CMSIS-NN wrapper, with its arguments).
 
 The text of every file is a template in `templates/` (``model.h.j2``, ``model.c.j2``,
 ``model_selftest.c.j2``, ``Makefile.j2``, ``CMakeLists.txt.j2``); this module computes what fills
@@ -46,6 +48,7 @@ from nas.export.api import Api
 from nas.export.render import macros, render
 from nas.kinds import KINDS, kind_of
 from nas.kinds.base import LayerC, Slot
+from nas.libraries import ADDONS
 from nas.libraries.cmsis_nn import CMSIS_NN_SOURCES, PORTABLE_DIR
 from nas.quant.quantize import QuantizedModel, SOFTMAX_SCALE, SOFTMAX_ZERO_POINT
 
@@ -54,6 +57,7 @@ MODEL_H = "model.h"
 SELFTEST_C = "model_selftest.c"
 DECIDE_H = "model_decide.h"
 PORTABLE_SUBDIR = "cmsisnn_portable"
+OWN_SUBDIR = ADDONS["nas"].folder
 ARENA_SYMBOL = "nas_model_arena"
 WEIGHT_SYMBOL_PREFIX = "nas_w_"
 ERR_NULL = -100
@@ -98,6 +102,7 @@ def _values(qm: QuantizedModel, cost: costmodel.Cost, origin: str, api: Api) -> 
     return dict(spec=qm.spec, fe=qm.spec.frontend, iq=qm.input_quant, input_scale=qm.input_scale,
                 input_zero_point=qm.input_zero_point, output_scale=SOFTMAX_SCALE, output_zero_point=SOFTMAX_ZERO_POINT,
                 cost=cost, origin=origin, layers=layers, class_names=names, err_null=ERR_NULL, api=api,
+                headers=sorted({ADDONS[k.library].header for lay in cost.chip.choices for k in lay if k.library in ADDONS}),
                 kinds={kind.type: macros(kind.template) for kind in KINDS})
 
 
@@ -163,13 +168,16 @@ def write_frontend(qm: QuantizedModel, out_dir: str | Path, api: Api = Api()) ->
 # --------------------------------------------------------------------------- build files
 
 def copy_portable_kernels(out_dir: str | Path) -> list[Path]:
-    dst = Path(out_dir) / PORTABLE_SUBDIR
-    dst.mkdir(parents=True, exist_ok=True)
+    """The portable CMSIS-NN kernels and each add-on library's, each in its sub-folder."""
+    folders = [(PORTABLE_SUBDIR, [PORTABLE_DIR])] + [(lib.folder, lib.sources()[1]) for lib in ADDONS.values()]
     files = []
-    for src in sorted(PORTABLE_DIR.iterdir()):
-        if src.suffix in (".c", ".h"):
-            shutil.copy2(src, dst / src.name)
-            files.append(dst / src.name)
+    for sub, dirs in folders:
+        dst = Path(out_dir) / sub
+        dst.mkdir(parents=True, exist_ok=True)
+        for src in sorted(p for d in dirs for p in d.iterdir()):
+            if src.suffix in (".c", ".h"):
+                shutil.copy2(src, dst / src.name)
+                files.append(dst / src.name)
     return files
 
 

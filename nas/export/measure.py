@@ -125,10 +125,16 @@ def quantisation_summary(qm: Q.QuantizedModel) -> dict:
 
 
 def cost_summary(cost: costmodel.Cost) -> dict:
+    """The cost model's figures; per layer the kernels model.c calls (`kernel`: their names, `functions`:
+    the C functions, `libraries`: whose) and its predicted instructions (kernels + generated code)."""
     return {**cost.summary(), "flash_bytes_total": cost.flash_bytes, "ram_bytes_total": cost.ram_bytes,
             "reserve_flash_bytes": cost.reserve_flash_bytes, "reserve_ram_bytes": cost.reserve_ram_bytes,
             "layers": [{"name": lc.name, "kind": lc.kind, "macs": lc.macs, "flash_bytes": lc.flash_bytes,
-                        "scratch_bytes": lc.scratch_bytes, "arena_bytes": lc.arena_bytes} for lc in cost.layers]}
+                        "scratch_bytes": lc.scratch_bytes, "arena_bytes": lc.arena_bytes, "kernel": lc.kernel,
+                        "functions": [k.function for k in lc.kernels], "libraries": [k.library for k in ch],
+                        "instructions": round(lc.instructions),
+                        "instructions_per_mac": lc.instructions / lc.macs if lc.macs else None}
+                       for lc, ch in zip(cost.layers, cost.chip.choices)]}
 
 
 def onnx_checks(folder: Path, qm: Q.QuantizedModel, folded, checks: torch.Tensor, x_int8: np.ndarray,

@@ -34,8 +34,8 @@ from nas.cost import analytic as costmodel
 from nas.cost import codesize, cpu
 from nas.export import qemu
 from nas.export.api import Api
-from nas.export.codegen import MODEL_C, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
-from nas.libraries import library
+from nas.export.codegen import MODEL_C, OWN_SUBDIR, PORTABLE_SUBDIR, WEIGHT_SYMBOL_PREFIX
+from nas.libraries import addon_sources, library
 from nas.libraries.cmsis_nn import PORTABLE_DIR
 
 DRIVER_C = Path(__file__).resolve().parent / "csrc" / "model" / "nas_driver.c"
@@ -54,15 +54,18 @@ def host_compiler() -> str | None:
 
 
 def kernel_library(model_dir: Path, nn_path: str | os.PathLike | None = None) -> tuple[list[Path], list[Path], bool]:
-    """(sources, include dirs, strict) of the CMSIS-NN kernels: the folder's portable copy, or a
-    real checkout (compiled with warnings but without -Werror: not our code)."""
+    """(sources, include dirs, strict) of the kernels: the folder's portable CMSIS-NN copy, or a real
+    checkout (compiled with warnings but without -Werror: not our code), and the add-on libraries'
+    (the folder's copy, else the package's)."""
+    own = Path(model_dir) / OWN_SUBDIR
+    own_srcs, own_incs = (sorted(own.glob("*.c")), [own]) if own.is_dir() else addon_sources()
     if nn_path:
         srcs, incs = library("cmsis-nn").sources(nn_path)
-        return srcs, incs, False
+        return srcs + own_srcs, incs + own_incs, False
     port = Path(model_dir) / PORTABLE_SUBDIR
     if not port.is_dir():
         port = PORTABLE_DIR
-    return sorted(port.glob("*.c")), [port], True
+    return sorted(port.glob("*.c")) + own_srcs, [port, *own_incs], True
 
 
 def driver_api_flags(api: Api, work: Path) -> list[str]:
@@ -271,7 +274,8 @@ def model_flash_estimate(cost: costmodel.Cost, spec) -> int:
     harness (startup, semihosting, driver) + network constants + generated glue + the kernel code."""
     chip = cost.chip
     sizes = codesize.codesize_model(chip.library, chip.isa, chip.opt)
-    return sizes.verification_elf_bytes(cpu.kernel_calls(spec), cost.network_flash_bytes)
+    calls = cpu.kernel_calls(spec)
+    return sizes.harness_bytes + cost.network_flash_bytes + sizes.glue_bytes(calls) + chip.kernel_code_beside_harness
 
 
 def _sizes_vs_cost(elf: Path, stack: int, cost: costmodel.Cost, budget: Budget, spec, api: Api) -> dict:

@@ -10,6 +10,10 @@ fc, max_pool, avg_pool, softmax, ...). It owns, for a core:
 * `sources`: its C sources and include folders (a user's checkout, or files shipped here);
 * `cpu_flags` and `emulator`: how code for an instruction set is built and run to measure it.
 
+An add-on library (`ADDONS`) has C names of its own, so it links beside the budget's library, and
+kernels for only some calls (`takes`); the cost model gives a call to it where its measured kernel is
+faster (`nas.cost.kernel_choice`).
+
 The budget names a library (`target.library`); the cost model, the exporter and the calibration reach
 it only through `library(name)`, so adding one is a module here and one line in `LIBRARIES`.
 """
@@ -54,6 +58,10 @@ class KernelLibrary(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     ops: ClassVar[tuple[str, ...]]
+
+    def takes(self, call: KernelCall) -> bool:
+        """Whether this library has a kernel for `call` (a complete library: every call of its ops)."""
+        return call.op in self.ops
 
     @abstractmethod
     def kernel(self, call: KernelCall, dsp: bool) -> Kernel:

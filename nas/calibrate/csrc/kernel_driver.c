@@ -2,7 +2,9 @@
  * kernel_driver.c -- counts the instructions of CMSIS-NN layer calls on the QEMU mps2-an386 harness.
  *
  * Input (semihosting file, little-endian int32 words): "KCNT", case count, then per case
- * op (1 conv, 2 depthwise, 3 fully connected, 4 max pool, 5 avg pool, 6 softmax, 7 add), repetitions, the
+ * op (1 conv, 2 depthwise, 3 fully connected, 4 max pool, 5 avg pool, 6 softmax, 7 add; 8, 9 and 10
+ * the project's own nas_convolve_c1_s8, nas_depthwise_conv_s8 and nas_convolve_1x1_s8 with the conv and
+ * depthwise parameters), repetitions, the
  * parameter count and the parameters (see each branch). Activations and weights are pseudo-random (an LCG),
  * per-channel multipliers 0.7 * 2^31 with shift -8, so outputs spread over the int8 range.
  *
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "arm_nnfunctions.h"
+#include "nas_kernels.h"
 #include "qemu_harness.h"
 
 #define IN_CAP (64u * 1024u)
@@ -74,7 +77,7 @@ static int32_t run_conv(int32_t op, const int32_t *p, uint64_t *insn, int32_t *b
     arm_cmsis_nn_status status = ARM_CMSIS_NN_SUCCESS;
     uint64_t t0, t1;
     fill(g_in, p[0] * p[1] * p[2]);
-    if (op == 1)
+    if (op == 1 || op == 8 || op == 10)
     {
         const cmsis_nn_dims f_d = {p[3], p[4], p[5], p[2]};
         const cmsis_nn_conv_params cp = {p[12], p[13], {p[7], p[6]}, {p[9], p[8]}, {1, 1}, {p[14], p[15]}};
@@ -82,8 +85,35 @@ static int32_t run_conv(int32_t op, const int32_t *p, uint64_t *insn, int32_t *b
         t0 = qh_insn_count();
         for (int32_t r = 0; r < g_reps; r++)
         {
-            *buf = arm_convolve_wrapper_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d);
-            status = arm_convolve_wrapper_s8(&ctx, &cp, &q, &in_d, g_in, &f_d, g_w, &b_d, g_bias, &out_d, g_out);
+            if (op == 1)
+            {
+                *buf = arm_convolve_wrapper_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d);
+                status = arm_convolve_wrapper_s8(&ctx, &cp, &q, &in_d, g_in, &f_d, g_w, &b_d, g_bias, &out_d, g_out);
+            }
+            else if (op == 8)
+            {
+                *buf = nas_convolve_c1_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d);
+                status = nas_convolve_c1_s8(&ctx, &cp, &q, &in_d, g_in, &f_d, g_w, &b_d, g_bias, &out_d, g_out);
+            }
+            else
+            {
+                *buf = nas_convolve_1x1_s8_get_buffer_size(&cp, &in_d, &f_d, &out_d);
+                status = nas_convolve_1x1_s8(&ctx, &cp, &q, &in_d, g_in, &f_d, g_w, &b_d, g_bias, &out_d, g_out);
+            }
+        }
+        t1 = qh_insn_count();
+    }
+    else if (op == 9)
+    {
+        const cmsis_nn_dims f_d = {1, p[4], p[5], p[3]};
+        const cmsis_nn_dw_conv_params dp = {p[12], p[13], p[3] / p[2], {p[7], p[6]}, {p[9], p[8]}, {1, 1},
+                                            {p[14], p[15]}};
+        fill(g_w, p[4] * p[5] * p[3]);
+        t0 = qh_insn_count();
+        for (int32_t r = 0; r < g_reps; r++)
+        {
+            *buf = nas_depthwise_conv_s8_get_buffer_size(&dp, &in_d, &f_d, &out_d);
+            status = nas_depthwise_conv_s8(&ctx, &dp, &q, &in_d, g_in, &f_d, g_w, &b_d, g_bias, &out_d, g_out);
         }
         t1 = qh_insn_count();
     }
@@ -223,7 +253,7 @@ int main(void)
         char name[12];
         g_reps = w[1];
         w += 3 + w[2];
-        if (op == 1 || op == 2)
+        if (op == 1 || op == 2 || (op >= 8 && op <= 10))
         {
             status = run_conv(op, p, &insn, &buf);
         }
