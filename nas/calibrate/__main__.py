@@ -19,10 +19,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nas.calibrate.run import DEFAULT_WORK, STEPS, regenerate
 from nas.core import flags
 from nas.core.errors import run_cli
-from nas.cost import cpu, nas_kernels
 
 
 def _list(text: str) -> list[str]:
@@ -35,19 +33,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="CMSIS-NN checkout measured as the 'cmsis-nn' library (default $CMSIS_NN_PATH)")
     p.add_argument("--cmsis-dsp", default=os.environ.get("CMSIS_DSP_PATH") or None,
                    help="CMSIS-DSP tree for the front-end step (default $CMSIS_DSP_PATH)")
-    p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
-    p.add_argument("--libraries", default=",".join((*cpu.LIBRARIES, nas_kernels.LIBRARY)),
-                   help="kernel libraries measured (nas: the project's own kernels)")
-    p.add_argument("--isas", default=",".join(cpu.ISAS))
-    p.add_argument("--opts", default=",".join(cpu.OPT_LEVELS))
+    p.add_argument("--steps", default=None, help="comma-separated subset of the steps (default: every step)")
+    p.add_argument("--libraries", default=None,
+                   help="kernel libraries measured (default: every one; nas: the project's own kernels)")
+    p.add_argument("--isas", default=None, help="instruction sets measured (default: every one)")
+    p.add_argument("--opts", default=None, help="optimisation levels measured (default: every one)")
     p.add_argument("--kernels", default="", help="refit only these kernels (comma-separated, e.g. add); the "
                    "others keep their fits (default: every kernel)")
     p.add_argument("--arithmetics", default="float,fixed", help="front-ends the frontend step measures")
-    p.add_argument("--work", default=str(DEFAULT_WORK), help="cache of builds and raw counts (default %(default)s)")
-    p.add_argument("--out", default=str(cpu.DATA_DIR), help="where the JSON files go (default: the package's data/)")
+    p.add_argument("--work", default=None, help="cache of builds and raw counts (default: nas_chip_measure in the temporary folder)")
+    p.add_argument("--out", default=None, help="where the JSON files go (default: the package's data/)")
     a = p.parse_args(argv)
-    regenerate(_list(a.steps), _list(a.libraries), _list(a.isas), _list(a.opts), a.cmsis_nn, a.cmsis_dsp,
-               Path(a.work), Path(a.out), tuple(_list(a.kernels)), _list(a.arithmetics))
+    from nas.calibrate.run import DEFAULT_WORK, STEPS, regenerate  # torch loads with the layer kinds: after parsing
+    from nas.cost import cpu, nas_kernels
+
+    regenerate(_list(a.steps or ",".join(STEPS)), _list(a.libraries or ",".join((*cpu.LIBRARIES, nas_kernels.LIBRARY))),
+               _list(a.isas or ",".join(cpu.ISAS)), _list(a.opts or ",".join(cpu.OPT_LEVELS)), a.cmsis_nn, a.cmsis_dsp,
+               Path(a.work or DEFAULT_WORK), Path(a.out or cpu.DATA_DIR), tuple(_list(a.kernels)), _list(a.arithmetics))
     return 0
 
 

@@ -5,11 +5,8 @@ Exit 0 if it fits, 1 if not, 2 for a bad file, flag or trial.
 """
 from __future__ import annotations
 
-from nas.arch.spec import ArchSpec
-from nas.budget import Budget
 from nas.core import flags
 from nas.core.errors import UserError, run_cli
-from nas.cost.analytic import estimate, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trial", type=flags.index, help="trial number in --study")
     parser.add_argument("--storage", help="Optuna storage of --study (default studies/<study>/journal.log)")
     args = parser.parse_args(argv)
+    from nas.arch.spec import ArchSpec  # the layer kinds load torch: after the flags parse, so --help is instant
+    from nas.budget import Budget
+    from nas.cost.analytic import estimate, report
+
     if args.study:
         spec, budget = _from_study(args)
         print(f"study {args.study}, trial {args.trial}: {spec.name}")
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if cost.fits(budget) else 1
 
 
-def _from_study(args) -> tuple[ArchSpec, Budget]:
+def _from_study(args):
+    from nas.budget import Budget
     from nas.study.settings import recorded_budget
     from nas.study.study import open_study
     from nas.study.trials import trial_spec
