@@ -330,7 +330,7 @@ def test_a_budget_nothing_fits_stops_with_the_closest_candidate(tmp_path, demo_r
         "is over budget: RAM " in line and "> 3,000 B (+" in line and "raise its limits" in line, line
     study = read_study(tmp_path / "studies" / "t" / "journal.log", "t")
     assert len(counted_trials(study)) == stops_at
-    closest = min((t for t in study.trials), key=lambda t: max(t.constraints.values()))
+    closest = min(counted_trials(study), key=lambda t: max(t.constraints.values()))
     assert f"trial {closest.number}, is {closest.user_attrs['reject_reason']}." in line
     again = one_error_line(run(search_cmd(tmp_path, demo_root, "--trials", str(trials), "--study", "t",
                                           budget=tight), tmp_path), code=1)

@@ -79,7 +79,9 @@ def test_wider_conv_never_costs_less(spec, budget, data):
     wider = spec.replace(layers=tuple(layers))
     a, b = estimate(spec, budget), estimate(wider, budget)
     assert b.params >= a.params and b.macs >= a.macs and b.network_flash_bytes >= a.network_flash_bytes
-    assert b.arena_bytes >= a.arena_bytes
+    # with one kernel library the arena grows with the width; the per-layer choice of the own kernels
+    # trades scratch for instructions, so a narrow layer may take a kernel with more scratch
+    assert estimate(wider, budget, own=False).arena_bytes >= estimate(spec, budget, own=False).arena_bytes
 
 
 @SETTINGS

@@ -156,7 +156,7 @@ class FaultyData:
     def __init__(self, kind: str):
         self.kind = kind
 
-    def get(self, fe: FrontEnd):
+    def get(self, fe: FrontEnd, on_clips=None):
         if self.kind == "crash":
             raise RuntimeError("simulated out-of-memory while loading features")
         n, t = 40, 80

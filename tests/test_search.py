@@ -37,7 +37,7 @@ SPACE = ROOT / "search_spaces/default.yaml"
 class NoData:
     """Stands in for the feature provider: any access is a test failure."""
 
-    def get(self, fe):
+    def get(self, fe, on_clips=None):
         raise AssertionError("a rejected candidate touched the data")
 
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="training epochs (default: the study's recipe)")
     p.add_argument("--seed", type=flags.seed, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache folder (default: the study's)")
-    p.add_argument("--target-precision", type=float, default=0.9, metavar="P", help="report each model's 'unknown' "
+    p.add_argument("--target-precision", type=flags.share, default=0.9, metavar="P", help="report each model's 'unknown' "
                    "threshold: the lowest whose validation precision reaches P (default: %(default)s)")
     args = p.parse_args(argv)
     from nas.evaluate.stage import evaluate_study  # torch and optuna load after the flags parse: --help is instant

@@ -63,13 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     ckpts = Path(args.checkpoints) if args.checkpoints else folders.checkpoint_dir(args.study, storage)
     budget = Budget.load(args.budget) if args.budget else None
     out = Path(args.out) if args.out else DEFAULT_EXPORT_ROOT / args.study
+    what = pipeline.StudyExport(trials=args.trial, budget=budget, data=args.data, cache=args.cache,
+                                checkpoints=ckpts, prefixes=args.prefix)
+    options = pipeline.ExportOptions(args.calibration_windows, args.calibration, not args.no_verify, args.cmsis_nn,
+                                     args.cmsis_dsp, args.force, args.flash_over_estimate, args.target_precision)
     try:
-        what = pipeline.StudyExport(trials=args.trial, budget=budget, data=args.data, cache=args.cache,
-                                    checkpoints=ckpts, prefixes=args.prefix)
-        options = pipeline.ExportOptions(calibration_windows=args.calibration_windows, method=args.calibration,
-                                         build_c=not args.no_verify, cmsis_nn=args.cmsis_nn, cmsis_dsp=args.cmsis_dsp,
-                                         force=args.force, flash_over_estimate=args.flash_over_estimate,
-                                         target_precision=args.target_precision)
         pipeline.export_study(study, out, what, options,
                               artifacts=artifacts.artifact_store(folders.output_dir(args.study, storage)))
     except verify.VerifyError as exc:

@@ -49,22 +49,22 @@ class Rejections:
         self.limit, self.lock = limit, threading.Lock()
         self.fits, self.count, self.closest = False, 0, None
         for t in study.get_trials(deepcopy=False):
-            self._add(t.number, t.user_attrs, t.constraints)
+            self._add(t.number, TrialRecord.of(t), t.constraints)
 
-    def _add(self, number: int, attrs: dict, constraints: dict[str, float]) -> None:
-        if attrs.get("feasible"):
+    def _add(self, number: int, rec: TrialRecord, constraints: dict[str, float]) -> None:
+        if rec.feasible:
             self.fits = True
-        elif attrs.get("feasible") is False:
+        elif rec.feasible is False:
             self.count += 1
             over = max([v for v in constraints.values() if v > 0] or [float("inf")])
             if self.closest is None or over < self.closest[0]:
-                self.closest = (over, number, attrs.get("reject_reason", "rejected"))
+                self.closest = (over, number, rec.reject_reason or "rejected")
 
     def seen(self, trial: optuna.Trial | None = None) -> None:
         """Count `trial` (None: only check what the study already holds)."""
         with self.lock:
             if trial is not None:
-                self._add(trial.number, trial.user_attrs, trial.constraints)
+                self._add(trial.number, TrialRecord.of(trial), trial.constraints)
             if self.fits or self.count < self.limit:
                 return
             _, number, reason = self.closest
