@@ -612,8 +612,8 @@ def build_qemu_driver(lib: str = "portable", opt: str = "-O2", isa: str = "corte
     drv.write_text(DRIVER_C)
     cflags = ["-Wall", "-Wextra", "-Werror"] if strict else []
     # library + harness with strict warnings (portable), driver alongside
-    qemu.build_elf([drv, *srcs], incs, tmp, defines=["PNN_QEMU"], name="driver", opt=opt, cflags=cflags,
-                   cpu_flags=qemu.CPU_FLAGS[isa])
+    qemu.build_elf([drv, *srcs], incs, tmp, defines=["PNN_QEMU"], name="driver",
+                   options=qemu.BuildOptions(opt=opt, cpu_flags=qemu.CPU_FLAGS[isa], cflags=cflags))
     return _publish(tmp, out) / "driver.elf"
 
 

@@ -362,8 +362,9 @@ def build_m4_frontend(fe, iq, work: Path, isa: str = "cortex-m4") -> Path:
     (work / "driver.c").write_text(FE_DRIVER_C)
     return qemu.build_elf([gen / fc.SOURCE_NAME, work / "driver.c"], [gen, *incs], work / "m4",
                           defines=[*fc.CMSIS_DSP_DEFINES, "FE_QEMU"], name="fe",
-                          cflags=["-Wall", "-Wextra", "-Werror", "-ffp-contract=off", *_fixed_flag(fe)],
-                          ldflags=[str(lib)], toolchain=tc, cpu_flags=qemu.CPU_FLAGS[isa])
+                          options=qemu.BuildOptions(
+                              cpu_flags=qemu.CPU_FLAGS[isa], toolchain=tc, ldflags=(str(lib),),
+                              cflags=("-Wall", "-Wextra", "-Werror", "-ffp-contract=off", *_fixed_flag(fe))))
 
 
 def _parse(text: str, fe, with_db: bool) -> FeRun:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,8 @@ def program(toolchain, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("qh")
     src = d / "prog.c"
     src.write_text(PROGRAM)
-    return qemu.build_elf([src], [], d / "build", cflags=["-Wall", "-Wextra", "-Werror"], toolchain=toolchain)
+    return qemu.build_elf([src], [], d / "build",
+                          options=qemu.BuildOptions(cflags=("-Wall", "-Wextra", "-Werror"), toolchain=toolchain))
 
 
 def test_find_toolchain_consistent():
@@ -103,7 +105,8 @@ def test_systick_wraps_are_counted(toolchain, tmp_path):
     # a 1000-tick SysTick period (40 000 instructions) makes the 40 M instruction loop wrap ~1000 times
     src = tmp_path / "prog.c"
     src.write_text(PROGRAM)
-    elf = qemu.build_elf([src], [], tmp_path / "b", defines={"QH_SYSTICK_RELOAD": 999}, toolchain=toolchain)
+    elf = qemu.build_elf([src], [], tmp_path / "b", defines={"QH_SYSTICK_RELOAD": 999},
+                         options=qemu.BuildOptions(toolchain=toolchain))
     text, code = qemu.run_elf(elf, b"n")
     assert code == 7
     insn = qemu.parse_tagged(text)["insn"]
@@ -152,19 +155,30 @@ def test_memory_limits_fail_the_link(toolchain, tmp_path):
     src.write_text("#include <stdint.h>\nstatic uint8_t big[200 * 1024];\n"
                    "static const uint8_t table[64 * 1024] = {1};\n"
                    "int main(void) { volatile int i = 0; big[i] = table[i]; return big[i]; }\n")
-    elf = qemu.build_elf([src], [], tmp_path / "ok", toolchain=toolchain)
+    options = qemu.BuildOptions(toolchain=toolchain)
+    elf = qemu.build_elf([src], [], tmp_path / "ok", options=options)
     assert qemu.run_elf(elf)[1] == 1
     with pytest.raises(qemu.BuildError, match="RAM|overflow|region"):
-        qemu.build_elf([src], [], tmp_path / "ram", ram_size=96 * 1024, toolchain=toolchain)
+        qemu.build_elf([src], [], tmp_path / "ram", options=replace(options, ram_size=96 * 1024))
     with pytest.raises(qemu.BuildError, match="FLASH|overflow|region"):
-        qemu.build_elf([src], [], tmp_path / "flash", flash_size=32 * 1024, toolchain=toolchain)
+        qemu.build_elf([src], [], tmp_path / "flash", options=replace(options, flash_size=32 * 1024))
+
+
+def test_build_options_are_values():
+    """Lists given to BuildOptions are stored as tuples: equal options compare and hash equal."""
+    a = qemu.BuildOptions(cflags=["-Wall"], cached=["x.c"], cached_include_dirs=["inc"])
+    b = qemu.BuildOptions(cflags=("-Wall",), cached=(Path("x.c"),), cached_include_dirs=(Path("inc"),))
+    assert a == b and hash(a) == hash(b)
+    assert qemu.BuildOptions.for_core("cortex-m4", "O2") == qemu.BuildOptions()
+    m0 = qemu.BuildOptions.for_core("cortex-m0plus", "Os")
+    assert (m0.opt, m0.cpu_flags) == ("-Os", qemu.CPU_FLAGS["cortex-m0plus"])
 
 
 def test_build_error_is_reported(toolchain, tmp_path):
     src = tmp_path / "bad.c"
     src.write_text("int main(void) { return undefined_symbol; }\n")
     with pytest.raises(qemu.BuildError, match="undefined_symbol"):
-        qemu.build_elf([src], [], tmp_path / "b", toolchain=toolchain)
+        qemu.build_elf([src], [], tmp_path / "b", options=qemu.BuildOptions(toolchain=toolchain))
 
 
 def test_parse_tagged():

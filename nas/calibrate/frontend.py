@@ -72,9 +72,10 @@ def _measure(fe, isa: str, opt: str, dsp_root, work: Path) -> tuple[dict, int]:
         srcs = [*srcs, unit]
     pushes = fc.warmup_pushes(fe) - 1 + fe.frames + 2 * fe.window_hop_frames
     d = gen / f"{isa}_{opt}"
-    elf = qemu.build_elf([gen / fc.SOURCE_NAME, DRIVER_C], [gen, *incs], d, name="fe", opt=f"-{opt}",
-                         cpu_flags=qemu.CPU_FLAGS[isa], cflags=list(fc.FRONTEND_CFLAGS[1:]),
-                         defines={**defines, "FRONTEND_PUSHES": pushes}, cached=srcs, cached_include_dirs=incs)
+    options = dataclasses.replace(qemu.BuildOptions.for_core(isa, opt), cflags=fc.FRONTEND_CFLAGS[1:],
+                                  cached=srcs, cached_include_dirs=incs)
+    elf = qemu.build_elf([gen / fc.SOURCE_NAME, DRIVER_C], [gen, *incs], d, {**defines, "FRONTEND_PUSHES": pushes},
+                         name="fe", options=options)
     text, code = qemu.run_elf(elf, timeout=300)
     tags = qemu.parse_tagged(text)
     if code != 0 or "fe" not in tags:

@@ -137,8 +137,8 @@ def _glue_instructions(folder: Path, work: Path, isa: str, opt: str, x: np.ndarr
     stub = work / "glue" / "stub_kernels.c"
     stub.write_text(STUB_KERNELS_C)
     elf = qemu.build_elf([folder / "model.c", verify.DRIVER_C, stub], [folder, PORTABLE_DIR, *addon_sources()[1]],
-                         folder / f"stub_{isa}_{opt}", name="stub", opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
-                         defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": GLUE_REPEATS})
+                         folder / f"stub_{isa}_{opt}", {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": GLUE_REPEATS},
+                         name="stub", options=qemu.BuildOptions.for_core(isa, opt))
     return float(verify.run_m4(elf, np.repeat(x, GLUE_REPEATS, axis=0), classes).insn.mean())
 
 

@@ -36,8 +36,9 @@ def build_driver(name: str, root: str | os.PathLike | None, isa: str, opt: str, 
     lib = library("portable" if name in ADDONS else name)
     srcs, incs = lib.sources(root)
     own_srcs, own_incs = addon_sources()
-    return qemu.build_elf([DRIVER_C], incs + own_incs, Path(work), name=f"kernels_{name}_{isa}_{opt}", opt=f"-{opt}",
-                          cpu_flags=lib.cpu_flags(isa), cached=srcs + own_srcs)
+    options = qemu.BuildOptions(opt=f"-{opt}", cpu_flags=lib.cpu_flags(isa), cached=srcs + own_srcs)
+    return qemu.build_elf([DRIVER_C], incs + own_incs, Path(work), name=f"kernels_{name}_{isa}_{opt}",
+                          options=options)
 
 
 def fits_driver(call: KernelCall) -> bool:

@@ -87,7 +87,7 @@ def run_exported(qm, lib: str, root: str | None, isa: str, opt: str, folder: Pat
     from nas.quant.quantize import run_int8
 
     elf = verify.build_m4(folder, folder / f"m_{lib}_{isa}_{opt}", root if lib == "cmsis-nn" else None,
-                          max_inputs=1, name="firmware", opt=f"-{opt}", isa=isa)
+                          max_inputs=1, name="firmware", options=qemu.BuildOptions.for_core(isa, opt))
     run = verify.run_m4(elf, x_int8[:1], qm.num_classes)
     syms = verify.elf_symbols(elf)
     consts = sum(v for k, v in syms.items() if k.startswith(WEIGHT_SYMBOL_PREFIX))

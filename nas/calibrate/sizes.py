@@ -11,6 +11,7 @@ compares its ELF.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from nas.calibrate import kernels, provenance
@@ -57,8 +58,8 @@ def stub_elf(work: Path, name: str, funcs: tuple[str, ...], lib_srcs, incs, isa:
     """A stub keeping only `funcs` (declared in `header`) linked with the library `lib_srcs`."""
     src = work / f"{name}.c"
     src.write_text(STUB.format(header=header, refs=", ".join(f"(nas_fn){f}" for f in funcs) or "0"))
-    return qemu.build_elf([src], incs, work, name=name, opt=f"-{opt}", cpu_flags=qemu.CPU_FLAGS[isa],
-                          cached=lib_srcs, with_harness=False)
+    options = replace(qemu.BuildOptions.for_core(isa, opt), cached=lib_srcs, with_harness=False)
+    return qemu.build_elf([src], incs, work, name=name, options=options)
 
 
 def harness(work: Path, isa: str, opt: str) -> tuple[int, list[str]]:
@@ -70,9 +71,8 @@ def harness(work: Path, isa: str, opt: str) -> tuple[int, list[str]]:
     d.mkdir(parents=True, exist_ok=True)
     (d / "model.h").write_text(STUB_MODEL_H)
     (d / "model.c").write_text(STUB_MODEL_C)
-    elf = qemu.build_elf([d / "model.c", DRIVER_C], [d], d, name=f"harness_{isa}_{opt}", opt=f"-{opt}",
-                         cpu_flags=qemu.CPU_FLAGS[isa], defines={"NAS_DRIVER_QEMU": None,
-                                                                  "NAS_DRIVER_MAX_INPUTS": 1})
+    elf = qemu.build_elf([d / "model.c", DRIVER_C], [d], d, {"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": 1},
+                         name=f"harness_{isa}_{opt}", options=qemu.BuildOptions.for_core(isa, opt))
     fp = qemu.map_footprints(elf.with_suffix(".map"), stubs=True)
     stub = sum(size for key, size in fp.items() if re.match(r"\d{4}_model\.o\(", key))
     return qemu.elf_sizes(elf)["flash"] - stub, sorted(k for k in fp if not _LOCAL.match(k))

@@ -11,7 +11,7 @@ Typical use (what the code generator does)::
     srcs, incs = library("portable").sources()
     elf = build_elf([*srcs, Path("model.c"), Path("main.c")],
                     [*incs, Path("gen")], Path("build"), defines=["NDEBUG"],
-                    flash_size=1024 * 1024, ram_size=96 * 1024)
+                    options=BuildOptions(flash_size=1024 * 1024, ram_size=96 * 1024))
     text, code = run_elf(elf, input_bytes=features.tobytes())
     tags = parse_tagged(text)                  # {"insn": {"model": 1234560}, "hex": {...}}
     sizes = elf_sizes(elf)                     # {"text":…, "rodata":…, "data":…, "bss":…}
@@ -49,6 +49,7 @@ __all__ = [
     "FAULT_EXIT_CODE",
     "INPUT_FILE",
     "Toolchain",
+    "BuildOptions",
     "BuildError",
     "QemuError",
     "find_toolchain",
@@ -171,43 +172,76 @@ def _compiler_version(gcc: str) -> bytes:
     return subprocess.run([gcc, "--version"], capture_output=True).stdout
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How :func:`build_elf` builds an ELF, apart from what it builds (sources, include dirs, defines).
+
+    ``cpu_flags`` (see ``CPU_FLAGS``) and ``opt`` pick the core and optimisation level; ``cflags`` come
+    after the defines on every compile line, ``ldflags`` before ``-lm`` on the link line.
+    ``flash_size``/``ram_size``/``min_stack`` (bytes) make the link fail when the program does not fit
+    (e.g. 1 MiB / 96 KiB for an STM32L476).  ``cached`` sources (libraries) are compiled once per
+    compiler, flags, source and headers content into ``OBJ_CACHE``, with only ``cached_include_dirs``
+    (default: all include dirs) on their include path.  ``jobs`` compiles run at once (default: one per
+    CPU); ``timeout`` (seconds) bounds each compiler run; ``toolchain`` defaults to :func:`find_toolchain`.
+    Sequences are stored as tuples, so options can be shared and compared.
+    """
+
+    opt: str = "-O2"
+    cpu_flags: tuple[str, ...] = M4_CFLAGS
+    cflags: tuple[str, ...] = ()
+    ldflags: tuple[str, ...] = ()
+    flash_size: int | None = None
+    ram_size: int | None = None
+    min_stack: int | None = None
+    with_harness: bool = True
+    jobs: int | None = None
+    toolchain: Toolchain | None = None
+    timeout: float = 600.0
+    cached: tuple[Path, ...] = ()
+    cached_include_dirs: tuple[Path, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("cpu_flags", "cflags", "ldflags"):
+            object.__setattr__(self, key, tuple(str(f) for f in getattr(self, key)))
+        object.__setattr__(self, "cached", tuple(Path(s) for s in self.cached))
+        if self.cached_include_dirs is not None:
+            object.__setattr__(self, "cached_include_dirs", tuple(Path(d) for d in self.cached_include_dirs))
+
+    @classmethod
+    def for_core(cls, isa: str, opt: str) -> BuildOptions:
+        """Defaults for instruction set `isa` (a ``CPU_FLAGS`` key) at level `opt` ("O2", "Os", ...)."""
+        return cls(opt=f"-{opt}", cpu_flags=CPU_FLAGS[isa])
+
+
 def build_elf(sources: Sequence[str | os.PathLike], include_dirs: Sequence[str | os.PathLike],
               out_dir: str | os.PathLike, defines: Iterable[str] | Mapping[str, object] = (), *,
-              name: str = "app", opt: str = "-O2", cflags: Sequence[str] = (), ldflags: Sequence[str] = (),
-              flash_size: int | None = None, ram_size: int | None = None, min_stack: int | None = None,
-              with_harness: bool = True, jobs: int | None = None, toolchain: Toolchain | None = None,
-              timeout: float = 600.0, cpu_flags: Sequence[str] = M4_CFLAGS,
-              cached: Sequence[str | os.PathLike] = (),
-              cached_include_dirs: Sequence[str | os.PathLike] | None = None) -> Path:
-    """Compile ``sources`` + ``cached`` (+ the harness) for a Cortex-M and link ``out_dir/<name>.elf``.
+              name: str = "app", options: BuildOptions = BuildOptions()) -> Path:
+    """Compile ``sources`` + ``options.cached`` (+ the harness) for a Cortex-M, link ``out_dir/<name>.elf``.
 
-    Flags: ``cpu_flags`` (default ``M4_CFLAGS``; see ``CPU_FLAGS``), ``opt`` (default -O2),
-    ``-std=c99 -ffunction-sections -fdata-sections``, ``-I`` for each include dir and the harness dir,
-    ``-D`` for ``defines`` (strings "N" / "N=V" or a mapping), then ``cflags``.  ``cached`` sources
-    (libraries) are compiled once per compiler, flags, source and headers content into ``OBJ_CACHE``,
-    with only ``cached_include_dirs`` (default: all ``include_dirs``) on their include path.
-    Objects are compiled in parallel; linking uses newlib-nano, ``--gc-sections`` and the mps2-an386
-    script.  ``flash_size``/``ram_size``/``min_stack`` (bytes) make the link fail when the program does
-    not fit (e.g. 1 MiB / 96 KiB for an STM32L476).  A map file ``<name>.map`` is written next to the
-    ELF.  Raises :class:`BuildError`.
+    Compile lines: ``cpu_flags``, ``opt``, ``-std=c99 -ffunction-sections -fdata-sections -g``, ``-I``
+    for each include dir and the harness dir, ``-D`` for ``defines`` (strings "N" / "N=V" or a mapping),
+    then ``cflags`` (:class:`BuildOptions`).  Objects are compiled in parallel; linking uses newlib-nano,
+    ``--gc-sections`` and the mps2-an386 script.  A map file ``<name>.map`` is written next to the ELF.
+    Raises :class:`BuildError`.
     """
-    tc = _require(toolchain)
+    o = options
+    tc = _require(o.toolchain)
     out = Path(out_dir)
-    srcs = [Path(s) for s in sources] + (harness_sources() if with_harness else [])
-    head = [tc.gcc, *cpu_flags, opt, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
-    tail = [f"-I{HARNESS_DIR}", *_define_flags(defines), *cflags]
-    lib_dirs = list(include_dirs if cached_include_dirs is None else cached_include_dirs)
+    srcs = [Path(s) for s in sources] + (harness_sources() if o.with_harness else [])
+    head = [tc.gcc, *o.cpu_flags, o.opt, "-std=c99", "-ffunction-sections", "-fdata-sections", "-g"]
+    tail = [f"-I{HARNESS_DIR}", *_define_flags(defines), *o.cflags]
+    lib_dirs = list(include_dirs if o.cached_include_dirs is None else o.cached_include_dirs)
     objs = _compile_objects(srcs, out / f"{name}.obj", head + [f"-I{Path(d)}" for d in include_dirs] + tail,
-                            [Path(s) for s in cached], head + [f"-I{Path(d)}" for d in lib_dirs] + tail, lib_dirs,
-                            tc.gcc, jobs, timeout)
+                            list(o.cached), head + [f"-I{Path(d)}" for d in lib_dirs] + tail, lib_dirs,
+                            tc.gcc, o.jobs, o.timeout)
     elf = out / f"{name}.elf"
-    link = [tc.gcc, *cpu_flags, opt, *map(str, objs), "-T", str(LINKER_SCRIPT), "-nostartfiles",
+    link = [tc.gcc, *o.cpu_flags, o.opt, *map(str, objs), "-T", str(LINKER_SCRIPT), "-nostartfiles",
             "--specs=nano.specs", "-Wl,--gc-sections", f"-Wl,-Map={out / (name + '.map')}"]
-    for sym, val in (("QH_FLASH_SIZE", flash_size), ("QH_RAM_SIZE", ram_size), ("QH_MIN_STACK", min_stack)):
+    for sym, val in (("QH_FLASH_SIZE", o.flash_size), ("QH_RAM_SIZE", o.ram_size), ("QH_MIN_STACK", o.min_stack)):
         if val is not None:
             link.append(f"-Wl,--defsym={sym}={int(val)}")
-    link += list(ldflags) + ["-lm", "-o", str(elf)]
-    res = subprocess.run(link, capture_output=True, text=True, timeout=timeout)
+    link += list(o.ldflags) + ["-lm", "-o", str(elf)]
+    res = subprocess.run(link, capture_output=True, text=True, timeout=o.timeout)
     if res.returncode != 0:
         raise BuildError(f"link failed: {' '.join(link)}\n{res.stderr}")
     return elf

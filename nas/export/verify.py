@@ -3,7 +3,8 @@
 * `build_host` / `run_host`: the generated model.c + CMSIS-NN kernels (the folder's portable copy or
   a real checkout) + `csrc/model/nas_driver.c`, compiled with ``-std=c99 -O2 -Wall -Wextra -Werror``
   by the host C compiler; returns int8 scores for a batch of int8 windows.
-* `build_m4` / `run_m4`: the same for Cortex-M4F (``qemu.M4_CFLAGS``, -O2) with the QEMU harness;
+* `build_m4` / `run_m4`: the same for a Cortex-M (``qemu.BuildOptions``: Cortex-M4F, -O2 by default)
+  with the QEMU harness;
   also per-inference instruction counts (``-icount shift=0``) and the stack high-water mark.
 * `measure_m4`: the deployment-like ELF (room for exactly one feature window), its section sizes,
   the sizes of the model's own symbols (``nas_model_arena``, ``nas_w_*``) read with
@@ -23,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -187,19 +188,26 @@ def run_decide(model_dir: str | os.PathLike, work: str | os.PathLike, votes: np.
     return np.array([int(v) for v in lines[:-2]], dtype=np.int64)
 
 
+def _with_kernels(options: qemu.BuildOptions, cflags: Sequence[str], srcs: Sequence[Path],
+                 incs: Sequence[Path]) -> qemu.BuildOptions:
+    """`options` plus a kernel library: its warning flags before the caller's, its sources cached with
+    only its include dirs."""
+    return replace(options, cflags=(*cflags, *options.cflags), cached=(*srcs, *options.cached),
+                   cached_include_dirs=(*incs, *(options.cached_include_dirs or ())))
+
+
 def build_m4(model_dir: str | os.PathLike, work: str | os.PathLike, nn_path: str | os.PathLike | None = None,
-             max_inputs: int = 1, name: str = "model", opt: str = "-O2", isa: str = "cortex-m4",
+             max_inputs: int = 1, name: str = "model", options: qemu.BuildOptions = qemu.BuildOptions(),
              api: Api = Api()) -> Path:
-    """Cortex-M ELF (`qemu.CPU_FLAGS[isa]`, default the Cortex-M4F) of the model + kernels + driver +
-    QEMU harness (qemu.build_elf; kernel objects cached across builds)."""
+    """Cortex-M ELF (`options`: core, level, ...; default the Cortex-M4F at -O2) of the model + kernels
+    + driver + QEMU harness (qemu.build_elf; kernel objects cached across builds)."""
     model_dir = Path(model_dir)
     srcs, incs, strict = kernel_library(model_dir, nn_path)
     cflags = ["-Wall", "-Wextra", *(["-Werror"] if strict else []), *driver_api_flags(api, Path(work))]
     try:
         return qemu.build_elf([model_dir / MODEL_C, DRIVER_C], [model_dir, *incs], Path(work),
                               defines={"NAS_DRIVER_QEMU": None, "NAS_DRIVER_MAX_INPUTS": max_inputs},
-                              name=name, opt=opt, cflags=cflags, cpu_flags=qemu.CPU_FLAGS[isa], cached=srcs,
-                              cached_include_dirs=incs)
+                              name=name, options=_with_kernels(options, cflags, srcs, incs))
     except qemu.BuildError as exc:
         raise VerifyError(str(exc)) from None
 
@@ -306,14 +314,13 @@ def measure_m4(model_dir: str | os.PathLike, work: str | os.PathLike, cost: cost
     deployment-like ELF's (one window) sizes and symbols against it."""
     chip = cost.chip
     x = np.ascontiguousarray(np.asarray(x_int8, np.int8).reshape(len(x_int8), -1))
-    check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", opt=f"-{chip.opt}", isa=chip.isa,
-                     api=api)
+    options = qemu.BuildOptions.for_core(chip.isa, chip.opt)
+    check = build_m4(model_dir, work, nn_path, max_inputs=len(x), name="check", options=options, api=api)
     run = run_m4(check, x, spec.num_classes)
     bad = int((run.scores != np.asarray(expected)).any(axis=1).sum())
     if bad:
         raise VerifyError(f"Cortex-M scores differ from the integer reference on {bad} of {len(x)} windows")
-    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware", opt=f"-{chip.opt}", isa=chip.isa,
-                   api=api)
+    elf = build_m4(model_dir, work, nn_path, max_inputs=1, name="firmware", options=options, api=api)
     one = run_m4(elf, x[:1], spec.num_classes)
     insn = int(np.median(run.insn))
     return {
@@ -341,9 +348,10 @@ def pipeline_pushes(spec) -> int:
 
 
 def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp_root: str | os.PathLike,
-                      pushes: int, fe, nn_path: str | os.PathLike | None = None, opt: str = "-O2",
-                      isa: str = "cortex-m4", api: Api = Api()) -> Path:
-    """Cortex-M ELF of front-end `fe` (nas_frontend.c + CMSIS-DSP subset) + model + pipeline driver."""
+                      pushes: int, fe, nn_path: str | os.PathLike | None = None,
+                      options: qemu.BuildOptions = qemu.BuildOptions(), api: Api = Api()) -> Path:
+    """Cortex-M ELF (`options`, as `build_m4`) of front-end `fe` (nas_frontend.c + CMSIS-DSP subset) +
+    model + pipeline driver."""
     from nas.export import frontend_c as fc
 
     model_dir = Path(model_dir)
@@ -361,9 +369,8 @@ def build_m4_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, dsp
                **{d: None for d in fc.CMSIS_DSP_DEFINES}}
     try:
         return qemu.build_elf([model_dir / MODEL_C, *fe_srcs, DRIVER_C], [model_dir, *incs, *dsp_incs],
-                              Path(work), defines=defines, name="pipeline", cflags=cflags, opt=opt,
-                              cpu_flags=qemu.CPU_FLAGS[isa], cached=[*srcs, *dsp_srcs],
-                              cached_include_dirs=[*incs, *dsp_incs])
+                              Path(work), defines=defines, name="pipeline",
+                              options=_with_kernels(options, cflags, [*srcs, *dsp_srcs], [*incs, *dsp_incs]))
     except qemu.BuildError as exc:
         raise VerifyError(str(exc)) from None
 
@@ -379,8 +386,8 @@ def measure_pipeline(model_dir: str | os.PathLike, work: str | os.PathLike, cost
     spec = qm.spec
     fe = spec.frontend
     pushes = pipeline_pushes(spec)
-    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, fe, nn_path, opt=f"-{cost.chip.opt}", isa=cost.chip.isa,
-                            api=api)
+    elf = build_m4_pipeline(model_dir, work, dsp_root, pushes, fe, nn_path,
+                            qemu.BuildOptions.for_core(cost.chip.isa, cost.chip.opt), api=api)
     text, tags = _run_qemu(elf, None, 300.0, "QEMU pipeline run")
     n = int(tags["done"]["n"])
     if n < 1:
