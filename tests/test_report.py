@@ -18,7 +18,7 @@ from nas.arch.space import SearchSpace
 from nas.budget import Budget
 from nas.cost import analytic as costmodel
 from nas.search import plots, report
-from nas.search.records import CONSTRAINTS, model_name, network_summary, objective_values, record_spec
+from nas.search.records import CONSTRAINTS, model_name, network_summary, objective_values, record_spec, short_name
 from nas.study.study import DIRECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,3 +254,10 @@ def test_the_recommended_model_is_the_most_accurate_within_the_budget(study, tmp
         assert report.recommend(views, tight).score == max(v.score for v in inside)
         assert all(v.rec.ram_bytes <= ram for v in [report.recommend(views, tight)])
     assert report.recommend([v for v in views if v.outcome != "trained"], BUDGET) is None
+
+
+def test_generated_names_say_the_block_kind():
+    base = {"downsampling": "maxpool", "base_filters": 20, "blocks": 3}
+    assert short_name({**base, "conv_type": "standard"}, 7) == "Pool-20-b3-t7"
+    assert short_name({**base, "conv_type": "depthwise_separable"}, 7) == "Pool-DS-20-b3-t7"
+    assert short_name({**base, "conv_type": "inverted_residual", "downsampling": "strided"}, 7) == "Stride-MB-20-b3-t7"

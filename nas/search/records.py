@@ -82,11 +82,11 @@ def budget_table(cost: costmodel.Cost, budget: Budget) -> list[str]:
 
 
 def short_name(params: dict, number: int) -> str:
-    """A generated model name in the thesis's style (`Stride-DS-24`): downsampling, conv type, base
-    filters, blocks, and the trial number that makes it unique; e.g. `Pool-12-b2-t15`."""
+    """A generated model name in the thesis's style (`Stride-DS-24`): downsampling, conv type (DS:
+    depthwise separable, MB: inverted residual, as the network's `mb` blocks), base filters, blocks, and
+    the trial number that makes it unique; e.g. `Pool-12-b2-t15`, `Pool-MB-20-b3-t143`."""
     parts = ["Stride" if params["downsampling"] == "strided" else "Pool"]
-    if params["conv_type"] == "depthwise_separable":
-        parts.append("DS")
+    parts += {"depthwise_separable": ["DS"], "inverted_residual": ["MB"]}.get(params["conv_type"], [])
     return "-".join([*parts, str(params["base_filters"]), f"b{params['blocks']}", f"t{number}"])
 
 
