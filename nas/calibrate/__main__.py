@@ -23,8 +23,8 @@ from nas.core import flags
 from nas.core.errors import run_cli
 
 
-def _list(text: str) -> list[str]:
-    return [x for x in text.split(",") if x]
+def _list(text: str | None) -> list[str]:
+    return [x for x in (text or "").split(",") if x]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,15 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", default="", help="refit only these kernels (comma-separated, e.g. add); the "
                    "others keep their fits (default: every kernel)")
     p.add_argument("--arithmetics", default="float,fixed", help="front-ends the frontend step measures")
-    p.add_argument("--work", default=None, help="cache of builds and raw counts (default: nas_chip_measure in the temporary folder)")
+    p.add_argument("--work", default=None,
+                   help="cache of builds and raw counts (default: nas_chip_measure in the temporary folder)")
     p.add_argument("--out", default=None, help="where the JSON files go (default: the package's data/)")
     a = p.parse_args(argv)
     from nas.calibrate.run import DEFAULT_WORK, STEPS, regenerate  # torch loads with the layer kinds: after parsing
     from nas.cost import cpu, nas_kernels
 
-    regenerate(_list(a.steps or ",".join(STEPS)), _list(a.libraries or ",".join((*cpu.LIBRARIES, nas_kernels.LIBRARY))),
-               _list(a.isas or ",".join(cpu.ISAS)), _list(a.opts or ",".join(cpu.OPT_LEVELS)), a.cmsis_nn, a.cmsis_dsp,
-               Path(a.work or DEFAULT_WORK), Path(a.out or cpu.DATA_DIR), tuple(_list(a.kernels)), _list(a.arithmetics))
+    libraries = [*cpu.LIBRARIES, nas_kernels.LIBRARY]
+    regenerate(_list(a.steps) or list(STEPS), _list(a.libraries) or libraries, _list(a.isas) or list(cpu.ISAS),
+               _list(a.opts) or list(cpu.OPT_LEVELS), a.cmsis_nn, a.cmsis_dsp, Path(a.work or DEFAULT_WORK),
+               Path(a.out or cpu.DATA_DIR), tuple(_list(a.kernels)), _list(a.arithmetics))
     return 0
 
 
