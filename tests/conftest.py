@@ -6,6 +6,9 @@ session. Treat it as read-only: tests that damage a dataset must copy it first (
 
 `postgres`: a throwaway PostgreSQL server on localhost (skipped where the server binaries are not
 installed), which a test may stop and start again; `postgres_url` is its URL.
+
+`base` (per test module): a folder holding a dataset copy (`ds`), the tiny space and a study `s` of 3
+finished trials; `work`: a private copy of it, to damage.
 """
 from __future__ import annotations
 
@@ -92,3 +95,23 @@ def postgres():
 @pytest.fixture
 def postgres_url(postgres) -> str:
     return postgres.url
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, demo_root) -> Path:
+    """A folder holding a dataset copy (`ds`), the tiny space and a study `s` of 3 finished trials."""
+    from _proc import ok, run, search_cmd, tiny_space
+
+    cwd = tmp_path_factory.mktemp("base")
+    shutil.copytree(demo_root, cwd / "ds")
+    tiny_space(cwd)
+    ok(run(search_cmd(cwd, cwd / "ds", "--trials", "3", "--study", "s"), cwd))
+    return cwd
+
+
+@pytest.fixture
+def work(base, tmp_path) -> Path:
+    """A private copy of `base`, to damage."""
+    cwd = tmp_path / "w"
+    shutil.copytree(base, cwd, symlinks=True)
+    return cwd

@@ -48,24 +48,6 @@ from nas.train.recipe import Recipe
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory, demo_root) -> Path:
-    """A folder holding a dataset copy (`ds`), the tiny space and a study `s` of 3 finished trials."""
-    cwd = tmp_path_factory.mktemp("base")
-    shutil.copytree(demo_root, cwd / "ds")
-    tiny_space(cwd)
-    ok(run(search_cmd(cwd, cwd / "ds", "--trials", "3", "--study", "s"), cwd))
-    return cwd
-
-
-@pytest.fixture
-def work(base, tmp_path) -> Path:
-    """A private copy of `base`, to damage."""
-    cwd = tmp_path / "w"
-    shutil.copytree(base, cwd, symlinks=True)
-    return cwd
-
-
 def study_of(cwd: Path, name: str = "s", journal: Path | None = None) -> optuna.Study:
     return read_study(journal or journal_path(cwd, name), name)
 

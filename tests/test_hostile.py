@@ -38,23 +38,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalW
 PY = sys.executable
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory, demo_root) -> Path:
-    """A folder holding a dataset copy (`ds`), the tiny space and a study `s` of 3 finished trials."""
-    cwd = tmp_path_factory.mktemp("base")
-    shutil.copytree(demo_root, cwd / "ds")
-    tiny_space(cwd)
-    ok(run(search_cmd(cwd, cwd / "ds", "--trials", "3", "--study", "s"), cwd))
-    return cwd
-
-
-@pytest.fixture
-def work(base, tmp_path) -> Path:
-    cwd = tmp_path / "w"
-    shutil.copytree(base, cwd, symlinks=True)
-    return cwd
-
-
 def export_cmd(*extra: str) -> list[str]:
     return [PY, "-m", "nas.export", "--study", "s", "--trial", "0", "--no-verify", *extra]
 

@@ -30,74 +30,41 @@ from nas.libraries.cmsis_nn import PORTABLE_DIR
 GLUE_SEEDS = range(20_000, 20_400)
 
 # The entry points model.c calls, doing nothing: what is left of an inference is the generated code.
-STUB_KERNELS_C = """#include "arm_nnfunctions.h"
-#include "nas_kernels.h"
-#define NAS_UNUSED(x) (void)(x)
-arm_cmsis_nn_status nas_convolve_c1_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
-    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
-    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
-int32_t nas_convolve_c1_s8_get_buffer_size(const cmsis_nn_conv_params *a, const cmsis_nn_dims *b,
-    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
-arm_cmsis_nn_status nas_depthwise_conv_s8(const cmsis_nn_context *a, const cmsis_nn_dw_conv_params *b,
-    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
-    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
-int32_t nas_depthwise_conv_s8_get_buffer_size(const cmsis_nn_dw_conv_params *a, const cmsis_nn_dims *b,
-    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
-arm_cmsis_nn_status nas_convolve_1x1_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
-    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
-    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
-int32_t nas_convolve_1x1_s8_get_buffer_size(const cmsis_nn_conv_params *a, const cmsis_nn_dims *b,
-    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
-arm_cmsis_nn_status arm_convolve_wrapper_s8(const cmsis_nn_context *a, const cmsis_nn_conv_params *b,
-    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
-    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
-int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *a, const cmsis_nn_dims *b,
-    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
-arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *a, const cmsis_nn_dw_conv_params *b,
-    const cmsis_nn_per_channel_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
-    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
-int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *a, const cmsis_nn_dims *b,
-    const cmsis_nn_dims *c, const cmsis_nn_dims *d)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); return 0; }
-arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *a, const cmsis_nn_fc_params *b,
-    const cmsis_nn_per_tensor_quant_params *c, const cmsis_nn_dims *d, const int8_t *e, const cmsis_nn_dims *f,
-    const int8_t *g, const cmsis_nn_dims *h, const int32_t *i, const cmsis_nn_dims *j, int8_t *k)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); return ARM_CMSIS_NN_SUCCESS; }
-int32_t arm_fully_connected_s8_get_buffer_size(const cmsis_nn_dims *a) { NAS_UNUSED(a); return 0; }
-arm_cmsis_nn_status arm_max_pool_s8(const cmsis_nn_context *a, const cmsis_nn_pool_params *b, const cmsis_nn_dims *c,
-    const int8_t *d, const cmsis_nn_dims *e, const cmsis_nn_dims *f, int8_t *g)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  return ARM_CMSIS_NN_SUCCESS; }
-arm_cmsis_nn_status arm_avgpool_s8(const cmsis_nn_context *a, const cmsis_nn_pool_params *b, const cmsis_nn_dims *c,
-    const int8_t *d, const cmsis_nn_dims *e, const cmsis_nn_dims *f, int8_t *g)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  return ARM_CMSIS_NN_SUCCESS; }
-int32_t arm_avgpool_s8_get_buffer_size(const int a, const int b) { NAS_UNUSED(a); NAS_UNUSED(b); return 0; }
-void arm_softmax_s8(const int8_t *a, const int32_t b, const int32_t c, const int32_t d, const int32_t e,
-    const int32_t f, int8_t *g)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g); }
-arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *a, const int8_t *b, const int32_t c, const int32_t d,
-    const int32_t e, const int32_t f, const int32_t g, const int32_t h, const int32_t i, int8_t *j, const int32_t k,
-    const int32_t l, const int32_t m, const int32_t n, const int32_t o, const int32_t p)
-{ NAS_UNUSED(a); NAS_UNUSED(b); NAS_UNUSED(c); NAS_UNUSED(d); NAS_UNUSED(e); NAS_UNUSED(f); NAS_UNUSED(g);
-  NAS_UNUSED(h); NAS_UNUSED(i); NAS_UNUSED(j); NAS_UNUSED(k); NAS_UNUSED(l); NAS_UNUSED(m); NAS_UNUSED(n);
-  NAS_UNUSED(o); NAS_UNUSED(p); return ARM_CMSIS_NN_SUCCESS; }
-"""
+_CONV = ("const cmsis_nn_context *", "const cmsis_nn_{p}_params *", "const cmsis_nn_{q}_quant_params *",
+         "const cmsis_nn_dims *", "const int8_t *", "const cmsis_nn_dims *", "const int8_t *",
+         "const cmsis_nn_dims *", "const int32_t *", "const cmsis_nn_dims *", "int8_t *")
+_SIZE = ("const cmsis_nn_{p}_params *", "const cmsis_nn_dims *", "const cmsis_nn_dims *", "const cmsis_nn_dims *")
+_POOL = ("const cmsis_nn_context *", "const cmsis_nn_pool_params *", "const cmsis_nn_dims *", "const int8_t *",
+         "const cmsis_nn_dims *", "const cmsis_nn_dims *", "int8_t *")
+_STATUS, _SIZE_T = "arm_cmsis_nn_status", "int32_t"
+_STUBS = (   # (return type, function, parameter types)
+    *((ret, f"{fn}{suffix}", tuple(t.format(p=p, q="per_channel") for t in types))
+      for fn, p in (("nas_convolve_c1_s8", "conv"), ("nas_depthwise_conv_s8", "dw_conv"),
+                    ("nas_convolve_1x1_s8", "conv"), ("arm_convolve_wrapper_s8", "conv"),
+                    ("arm_depthwise_conv_wrapper_s8", "dw_conv"))
+      for ret, suffix, types in ((_STATUS, "", _CONV), (_SIZE_T, "_get_buffer_size", _SIZE))),
+    (_STATUS, "arm_fully_connected_s8", tuple(t.format(p="fc", q="per_tensor") for t in _CONV)),
+    (_SIZE_T, "arm_fully_connected_s8_get_buffer_size", ("const cmsis_nn_dims *",)),
+    (_STATUS, "arm_max_pool_s8", _POOL),
+    (_STATUS, "arm_avgpool_s8", _POOL),
+    (_SIZE_T, "arm_avgpool_s8_get_buffer_size", ("const int ",) * 2),
+    ("void", "arm_softmax_s8", ("const int8_t *", *("const int32_t ",) * 5, "int8_t *")),
+    (_STATUS, "arm_elementwise_add_s8", ("const int8_t *",) * 2 + ("const int32_t ",) * 7 + ("int8_t *",)
+     + ("const int32_t ",) * 6),
+)
+_RETURNS = {_STATUS: " return ARM_CMSIS_NN_SUCCESS;", _SIZE_T: " return 0;", "void": ""}
+
+
+def _stub(ret: str, name: str, types: tuple[str, ...]) -> str:
+    args = "abcdefghijklmnop"[:len(types)]
+    params = ", ".join(f"{t}{a}" for t, a in zip(types, args))
+    unused = " ".join(f"NAS_UNUSED({a});" for a in args)
+    return f"{ret} {name}({params})\n{{ {unused}{_RETURNS[ret]} }}\n"
+
+
+STUB_KERNELS_C = ('#include "arm_nnfunctions.h"\n#include "nas_kernels.h"\n#define NAS_UNUSED(x) (void)(x)\n'
+                  + "".join(_stub(*s) for s in _STUBS))
+
 GLUE_NETWORKS = 14
 MAX_NETWORK_FLASH = 60_000
 
