@@ -46,6 +46,10 @@ VARIANTS = {
     **{f"pre_{level}_w{w:g}_t{t:g}": {"distillation": {"teacher": PRETRAINED, "weight": w, "temperature": t,
                                                        "level": level}}
        for level in ("clip", "window") for w in (0.5, 0.7, 0.9, 1.0) for t in (1.0, 2.0, 3.0)},
+    # mimicking the pretrained teacher's window embeddings with weight b, labels as targets (weight 0);
+    # `mimic_b1+pre_window_w0.5_t2` adds the teacher's probabilities
+    **{f"mimic_b{b:g}": {"distillation": {"teacher": PRETRAINED, "weight": 0.0, "embedding_weight": b}}
+       for b in (0.3, 1.0, 3.0)},
     # the recipe before the ablation: one-cycle over 40 epochs, patience 8, +-6 dB, 1+1 masks, no
     # mixup/shift/tilt, raw-accuracy selection of the best single epoch
     "previous": {"epochs": 40, "schedule": "onecycle", "warmup_share": 0.3, "patience": 8, "select_smoothing": 1,
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 if recipe.distillation.teacher == "auto":
                     path = train_teacher(Path(args.data), split, Path(args.cache), base,
                                          log.parent / f"teacher_{split.describe().replace(' ', '').replace('/', '_')}.json")
-                teacher = load_teacher(path, split, read_metadata(args.data).classes, recipe.distillation.level)
+                teacher = load_teacher(path, split, read_metadata(args.data).classes, recipe.distillation.level,
+                                       embeddings=recipe.distillation.embedding_weight > 0)
             for seed in range(args.seeds):
                 key = {"model": spec.name, "frontend": arith, "variant": name, "split": split.describe(), "seed": seed}
                 if any(all(r.get(k, "float" if k == "frontend" else None) == v for k, v in key.items()) for r in done):

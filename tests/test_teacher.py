@@ -21,7 +21,9 @@ from nas.teacher.make import make_teacher
 from nas.teacher.mobilenet import MobileNetAudio
 from nas.train.loop import train
 from nas.train.recipe import Distillation, Recipe
-from nas.train.teacher import SoftTargets, load_teacher, soft_targets
+from nas.arch.net import build
+from nas.train.clips import gather
+from nas.train.teacher import EMBEDDING_DIMS, SoftTargets, Teacher, load_teacher, soft_targets, whitened
 from tests.test_recipe import PLAIN, _toy_sets, small_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -246,3 +248,82 @@ def test_a_network_follows_window_targets(tmp_path):
     assert load_teacher(path, FoldSplit(train=(1,), val=(2,), test=()), ("a",)).windows is None   # auto: per clip
     with pytest.raises(UserError, match="needs per-window probabilities"):
         load_teacher(path, FoldSplit(train=(1,), val=(2,), test=()), ("a",), "window")
+
+
+# -- mimicking the teacher's window embeddings ---------------------------------------------------
+
+def test_the_teacher_file_names_its_embeddings_and_a_split_reads_them_whitened(weights, demo_root, tmp_path):
+    splits = [FoldSplit(train=(3, 4), val=(2,), test=(1,)), FoldSplit(train=(1, 4), val=(3,), test=(2,))]
+    out = tmp_path / "rot.json"
+    make_teacher(weights, demo_root, splits, tmp_path / "cache", out, log=lambda s: None, progress=False)
+    ref = json.loads(out.read_text())["embeddings"]
+    npz = tmp_path / ref["file"]
+    assert npz.name == "rot.embeddings.npz"
+    ds = us.read_metadata(demo_root)
+    with np.load(npz) as z:             # every training clip of any split, 13 windows of 384 values
+        assert set(z["names"]) == {c.name for c in ds.clips if c.fold in (1, 3, 4)}
+        assert z["windows"].shape[1:] == (13, 384) and z["windows"].dtype == np.float16
+    t = load_teacher(out, splits[1], ds.classes, embeddings=True)
+    assert set(t.embeddings) >= set(t.clips) and t.window_seconds == 1.0 and t.hop_seconds == 0.25
+    assert load_teacher(out, splits[1], ds.classes).embeddings is None          # not asked: not read
+    names = tuple(sorted(t.clips))
+    with pytest.raises(UserError, match="do not vary"):      # random weights embed every clip alike
+        soft_targets(t, names, 2.0, "t")
+    from nas.train.teacher import write_embeddings, write_teachers
+
+    entry = json.loads(out.read_text())["splits"][1]
+    emb = np.random.default_rng(0).normal(size=(len(names), 13, 384)) @ np.diag(np.linspace(3, 0.1, 384))
+    write_teachers(out, ds.classes, [entry], embeddings=write_embeddings(npz, names, emb, (1.0, 0.25)))
+    f = soft_targets(load_teacher(out, splits[1], ds.classes, embeddings=True), names, 2.0, "t").features
+    f = f.reshape(-1, EMBEDDING_DIMS).double()
+    # whitened on the split's training windows: mean 0, unit variance, uncorrelated
+    assert torch.allclose(f.mean(0), torch.zeros(EMBEDDING_DIMS, dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(torch.cov(f.T, correction=0), torch.eye(EMBEDDING_DIMS, dtype=torch.float64), atol=1e-3)
+    body = bytearray(npz.read_bytes())
+    body[len(body) // 2] ^= 1                                                      # one bit changed
+    npz.write_bytes(bytes(body))
+    with pytest.raises(UserError, match="not the one this teacher file was written with"):
+        load_teacher(out, splits[1], ds.classes, embeddings=True)
+    write_teachers(out, ds.classes, [entry])                                       # a file without embeddings
+    with pytest.raises(UserError, match="embedding_weight > 0 needs the teacher's window embeddings"):
+        load_teacher(out, splits[1], ds.classes, embeddings=True)
+
+
+def test_whitening_keeps_the_principal_axes_of_an_independent_eigendecomposition():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)) @ np.array([[3.0, 0, 0], [1.0, 1.0, 0], [0, 0, 0.2]]) + 5.0
+    w = whitened(x, dims=2)
+    values, vectors = np.linalg.eigh(np.cov(x.T, bias=True))
+    top = vectors[:, ::-1][:, :2] / np.sqrt(values[::-1][:2])
+    assert np.allclose(np.abs(w), np.abs((x - x.mean(0)) @ top), atol=1e-4)     # same axes up to sign
+    assert whitened(np.c_[x, x[:, :1] * 2], dims=8).shape == (400, 3)            # a 4th axis with no variance: dropped
+
+
+def test_a_student_mimicking_embeddings_learns_what_the_labels_do_not_say():
+    """The labels name a band's position; the teacher's embedding also says whether a second, unlabelled
+    band is there. Only the student that mimics the embedding makes its features say it."""
+    tr, va = _toy_sets()
+    present = (torch.arange(len(tr)) // 10) % 2 == 1                  # independent of the label (i % 10)
+    tr.x[present, :, 19] += 3.0
+    names = tuple(f"c{i}.wav" for i in range(len(tr)))
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(len(tr), 13, 40)) * 0.1 + present.numpy()[:, None, None] * rng.normal(size=40)
+    teacher = Teacher({n: np.eye(10)[0] for n in names}, None, 1.0, 0.25, dict(zip(names, emb)))
+    tr.soft = soft_targets(teacher, names, 1.0, "t")
+    spec = small_spec()
+    fe = spec.frontend
+    windows = gather(tr.x, torch.arange(len(tr)), torch.zeros(len(tr), dtype=torch.long), fe.frames)
+
+    def r2(weight: float) -> float:
+        recipe = Recipe(epochs=6, batch_size=32, lr=1e-2, seed=0, augment=PLAIN,
+                        distillation=Distillation(teacher="file", weight=0.0, embedding_weight=weight))
+        net = build(spec)
+        net.load_state_dict(train(spec, tr, va, recipe, device="cpu").state_dict)   # strict: the head is dropped
+        with torch.no_grad():
+            h = net.eval().features_and_logits(windows)[0].double().numpy()
+        a = np.c_[h, np.ones(len(h))]
+        fit = a @ np.linalg.lstsq(a, present.double().numpy(), rcond=None)[0]
+        return 1 - np.mean((fit - present.numpy()) ** 2) / np.var(present.numpy())
+
+    mimic, plain = r2(3.0), r2(0.0)
+    assert mimic > 0.9 and mimic > plain + 0.2, (mimic, plain)

@@ -9,6 +9,7 @@ the weight matrix is already in CMSIS-NN's layout.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -29,9 +30,23 @@ class Net(nn.Module):
             self.layers[name] = kind_of(layer).module(layer, in_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.layers.values():
+        return self.features_and_logits(x)[1]
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the input of the class layer, flattened [B, F]; logits): a network ends in its class dense
+        layer and softmax, so the features are the last hidden representation (what a student mimicking
+        a teacher's embeddings learns from)."""
+        last = len(self.layers) - 2
+        for i, module in enumerate(self.layers.values()):
+            if i == last:
+                features = x.flatten(1)
             x = module(x)
-        return x
+        return features, x
+
+    @property
+    def feature_size(self) -> int:
+        """F of `features_and_logits`, from the spec's shapes."""
+        return math.prod(self.spec.layer_shapes()[-2][0])
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

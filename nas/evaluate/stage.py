@@ -124,7 +124,8 @@ def _teachers(recipe: Recipe, splits: list[FoldSplit], root: Path, cache: Path, 
         path = Path(source)
         if source == "auto":
             path = train_teacher(root, split, cache, recipe, out / f"teacher_folds{'-'.join(map(str, split.train))}.json")
-        found[split.describe()] = load_teacher(path, split, classes, recipe.distillation.level)
+        found[split.describe()] = load_teacher(path, split, classes, recipe.distillation.level,
+                                               embeddings=recipe.distillation.embedding_weight > 0)
     return found
 
 

@@ -10,6 +10,7 @@ needs nothing new. Each layer's fake-quantised forward is its kind's (`LayerKind
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
@@ -42,12 +43,13 @@ class FakeQuantNet(nn.Module):
 def finetune(net: Net, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, calib: torch.Tensor, norm_std: float,
              epochs: int = 4, lr_share: float = 0.1) -> tuple[Net, TrainResult]:
     """Fine-tune `net` through int8 rounding for `epochs` at `lr_share` of the recipe's learning rate
-    (no warm-up, no weight average); returns the folded net of the best smoothed epoch."""
+    (no warm-up, no weight average, no embedding mimicry); returns the folded net of the best smoothed epoch."""
     folded = fold_batchnorm(net)
     in_range, ranges = observe_ranges(folded, calib)
     wrapper = FakeQuantNet(copy.deepcopy(folded), activation_qparams(*in_range),
                            {name: activation_qparams(*r) for name, r in ranges.items()})
-    r = recipe.replace(epochs=epochs, lr=recipe.lr * lr_share, warmup_share=0.0, ema_decay=0.0, patience=0)
+    r = recipe.replace(epochs=epochs, lr=recipe.lr * lr_share, warmup_share=0.0, ema_decay=0.0, patience=0,
+                       distillation=dataclasses.replace(recipe.distillation, embedding_weight=0.0))
     result = train(net.spec, train_set, val_set, r, norm_std=norm_std, net=wrapper, device="cpu")
     wrapper.load_state_dict(result.state_dict)
     return wrapper.folded.eval(), result

@@ -86,7 +86,8 @@ def load_teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | 
         path = out / f"teacher_folds{'-'.join(map(str, split.train))}.json"
         with FileLock(path.with_suffix(".lock")):
             train_teacher(root, split, Path(cache), recipe, path)
-    return load_teacher(path, split, read_metadata(root).classes, recipe.distillation.level)
+    return load_teacher(path, split, read_metadata(root).classes, recipe.distillation.level,
+                        embeddings=recipe.distillation.embedding_weight > 0)
 
 
 def _say_opened(study: optuna.Study, storage: str, closed: int, redone: list, queued: list[str]) -> None:

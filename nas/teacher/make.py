@@ -5,6 +5,8 @@ linear head (`nas.teacher.head`) on the pooled embedding and the AudioSet logits
 cross-fitting; every training clip, and each of its 1-s windows, is scored by the cross-fitting head
 that never saw its recording (out of fold). The head fitted on all training clips scores the
 validation clips: the teacher's validation accuracy. Test folds are never read.
+The window embeddings of every training clip of any split go to `<out stem>.embeddings.npz` beside
+the file, for students that mimic them (`distillation.embedding_weight`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from nas.teacher import head
 from nas.teacher.embed import WINDOW_HOP_SECONDS, WINDOW_SECONDS, Embeddings, embeddings, load_network, weights_digest
 from nas.teacher.mobilenet import MobileNetAudio
 from nas.train.clips import selection_score
-from nas.train.teacher import teacher_entry, write_teachers
+from nas.train.teacher import teacher_entry, write_embeddings, write_teachers
 
 NAME = "EfficientAT mn04_as (AudioSet, frozen)"
 
@@ -79,5 +81,14 @@ def make_teacher(weights: str | Path, root: str | Path, splits: list[FoldSplit],
     about = {"teacher": NAME, "weights_sha256": weights_digest(weights),
              "head": "logistic regression on the pooled embedding and the AudioSet logits; training clips scored "
                      "out of fold", "validation_accuracy": {r.split.describe(): round(r.val_acc, 4) for r in results}}
-    write_teachers(Path(out), e.classes, [r.entry for r in results], about)
+    train = e.rows(sorted({f for s in splits for f in s.train}))
+    out = Path(out)
+    ref = write_embeddings(embeddings_path(out), [e.names[i] for i in train], e.windows[train],
+                           (WINDOW_SECONDS, WINDOW_HOP_SECONDS))
+    write_teachers(out, e.classes, [r.entry for r in results], about, ref)
     return results
+
+
+def embeddings_path(out: Path) -> Path:
+    """teacher.json → teacher.embeddings.npz beside it."""
+    return out.with_name(f"{out.stem}.embeddings.npz")

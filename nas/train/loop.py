@@ -3,7 +3,8 @@
 Everything stays in tensors: a training batch is one gather of random windows out of the clip
 feature tensor (class-balanced clips, a random window in each), so a step costs no Python per
 sample and small CNNs train at full CPU speed. Targets are soft (label smoothing, mixup, teacher
-probabilities), so one loss covers every recipe. Model selection keeps the epoch with the best
+probabilities), so one loss covers every recipe; a student mimicking a teacher's embeddings adds a
+regression of them through a linear head that only training sees. Model selection keeps the epoch with the best
 validation score averaged over the last `select_smoothing` epochs: on a few hundred validation clips
 one epoch's accuracy moves by several points, and picking its maximum rewards luck.
 """
@@ -71,7 +72,11 @@ class _Trainer:
     def __init__(self, net: nn.Module, recipe: Recipe, steps: int, num_classes: int, soft: SoftTargets | None,
                  fe: FrontEnd):
         self.net, self.recipe, self.num_classes, self.soft, self.fe = net, recipe, num_classes, soft, fe
-        self.opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.mimic = None
+        if recipe.distillation.embedding_weight and soft is not None and soft.features is not None:
+            self.mimic = nn.Linear(net.feature_size, soft.features.shape[-1]).to(next(net.parameters()).device)
+        params = list(net.parameters()) + (list(self.mimic.parameters()) if self.mimic is not None else [])
+        self.opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
         total = recipe.epochs * steps
         warm = recipe.warmup_share
         if recipe.schedule == "onecycle":
@@ -90,7 +95,8 @@ class _Trainer:
 
     def targets(self, y: torch.Tensor, clips: torch.Tensor, starts: torch.Tensor,
                 rates: torch.Tensor | None) -> torch.Tensor:
-        """One-hot labels (smoothed), blended with the teacher's targets for the windows' spans."""
+        """One-hot labels (smoothed), blended with the teacher's targets for the windows' spans; when
+        mimicking, followed by the teacher's features of those spans (so that mixup blends both alike)."""
         t = F.one_hot(y, self.num_classes).float()
         if self.recipe.label_smoothing:
             t = t * (1 - self.recipe.label_smoothing) + self.recipe.label_smoothing / self.num_classes
@@ -100,10 +106,19 @@ class _Trainer:
             start_s = starts.cpu() * fe.hop_length / fe.sample_rate
             end_s = start_s + (span * fe.hop_length + fe.n_fft) / fe.sample_rate
             t = (1 - w) * t + w * self.soft.pick(clips.cpu(), start_s, end_s).to(t.device)
+            if self.mimic is not None:
+                t = torch.cat([t, self.soft.pick_features(clips.cpu(), start_s, end_s).to(t.device)], dim=1)
         return t
 
     def step(self, xb: torch.Tensor, targets: torch.Tensor, epoch: int) -> float:
-        loss = -(targets * F.log_softmax(self.net(xb), dim=-1)).sum(-1).mean()
+        if self.mimic is None:
+            logits = self.net(xb)
+        else:
+            features, logits = self.net.features_and_logits(xb)
+            targets, teacher = targets[:, :self.num_classes], targets[:, self.num_classes:]
+        loss = -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+        if self.mimic is not None:
+            loss = loss + self.recipe.distillation.embedding_weight * F.mse_loss(self.mimic(features), teacher)
         if not torch.isfinite(loss):
             raise StopTraining(f"loss became {loss.item()} at epoch {epoch}")
         self.opt.zero_grad(set_to_none=True)

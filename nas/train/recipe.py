@@ -45,6 +45,10 @@ class Distillation:
     # window: each training window learns from the teacher windows it covers (the file must have them);
     # clip: from the clip's probabilities; auto: per window when the teacher file has windows, else per clip
     level: DistillLevel = "auto"
+    embedding_weight: float = bounded(0.0, ge=0.0, le=100.0,
+                                      doc="weight of mimicking the teacher's window embeddings: a linear head, "
+                                          "dropped after training, regresses them from the student's last hidden "
+                                          "features; 0 = off (needs a teacher file of python -m nas.teacher)")
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,18 @@ know), when its classes differ, or when it lacks a training clip. With per-windo
 windows whose centres it covers (the nearest one if none), so a window that misses the clip's event
 is not told it heard it. `auto` trains the built-in teacher
 -- an ensemble of `MEMBERS` networks (`TEACHER`) -- once per fold split (`nas.train.distill`).
+
+A file may also name the teacher's window embeddings, `"embeddings": {"file": "<name>.npz", "sha256": ...}`
+beside it (`names` [N], `windows` [N, K, D] float16 on the grid of "windows"). With
+`distillation.embedding_weight` > 0 the student mimics them (`nas.train.loop`): per fold split they
+are projected on their `EMBEDDING_DIMS` principal axes, fitted on the split's training windows only,
+and whitened, so every axis weighs alike in the loss. 384 numbers per window carry far more of what the
+teacher learnt from AudioSet than 10 class probabilities.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +43,7 @@ import torch
 
 from nas.arch.space import Params, network_layers
 from nas.arch.spec import ArchSpec, FrontEnd
-from nas.core.atomic import atomic_write_text
+from nas.core.atomic import atomic_write_bytes, atomic_write_text
 from nas.core.errors import UserError
 from nas.data.urbansound import FoldSplit
 
@@ -45,6 +54,7 @@ TEACHER = Params(sample_rate=22050, n_fft=1024, hop_ratio=0.5, n_mels=60, frames
                  conv_type="depthwise_separable", downsampling="strided", blocks=3, kernel=5, base_filters=24,
                  growth=1.5, max_filters=0, head="flatten", dense_units=64)
 MEMBERS = 4
+EMBEDDING_DIMS = 32
 
 
 def teacher_spec(params: Params = TEACHER, num_classes: int = 10) -> ArchSpec:
@@ -62,6 +72,7 @@ class Teacher:
     windows: dict[str, np.ndarray] | None = None      # clip name → [K, classes]
     window_seconds: float = 0.0
     hop_seconds: float = 0.0
+    embeddings: dict[str, np.ndarray] | None = None   # clip name → [K, D] window embeddings
 
 
 @dataclass(frozen=True)
@@ -72,20 +83,27 @@ class SoftTargets:
     windows: torch.Tensor | None = None               # [N, K, classes]
     window_seconds: float = 0.0
     hop_seconds: float = 0.0
+    features: torch.Tensor | None = None              # [N, K, EMBEDDING_DIMS] whitened window embeddings
 
     def pick(self, clips: torch.Tensor, start_s: torch.Tensor, end_s: torch.Tensor) -> torch.Tensor:
         """[B, classes] for training windows spanning [start_s, end_s] seconds of `clips`: the mean of
         the teacher windows whose centres the span covers (the nearest if none); per clip without windows."""
         if self.windows is None:
             return self.clips[clips]
-        k = self.windows.shape[1]
+        return torch.einsum("bk,bkc->bc", self._cover(start_s, end_s, self.windows.shape[1]), self.windows[clips])
+
+    def pick_features(self, clips: torch.Tensor, start_s: torch.Tensor, end_s: torch.Tensor) -> torch.Tensor:
+        """[B, EMBEDDING_DIMS]: the mean feature of the teacher windows each span covers, as `pick`."""
+        return torch.einsum("bk,bkc->bc", self._cover(start_s, end_s, self.features.shape[1]), self.features[clips])
+
+    def _cover(self, start_s: torch.Tensor, end_s: torch.Tensor, k: int) -> torch.Tensor:
+        """[B, K] weights: 1/n for each of the n teacher windows whose centre lies in the span."""
         centres = torch.arange(k, dtype=torch.float32) * self.hop_seconds + self.window_seconds / 2
         start_s, end_s = start_s.float()[:, None], end_s.float()[:, None]
         inside = (centres >= start_s) & (centres <= end_s)
         nearest = (centres - (start_s + end_s) / 2).abs().argmin(1)
-        inside[torch.arange(len(clips)), nearest] |= ~inside.any(1)
-        w = inside.float() / inside.sum(1, keepdim=True)
-        return torch.einsum("bk,bkc->bc", w, self.windows[clips])
+        inside[torch.arange(len(start_s)), nearest] |= ~inside.any(1)
+        return inside.float() / inside.sum(1, keepdim=True)
 
 
 def _read(p: Path) -> dict:
@@ -134,18 +152,42 @@ def _rows(p: Path, key: str, table, shape) -> dict[str, np.ndarray]:
     return out
 
 
-def load_teacher(path: str | Path, split: FoldSplit, classes: tuple[str, ...], level: str = "auto") -> Teacher:
+def _embeddings(p: Path, data: dict, names) -> tuple[dict[str, np.ndarray], float, float]:
+    """(clip name → [K, D] window embeddings, window seconds, hop) of the file's embeddings file, checked."""
+    ref = data.get("embeddings")
+    if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
+        raise UserError(f"{p}: distillation.embedding_weight > 0 needs the teacher's window embeddings "
+                        "(\"embeddings\"), which this file lacks; `python -m nas.teacher` writes them")
+    f = p.parent / ref["file"]
+    try:
+        body = f.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{p}: embeddings file {f}: {exc.strerror or exc}") from None
+    if hashlib.sha256(body).hexdigest() != ref.get("sha256"):
+        raise UserError(f"{p}: embeddings file {f} is not the one this teacher file was written with (sha256 differs)")
+    with np.load(f, allow_pickle=False) as z:
+        emb = dict(zip((str(n) for n in z["names"]), z["windows"]))
+        grid = float(z["seconds"]), float(z["hop_seconds"])
+    missing = [n for n in names if n not in emb]
+    if missing:
+        raise UserError(f"{p}: embeddings file {f} lacks {len(missing)} clip(s) of the teacher, e.g. {missing[0]}")
+    return emb, *grid
+
+
+def load_teacher(path: str | Path, split: FoldSplit, classes: tuple[str, ...], level: str = "auto",
+                 embeddings: bool = False) -> Teacher:
     """The teacher of a file for `split`, checked; with its per-window probabilities for `level` window,
-    and for auto when the file has them."""
+    and for auto when the file has them; with its window embeddings when asked."""
     p = Path(path)
     data = _read(p)
     if list(data.get("classes") or []) != list(classes):
         raise UserError(f"{p}: classes {data.get('classes')} differ from the dataset's {list(classes)}")
     entry = _entry(p, data, split)
     clips = _rows(p, "probabilities", entry.get("probabilities"), (len(classes),))
+    emb, e_seconds, e_hop = _embeddings(p, data, clips) if embeddings else (None, 0.0, 0.0)
     win = entry.get("windows")
     if level == "clip" or (level == "auto" and win is None):
-        return Teacher(clips)
+        return Teacher(clips, None, e_seconds, e_hop, emb)
     if not isinstance(win, dict):
         raise UserError(f"{p}: distillation level 'window' needs per-window probabilities (\"windows\"), which "
                         "this file lacks; `python -m nas.teacher` writes them")
@@ -158,7 +200,10 @@ def load_teacher(path: str | Path, split: FoldSplit, classes: tuple[str, ...], l
         seconds = hop = 0.0
     if not (seconds > 0 and hop > 0):
         raise UserError(f"{p}: windows: expected positive \"seconds\" and \"hop_seconds\"")
-    return Teacher(clips, rows, seconds, hop)
+    if emb is not None and (e_seconds, e_hop) != (seconds, hop):
+        raise UserError(f"{p}: the embeddings' windows ({e_seconds:g} s every {e_hop:g} s) differ from the "
+                        f"probabilities' ({seconds:g} s every {hop:g} s)")
+    return Teacher(clips, rows, seconds, hop, emb)
 
 
 def _tempered(rows: list[np.ndarray], temperature: float) -> torch.Tensor:
@@ -166,15 +211,33 @@ def _tempered(rows: list[np.ndarray], temperature: float) -> torch.Tensor:
     return torch.from_numpy((p / p.sum(axis=-1, keepdims=True)).astype(np.float32))
 
 
+def whitened(x: np.ndarray, dims: int = EMBEDDING_DIMS) -> np.ndarray:
+    """[..., D] → [..., <= dims]: `x` on its first `dims` principal axes (fitted on `x` itself), each
+    scaled to unit variance; axes with no variance to speak of (under 1e-4 of the first's) are left out."""
+    flat = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+    mean = flat.mean(0)
+    _, sv, axes = np.linalg.svd(flat - mean, full_matrices=False)
+    scale = sv[:dims] / np.sqrt(len(flat))
+    keep = scale > scale[0] * 1e-4
+    return (((flat - mean) @ axes[:dims][keep].T) / scale[keep]).reshape(*x.shape[:-1], -1).astype(np.float32)
+
+
 def soft_targets(teacher: Teacher, names: tuple[str, ...], temperature: float, source: str) -> SoftTargets:
-    """Tempered teacher probabilities (p ** (1/T), renormalised) of the clips `names`, in that order."""
-    missing = [n for n in names if n not in teacher.clips or (teacher.windows is not None and n not in teacher.windows)]
+    """Tempered teacher probabilities (p ** (1/T), renormalised) of the clips `names`, in that order,
+    and their whitened window embeddings when the teacher has them (the axes fitted on these clips)."""
+    tables = [teacher.clips] + [t for t in (teacher.windows, teacher.embeddings) if t is not None]
+    missing = [n for n in names if any(n not in t for t in tables)]
     if missing:
         raise UserError(f"{source}: no teacher probabilities for {len(missing)} training clip(s), "
                         f"e.g. {missing[0]}")
     windows = None if teacher.windows is None else _tempered([teacher.windows[n] for n in names], temperature)
+    features = None if teacher.embeddings is None else torch.from_numpy(
+        whitened(np.stack([teacher.embeddings[n] for n in names])))
+    if features is not None and features.shape[-1] == 0:
+        raise UserError(f"{source}: the teacher's window embeddings do not vary over the training clips: "
+                        "nothing to mimic")
     return SoftTargets(_tempered([teacher.clips[n] for n in names], temperature), windows,
-                       teacher.window_seconds, teacher.hop_seconds)
+                       teacher.window_seconds, teacher.hop_seconds, features)
 
 
 def teacher_entry(folds, names, probs, windows=None, grid: tuple[float, float] = (0.0, 0.0)) -> dict:
@@ -187,9 +250,22 @@ def teacher_entry(folds, names, probs, windows=None, grid: tuple[float, float] =
     return entry
 
 
-def write_teachers(path: Path, classes: tuple[str, ...], entries: list[dict], about: dict | None = None) -> None:
-    """A teacher file of one entry (flat) or several (`splits`)."""
+def write_embeddings(path: Path, names, windows: np.ndarray, grid: tuple[float, float]) -> dict:
+    """Write the window embeddings [N, K, D] of `names` to `path` (float16); returns the teacher file's
+    "embeddings" reference to it."""
+    buf = io.BytesIO()
+    np.savez(buf, names=np.array(list(names)), windows=np.asarray(windows, np.float16), seconds=grid[0],
+             hop_seconds=grid[1])
+    atomic_write_bytes(path, buf.getvalue())
+    return {"file": path.name, "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+
+
+def write_teachers(path: Path, classes: tuple[str, ...], entries: list[dict], about: dict | None = None,
+                   embeddings: dict | None = None) -> None:
+    """A teacher file of one entry (flat) or several (`splits`), naming its embeddings file if any."""
     body: dict = {"format": FORMAT, "classes": list(classes)}
+    if embeddings:
+        body["embeddings"] = embeddings
     if len(entries) == 1:
         body.update(entries[0])
     else:
