@@ -78,12 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path[:0] = [str(ROOT)]
     from nas.arch.spec import ArchSpec
     from nas.data import cache as fcache
-    from nas.data.urbansound import FoldSplit, read_metadata
+    from nas.data.urbansound import FoldSplit
     from nas.evaluate.retrain import retrain
     from nas.evaluate.stage import LEGACY_KEYS
-    from nas.train.distill import train_teacher
+    from nas.train.distill import teacher_for
     from nas.train.recipe import Recipe
-    from nas.train.teacher import load_teacher
 
     p = argparse.ArgumentParser(prog="python bench/sweep_recipe.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True)
@@ -113,14 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         feats = fcache.load_features(args.data, spec.frontend, args.cache, progress=False)
         for name in args.variants.split(","):
             recipe = variant(base, name, args.teacher)
-            teacher = None
-            if recipe.distillation.teacher != "none":
-                path = Path(recipe.distillation.teacher)
-                if recipe.distillation.teacher == "auto":
-                    path = train_teacher(Path(args.data), split, Path(args.cache), base,
-                                         log.parent / f"teacher_{split.describe().replace(' ', '').replace('/', '_')}.json")
-                teacher = load_teacher(path, split, read_metadata(args.data).classes, recipe.distillation.level,
-                                       embeddings=recipe.distillation.embedding_weight > 0)
+            teacher = teacher_for(recipe, Path(args.data), split, args.cache, log.parent)
             for seed in range(args.seeds):
                 key = {"model": spec.name, "frontend": arith, "variant": name, "split": split.describe(), "seed": seed}
                 if any(all(r.get(k, "float" if k == "frontend" else None) == v for k, v in key.items()) for r in done):

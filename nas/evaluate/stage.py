@@ -35,9 +35,8 @@ from nas.study.folders import resolve_data, study_dir
 from nas.study.record import TrialRecord
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
-from nas.train.distill import train_teacher
+from nas.train.distill import teacher_for
 from nas.train.recipe import Recipe
-from nas.train.teacher import load_teacher
 
 
 def rotation(folds: str, present: list[int]) -> list[FoldSplit]:
@@ -113,22 +112,6 @@ def _finished(log_path: Path) -> dict[tuple, dict]:
     return done
 
 
-def _teachers(recipe: Recipe, splits: list[FoldSplit], root: Path, cache: Path, out: Path) -> dict:
-    """Per split, the teacher probabilities the recipe distils from (none: an empty mapping)."""
-    source = recipe.distillation.teacher
-    if source == "none":
-        return {}
-    classes = read_metadata(root).classes
-    found = {}
-    for split in splits:
-        path = Path(source)
-        if source == "auto":
-            path = train_teacher(root, split, cache, recipe, out / f"teacher_folds{'-'.join(map(str, split.train))}.json")
-        found[split.describe()] = load_teacher(path, split, classes, recipe.distillation.level,
-                                               embeddings=recipe.distillation.embedding_weight > 0)
-    return found
-
-
 def _run_all(selected, splits, recipe, seeds, seed, root, cache, out, teachers, done, log) -> None:
     """Every (model, split, seed) not in `done`: retrained, saved under final/, appended to the log."""
     key = recipe_key(recipe)
@@ -199,7 +182,7 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
     validate_dataset(root, splits)
     out = Path(out) if out else study_dir(study.study_name)
     done = _finished(out / "evaluation.jsonl")
-    teachers = _teachers(recipe, splits, root, Path(cache_dir), out)
+    teachers = {s.describe(): teacher_for(recipe, root, s, cache_dir, out) for s in splits}
     torch.set_num_threads(max(1, torch.get_num_threads()))
     _run_all(selected, splits, recipe, seeds, seed, root, Path(cache_dir), out, teachers, done, log)
     key = recipe_key(recipe)

@@ -14,7 +14,6 @@ import torch
 from nas.arch.space import SearchSpace
 from nas.budget import Budget
 from nas.core.errors import UserError
-from nas.core.locks import FileLock
 from nas.cost import analytic as costmodel
 from nas.data.urbansound import FoldSplit, read_metadata
 from nas.data.validate import validate_dataset
@@ -35,9 +34,8 @@ from nas.study.settings import record_settings
 from nas.study.storage import check_storage
 from nas.study.study import load_study, register_worker, sampler
 from nas.study.trials import WORKER, close_stale_trials, counted, requeue_unfinished
-from nas.train.distill import train_teacher
+from nas.train.distill import teacher_for
 from nas.train.recipe import Recipe
-from nas.train.teacher import load_teacher
 from nas.train.trialdata import TrialData
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,21 +71,6 @@ def fold_split(root: Path, train: str | None, val: str, test: str) -> FoldSplit:
     if not split.val:
         raise UserError("--val-folds: the search needs a validation fold to select models on")
     return split
-
-
-def load_teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | Path, out: Path):
-    """The teacher probabilities the recipe asks for (None without distillation); `auto` trains the
-    built-in teacher once per fold split, beside the study, under a lock other workers wait on."""
-    source = recipe.distillation.teacher
-    if source == "none":
-        return None
-    path = Path(source)
-    if source == "auto":
-        path = out / f"teacher_folds{'-'.join(map(str, split.train))}.json"
-        with FileLock(path.with_suffix(".lock")):
-            train_teacher(root, split, Path(cache), recipe, path)
-    return load_teacher(path, split, read_metadata(root).classes, recipe.distillation.level,
-                        embeddings=recipe.distillation.embedding_weight > 0)
 
 
 def _say_opened(study: optuna.Study, storage: str, closed: int, redone: list, queued: list[str]) -> None:
@@ -167,7 +150,7 @@ def search(options: SearchOptions) -> int:
     stop = threading.Event()
     bars = Progress(choose_mode(o.progress), o.trials, o.epochs, o.jobs, label=WORKER)
     store = artifact_store(out)
-    provider = TrialData(root, split, o.cache, teacher=load_teacher_for(recipe, root, split, o.cache, out),
+    provider = TrialData(root, split, o.cache, teacher=teacher_for(recipe, root, split, o.cache, out),
                          temperature=recipe.distillation.temperature, progress=False)  # the slot's line says it
     objective = Objective(space, budget, provider, recipe, checkpoints=out / "checkpoints", fidelity=fidelity,
                           stop=stop, log=bars.log, artifacts=store, progress=bars, mode=o.mode)

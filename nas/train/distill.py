@@ -1,5 +1,5 @@
-"""The built-in distillation teacher (an ensemble), trained once per fold split and written as a
-teacher file."""
+"""The teacher a recipe distils from: the built-in one (an ensemble), trained once per fold split and
+written as a teacher file, or the file the recipe names."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from nas.arch.net import build
+from nas.core.locks import FileLock
 from nas.data import cache as fcache
-from nas.data.urbansound import FoldSplit
+from nas.data.urbansound import FoldSplit, read_metadata
 from nas.train.clips import Normalisation, clip_probabilities
 from nas.train.loop import train
 from nas.train.recipe import Distillation, Recipe
-from nas.train.teacher import MEMBERS, teacher_spec, write_teacher
+from nas.train.teacher import MEMBERS, Teacher, load_teacher, teacher_spec, write_teacher
 from nas.train.trialdata import to_clipset, valid_frames
 
 
@@ -41,3 +42,18 @@ def train_teacher(root: Path, split: FoldSplit, cache: Path, recipe: Recipe, pat
         log(f"teacher {k + 1}: validation score {result.best_score:.3f} at epoch {result.best_epoch}")
     write_teacher(path, sel.train.names, torch.stack(probs).mean(0), split, feats.classes)
     return path
+
+
+def teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | Path, out: Path) -> Teacher | None:
+    """The teacher the recipe distils from on `split` (None without distillation); `auto` trains the
+    built-in one once per fold split into `out`, under a lock other workers wait on."""
+    source = recipe.distillation.teacher
+    if source == "none":
+        return None
+    path = Path(source)
+    if source == "auto":
+        path = out / f"teacher_folds{'-'.join(map(str, split.train))}.json"
+        with FileLock(path.with_suffix(".lock")):
+            train_teacher(root, split, Path(cache), recipe, path)
+    return load_teacher(path, split, read_metadata(root).classes, recipe.distillation.level,
+                        embeddings=recipe.distillation.embedding_weight > 0)

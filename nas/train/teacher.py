@@ -25,9 +25,9 @@ is not told it heard it. `auto` trains the built-in teacher
 
 A file may also name the teacher's window embeddings, `"embeddings": {"file": "<name>.npz", "sha256": ...}`
 beside it (`names` [N], `windows` [N, K, D] float16 on the grid of "windows"). With
-`distillation.embedding_weight` > 0 the student mimics them (`nas.train.loop`): per fold split they
-are projected on their `EMBEDDING_DIMS` principal axes, fitted on the split's training windows only,
-and whitened, so every axis weighs alike in the loss. 384 numbers per window carry far more of what the
+`distillation.embedding_weight` > 0 the student mimics them when the file has them (`nas.train.loop`):
+per fold split they are projected on their `EMBEDDING_DIMS` principal axes, fitted on the split's
+training windows only, and whitened, so every axis weighs alike in the loss. 384 numbers per window carry far more of what the
 teacher learnt from AudioSet than 10 class probabilities.
 """
 from __future__ import annotations
@@ -152,12 +152,14 @@ def _rows(p: Path, key: str, table, shape) -> dict[str, np.ndarray]:
     return out
 
 
-def _embeddings(p: Path, data: dict, names) -> tuple[dict[str, np.ndarray], float, float]:
-    """(clip name → [K, D] window embeddings, window seconds, hop) of the file's embeddings file, checked."""
+def _embeddings(p: Path, data: dict, names) -> tuple[dict[str, np.ndarray] | None, float, float]:
+    """(clip name → [K, D] window embeddings, window seconds, hop) of the file's embeddings file, checked;
+    (None, 0, 0) for a file that names none."""
     ref = data.get("embeddings")
+    if ref is None:
+        return None, 0.0, 0.0
     if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
-        raise UserError(f"{p}: distillation.embedding_weight > 0 needs the teacher's window embeddings "
-                        "(\"embeddings\"), which this file lacks; `python -m nas.teacher` writes them")
+        raise UserError(f"{p}: embeddings: expected {{\"file\": <npz file beside it>, \"sha256\": <its digest>}}")
     f = p.parent / ref["file"]
     try:
         body = f.read_bytes()
@@ -177,7 +179,8 @@ def _embeddings(p: Path, data: dict, names) -> tuple[dict[str, np.ndarray], floa
 def load_teacher(path: str | Path, split: FoldSplit, classes: tuple[str, ...], level: str = "auto",
                  embeddings: bool = False) -> Teacher:
     """The teacher of a file for `split`, checked; with its per-window probabilities for `level` window,
-    and for auto when the file has them; with its window embeddings when asked."""
+    and for auto when the file has them; with its window embeddings when asked and the file has them
+    (a teacher without them, e.g. the built-in one, is distilled from its probabilities alone)."""
     p = Path(path)
     data = _read(p)
     if list(data.get("classes") or []) != list(classes):
