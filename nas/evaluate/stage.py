@@ -35,7 +35,7 @@ from nas.study.folders import resolve_data, study_dir
 from nas.study.record import TrialRecord
 from nas.study.settings import recorded_settings
 from nas.study.trials import pareto_front
-from nas.train.distill import teacher_for
+from nas.train.distill import describe as describe_distillation, teacher_for
 from nas.train.recipe import Recipe
 
 
@@ -183,6 +183,9 @@ def evaluate_study(study: optuna.Study, data: str | None = None, trials: str | N
     out = Path(out) if out else study_dir(study.study_name)
     done = _finished(out / "evaluation.jsonl")
     teachers = {s.describe(): teacher_for(recipe, root, s, cache_dir, out) for s in splits}
+    first = next((t for t in teachers.values() if t is not None), None)
+    if first is not None:
+        log(describe_distillation(recipe, first))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     _run_all(selected, splits, recipe, seeds, seed, root, Path(cache_dir), out, teachers, done, log)
     key = recipe_key(recipe)

@@ -34,7 +34,7 @@ from nas.study.settings import record_settings
 from nas.study.storage import check_storage
 from nas.study.study import load_study, register_worker, sampler
 from nas.study.trials import WORKER, close_stale_trials, counted, requeue_unfinished
-from nas.train.distill import teacher_for
+from nas.train.distill import describe as describe_distillation, teacher_for
 from nas.train.recipe import Recipe
 from nas.train.trialdata import TrialData
 
@@ -150,8 +150,11 @@ def search(options: SearchOptions) -> int:
     stop = threading.Event()
     bars = Progress(choose_mode(o.progress), o.trials, o.epochs, o.jobs, label=WORKER)
     store = artifact_store(out)
-    provider = TrialData(root, split, o.cache, teacher=teacher_for(recipe, root, split, o.cache, out),
-                         temperature=recipe.distillation.temperature, progress=False)  # the slot's line says it
+    teacher = teacher_for(recipe, root, split, o.cache, out)
+    if teacher is not None:
+        print(describe_distillation(recipe, teacher), flush=True)
+    provider = TrialData(root, split, o.cache, teacher=teacher, temperature=recipe.distillation.temperature,
+                         progress=False)  # the slot's line says it
     objective = Objective(space, budget, provider, recipe, checkpoints=out / "checkpoints", fidelity=fidelity,
                           stop=stop, log=bars.log, artifacts=store, progress=bars, mode=o.mode)
     interrupted = _run(study, objective, o.trials, claim, o.jobs, o.timeout, stop, bars, sampler_seed)

@@ -57,3 +57,14 @@ def teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | Path,
             train_teacher(root, split, Path(cache), recipe, path)
     return load_teacher(path, split, read_metadata(root).classes, recipe.distillation.level,
                         embeddings=recipe.distillation.embedding_weight > 0)
+
+
+def describe(recipe: Recipe, teacher: Teacher) -> str:
+    """One line on what training learns from the teacher, for the start of a search or a final stage."""
+    d = recipe.distillation
+    parts = [f"its {'window' if teacher.windows is not None else 'clip'} probabilities (weight {d.weight:g}, "
+             f"temperature {d.temperature:g})"] if d.weight else []
+    if d.embedding_weight:
+        parts.append(f"its window embeddings (weight {d.embedding_weight:g})" if teacher.embeddings is not None
+                     else "not its window embeddings: the file has none")
+    return f"distilling from teacher {d.teacher}: " + ("; ".join(parts) or "nothing (both weights are 0)")
