@@ -328,14 +328,19 @@ def test_a_student_mimicking_embeddings_learns_what_the_labels_do_not_say():
     assert mimic > 0.9 and mimic > plain + 0.2, (mimic, plain)
 
 
-def test_the_search_and_final_stage_say_what_the_student_learns_from_the_teacher():
-    from nas.train.distill import describe
+def test_the_search_and_final_stage_say_what_the_student_learns_from_the_teacher(demo_root, tmp_path):
+    from nas.train.distill import describe, teacher_for
+    from nas.train.teacher import teacher_entry, write_teachers
 
     probs = {"a.wav": np.eye(10)[0]}
     both = Teacher(probs, {"a.wav": np.ones((13, 10))}, 1.0, 0.25, {"a.wav": np.ones((13, 384))})
     recipe = Recipe(distillation=Distillation(teacher="t.json", weight=0.5, temperature=2.0, embedding_weight=1.0))
     assert describe(recipe, both) == ("distilling from teacher t.json: its window probabilities (weight 0.5, "
                                       "temperature 2); its window embeddings (weight 1)")
-    labels_and_embeddings = recipe.replace(distillation=Distillation(teacher="t.json", weight=0.0, embedding_weight=3))
-    assert describe(labels_and_embeddings, Teacher(probs)) == ("distilling from teacher t.json: not its window "
-                                                               "embeddings: the file has none")
+    assert describe(recipe, Teacher(probs)) == ("distilling from teacher t.json: its clip probabilities (weight 0.5, "
+                                                "temperature 2); not its window embeddings: the file has none")
+    path = tmp_path / "t.json"
+    write_teachers(path, us.read_metadata(demo_root).classes, [teacher_entry((1,), ("a.wav",), [np.eye(10)[0]])])
+    labels_only = Recipe(distillation=Distillation(teacher=str(path), weight=0.0, embedding_weight=1.0))
+    with pytest.raises(UserError, match="would teach nothing: weight is 0 and it has no window embeddings"):
+        teacher_for(labels_only, demo_root, FoldSplit(train=(1,), val=(2,), test=(3,)), tmp_path, tmp_path)

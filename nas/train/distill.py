@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from nas.arch.net import build
+from nas.core.errors import UserError
 from nas.core.locks import FileLock
 from nas.data import cache as fcache
 from nas.data.urbansound import FoldSplit, read_metadata
@@ -55,8 +56,13 @@ def teacher_for(recipe: Recipe, root: Path, split: FoldSplit, cache: str | Path,
         path = out / f"teacher_folds{'-'.join(map(str, split.train))}.json"
         with FileLock(path.with_suffix(".lock")):
             train_teacher(root, split, Path(cache), recipe, path)
-    return load_teacher(path, split, read_metadata(root).classes, recipe.distillation.level,
-                        embeddings=recipe.distillation.embedding_weight > 0)
+    d = recipe.distillation
+    teacher = load_teacher(path, split, read_metadata(root).classes, d.level, embeddings=d.embedding_weight > 0)
+    if not d.weight and teacher.embeddings is None:
+        raise UserError(f"training.distillation: teacher {source} would teach nothing: weight is 0 and "
+                        + ("embedding_weight is 0" if not d.embedding_weight else "it has no window embeddings")
+                        + "; set weight > 0 to learn from its probabilities")
+    return teacher
 
 
 def describe(recipe: Recipe, teacher: Teacher) -> str:
@@ -67,4 +73,4 @@ def describe(recipe: Recipe, teacher: Teacher) -> str:
     if d.embedding_weight:
         parts.append(f"its window embeddings (weight {d.embedding_weight:g})" if teacher.embeddings is not None
                      else "not its window embeddings: the file has none")
-    return f"distilling from teacher {d.teacher}: " + ("; ".join(parts) or "nothing (both weights are 0)")
+    return f"distilling from teacher {d.teacher}: " + "; ".join(parts)
