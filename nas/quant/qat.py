@@ -43,7 +43,8 @@ class FakeQuantNet(nn.Module):
 def finetune(net: Net, train_set: ClipSet, val_set: ClipSet, recipe: Recipe, calib: torch.Tensor, norm_std: float,
              epochs: int = 4, lr_share: float = 0.1) -> tuple[Net, TrainResult]:
     """Fine-tune `net` through int8 rounding for `epochs` at `lr_share` of the recipe's learning rate
-    (no warm-up, no weight average, no embedding mimicry); returns the folded net of the best smoothed epoch."""
+    (no warm-up, no weight average, no embedding mimicry); returns the folded net of the best smoothed
+    epoch."""
     folded = fold_batchnorm(net)
     in_range, ranges = observe_ranges(folded, calib)
     wrapper = FakeQuantNet(copy.deepcopy(folded), activation_qparams(*in_range),

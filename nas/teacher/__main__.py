@@ -3,12 +3,12 @@
 Flags → `nas.teacher.make.make_teacher`: the EfficientAT AudioSet tagger embeds every clip once
 (cached), a head per fold split is fitted on that split's training folds, and the soft targets of
 the training clips are written as a teacher file for `nas.search --teacher` and the final stage,
-with the training clips' window embeddings beside it (`<out stem>.embeddings.npz`). The last line is the teacher's validation accuracy.
+with the training clips' window embeddings beside it (`<out stem>.embeddings.npz`). The last line
+is the teacher's validation accuracy.
 """
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
 
 import torch
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     results = make_teacher(a.weights, root, splits, a.cache, a.out)
     mean = sum(r.val_acc for r in results) / len(results)
     emb = embeddings_path(Path(a.out))
-    print(f"wrote {a.out}: {len(results)} split(s), and its window embeddings {emb} ({emb.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {a.out}: {len(results)} split(s), and its window embeddings {emb} "
+          f"({emb.stat().st_size / 1e6:.1f} MB)")
     print(f"teacher validation accuracy: {mean:.4f}" + (" (mean over splits)" if len(results) > 1 else ""))
     return 0
 

@@ -4,9 +4,9 @@ Everything stays in tensors: a training batch is one gather of random windows ou
 feature tensor (class-balanced clips, a random window in each), so a step costs no Python per
 sample and small CNNs train at full CPU speed. Targets are soft (label smoothing, mixup, teacher
 probabilities), so one loss covers every recipe; a student mimicking a teacher's embeddings adds a
-regression of them through a linear head that only training sees. Model selection keeps the epoch with the best
-validation score averaged over the last `select_smoothing` epochs: on a few hundred validation clips
-one epoch's accuracy moves by several points, and picking its maximum rewards luck.
+regression of them through a linear head that only training sees. Model selection keeps the epoch
+with the best validation score averaged over the last `select_smoothing` epochs: on a few hundred
+validation clips one epoch's accuracy moves by several points, and picking its maximum rewards luck.
 """
 from __future__ import annotations
 

@@ -23,12 +23,13 @@ windows whose centres it covers (the nearest one if none), so a window that miss
 is not told it heard it. `auto` trains the built-in teacher
 -- an ensemble of `MEMBERS` networks (`TEACHER`) -- once per fold split (`nas.train.distill`).
 
-A file may also name the teacher's window embeddings, `"embeddings": {"file": "<name>.npz", "sha256": ...}`
-beside it (`names` [N], `windows` [N, K, D] float16 on the grid of "windows"). With
-`distillation.embedding_weight` > 0 the student mimics them when the file has them (`nas.train.loop`):
-per fold split they are projected on their `EMBEDDING_DIMS` principal axes, fitted on the split's
-training windows only, and whitened, so every axis weighs alike in the loss. 384 numbers per window carry far more of what the
-teacher learnt from AudioSet than 10 class probabilities.
+A file may also name the teacher's window embeddings, `"embeddings": {"file": "<name>.npz",
+"sha256": ...}` beside it (`names` [N], `windows` [N, K, D] float16 on the grid of "windows"). With
+`distillation.embedding_weight` > 0 the student mimics them when the file has them
+(`nas.train.loop`): per fold split they are projected on their `EMBEDDING_DIMS` principal axes,
+fitted on the split's training windows only, and whitened, so every axis weighs alike in the loss.
+384 numbers per window carry far more of what the teacher learnt from AudioSet than 10 class
+probabilities.
 """
 from __future__ import annotations
 
