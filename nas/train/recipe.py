@@ -40,12 +40,12 @@ class Distillation:
     """Soft targets from a teacher's per-clip probabilities (`nas.train.teacher`)."""
 
     teacher: str = bounded("none", doc="none, auto (train one per fold split) or a teacher file")
-    weight: float = bounded(0.5, ge=0.0, le=1.0, doc="share of the target taken from the teacher")
+    weight: float = bounded(0.0, ge=0.0, le=1.0, doc="share of the target taken from the teacher's probabilities")
     temperature: float = bounded(2.0, gt=0.0, le=20.0, doc="teacher probabilities are raised to 1/T")
     # window: each training window learns from the teacher windows it covers (the file must have them);
     # clip: from the clip's probabilities; auto: per window when the teacher file has windows, else per clip
     level: DistillLevel = "auto"
-    embedding_weight: float = bounded(0.0, ge=0.0, le=100.0,
+    embedding_weight: float = bounded(1.0, ge=0.0, le=100.0,
                                       doc="weight of mimicking the teacher's window embeddings: a linear head, "
                                           "dropped after training, regresses them from the student's last hidden "
                                           "features; 0 = off (needs a teacher file of python -m nas.teacher)")
