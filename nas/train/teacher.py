@@ -168,7 +168,7 @@ def _embeddings(p: Path, data: dict, names) -> tuple[dict[str, np.ndarray] | Non
         raise UserError(f"{p}: embeddings file {f}: {exc.strerror or exc}") from None
     if hashlib.sha256(body).hexdigest() != ref.get("sha256"):
         raise UserError(f"{p}: embeddings file {f} is not the one this teacher file was written with (sha256 differs)")
-    with np.load(f, allow_pickle=False) as z:
+    with np.load(io.BytesIO(body), allow_pickle=False) as z:
         emb = dict(zip((str(n) for n in z["names"]), z["windows"]))
         grid = float(z["seconds"]), float(z["hop_seconds"])
     missing = [n for n in names if n not in emb]
