@@ -274,7 +274,9 @@ def test_the_teacher_file_names_its_embeddings_and_a_split_reads_them_whitened(w
     entry = json.loads(out.read_text())["splits"][1]
     emb = np.random.default_rng(0).normal(size=(len(names), 13, 384)) @ np.diag(np.linspace(3, 0.1, 384))
     write_teachers(out, ds.classes, [entry], embeddings=write_embeddings(npz, names, emb, (1.0, 0.25)))
-    f = soft_targets(load_teacher(out, splits[1], ds.classes, embeddings=True), names, 2.0, "t").features
+    teacher = load_teacher(out, splits[1], ds.classes, embeddings=True)
+    f = soft_targets(teacher, names, 2.0, "t").features
+    assert soft_targets(teacher, names, 1.0, "t").features is f          # whitened once per set of clips
     f = f.reshape(-1, EMBEDDING_DIMS).double()
     # whitened on the split's training windows: mean 0, unit variance, uncorrelated
     assert torch.allclose(f.mean(0), torch.zeros(EMBEDDING_DIMS, dtype=torch.float64), atol=1e-4)

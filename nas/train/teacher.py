@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,14 @@ class Teacher:
     window_seconds: float = 0.0
     hop_seconds: float = 0.0
     embeddings: dict[str, np.ndarray] | None = None   # clip name → [K, D] window embeddings
+    _whitened: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def features(self, names: tuple[str, ...]) -> torch.Tensor:
+        """[N, K, <= EMBEDDING_DIMS] whitened window embeddings of `names`, computed once per set of
+        names: every front-end a search loads asks for the same training clips (seconds each on 8 folds)."""
+        if names not in self._whitened:
+            self._whitened[names] = torch.from_numpy(whitened(np.stack([self.embeddings[n] for n in names])))
+        return self._whitened[names]
 
 
 @dataclass(frozen=True)
@@ -235,8 +243,7 @@ def soft_targets(teacher: Teacher, names: tuple[str, ...], temperature: float, s
         raise UserError(f"{source}: no teacher probabilities for {len(missing)} training clip(s), "
                         f"e.g. {missing[0]}")
     windows = None if teacher.windows is None else _tempered([teacher.windows[n] for n in names], temperature)
-    features = None if teacher.embeddings is None else torch.from_numpy(
-        whitened(np.stack([teacher.embeddings[n] for n in names])))
+    features = None if teacher.embeddings is None else teacher.features(tuple(names))
     if features is not None and features.shape[-1] == 0:
         raise UserError(f"{source}: the teacher's window embeddings do not vary over the training clips: "
                         "nothing to mimic")
