@@ -40,15 +40,17 @@ VARIANTS = {
     "label_smoothing": {"label_smoothing": 0.1},
     "ema": {"ema_decay": 0.995},
     "time_stretch": {"augment": {"time_stretch": 0.2}},
-    "distill_auto": {"distillation": {"teacher": "auto", "weight": 0.5}},
+    "distill_auto": {"distillation": {"teacher": "auto"}},
+    # the default distillation from the pretrained teacher: its probabilities and its embeddings
+    "pretrained": {"distillation": {"teacher": PRETRAINED}},
     # the pretrained teacher of `--teacher FILE` (python -m nas.teacher): weight, temperature, clip or
     # window targets, and mixup of the (soft) targets
     **{f"pre_{level}_w{w:g}_t{t:g}": {"distillation": {"teacher": PRETRAINED, "weight": w, "temperature": t,
                                                        "level": level, "embedding_weight": 0.0}}
        for level in ("clip", "window") for w in (0.5, 0.7, 0.9, 1.0) for t in (1.0, 2.0, 3.0)},
-    # mimicking the pretrained teacher's window embeddings with weight b (labels as targets: mimic_b1 is the
-    # default); `pre_window_w0.5_t2+mimic_b1` adds the teacher's probabilities
-    **{f"mimic_b{b:g}": {"distillation": {"teacher": PRETRAINED, "embedding_weight": b}}
+    # mimicking the pretrained teacher's window embeddings with weight b, labels as class targets
+    # (`pre_window_w0.5_t2+mimic_b1` adds the teacher's probabilities: the default, `pretrained`)
+    **{f"mimic_b{b:g}": {"distillation": {"teacher": PRETRAINED, "weight": 0.0, "embedding_weight": b}}
        for b in (0.3, 1.0, 3.0)},
     # the recipe before the ablation: one-cycle over 40 epochs, patience 8, +-6 dB, 1+1 masks, no
     # mixup/shift/tilt, raw-accuracy selection of the best single epoch

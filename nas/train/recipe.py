@@ -40,7 +40,7 @@ class Distillation:
     """Soft targets from a teacher's per-clip probabilities (`nas.train.teacher`)."""
 
     teacher: str = bounded("none", doc="none, auto (train one per fold split) or a teacher file")
-    weight: float = bounded(0.0, ge=0.0, le=1.0, doc="share of the target taken from the teacher's probabilities")
+    weight: float = bounded(0.5, ge=0.0, le=1.0, doc="share of the target taken from the teacher's probabilities")
     temperature: float = bounded(2.0, gt=0.0, le=20.0, doc="teacher probabilities are raised to 1/T")
     # window: each training window learns from the teacher windows it covers (the file must have them);
     # clip: from the clip's probabilities; auto: per window when the teacher file has windows, else per clip
