@@ -103,7 +103,7 @@ def wait_for_running_training(cwd: Path, name: str, proc: subprocess.Popen, time
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_training_stops_cleanly_and_rerun_completes(tmp_path, demo_root, sig):
-    proc = subprocess.Popen(search_cmd(tmp_path, demo_root, "--trials", "8", "--epochs", "12", "--study", "sig"),
+    proc = subprocess.Popen(search_cmd(tmp_path, demo_root, "--trials", "8", "--epochs", "3", "--study", "sig"),
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_running_training(tmp_path, "sig", proc)
     proc.send_signal(sig)
@@ -121,7 +121,7 @@ def test_signal_during_training_stops_cleanly_and_rerun_completes(tmp_path, demo
     assert interrupted[0].user_attrs["outcome"].startswith("interrupted: ") and list(interrupted[0].user_attrs)[0] == "outcome"
     note = get_note(optuna.trial.Trial(study, interrupted[0]._trial_id))
     assert note.startswith("**Interrupted, not a failure") and "redone when the same command is rerun" in note
-    rerun = subprocess.run(search_cmd(tmp_path, demo_root, "--trials", "8", "--epochs", "12", "--study", "sig"),
+    rerun = subprocess.run(search_cmd(tmp_path, demo_root, "--trials", "8", "--epochs", "3", "--study", "sig"),
                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert counted(load(tmp_path, "sig")) == 8
