@@ -103,8 +103,10 @@ def wait_for_running_training(cwd: Path, name: str, proc: subprocess.Popen, time
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_training_stops_cleanly_and_rerun_completes(tmp_path, demo_root, sig):
+    # a terminal's Ctrl-C finds SIGINT at its default; a shell's background job inherits it ignored
     proc = subprocess.Popen(search_cmd(tmp_path, demo_root, "--trials", "8", "--epochs", "3", "--study", "sig"),
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_running_training(tmp_path, "sig", proc)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=120)

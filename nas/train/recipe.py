@@ -37,7 +37,8 @@ class Augment:
 
 @dataclass(frozen=True)
 class Distillation:
-    """Soft targets from a teacher's per-clip probabilities (`nas.train.teacher`)."""
+    """What a student learns from a teacher (`nas.train.teacher`): its probabilities, per clip or per
+    window, as soft targets, and its window embeddings, mimicked."""
 
     teacher: str = bounded("none", doc="none, auto (train one per fold split) or a teacher file")
     weight: float = bounded(0.5, ge=0.0, le=1.0, doc="share of the target taken from the teacher's probabilities")
