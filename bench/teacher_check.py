@@ -55,7 +55,7 @@ def accuracy(e, clip_x, split) -> None:
 
     tr, va, te = e.rows(split.train), e.rows(split.val), e.rows(split.test)
     c = len(e.classes)
-    _, l2, _ = head.cross_fit(clip_x[tr], e.y[tr], head.groups(e.fold[tr], e.fs_id[tr]), c)
+    _, l2, _ = head.cross_fit(clip_x[tr], e.y[tr], head.groups(e.fs_id[tr]), c)
     h = head.fit(clip_x[tr], e.y[tr], c, l2)
     for what, rows in (("validation", va), ("test", te)):
         if len(rows):

@@ -3,9 +3,10 @@
 A head is multinomial logistic regression on standardised embeddings (L-BFGS, L2 penalty), fitted in
 torch (float32, at most `MAX_ITER` iterations: seconds for thousands of clips). A head scoring the
 clips it was fitted on mostly repeats their labels, so the soft targets of training clips are
-cross-fitted: each clip is scored by a head that never saw its recording. With several training folds
-the groups are whole folds (slices of one recording share a fold), at most `GROUPS` of them; within
-one fold they are `GROUPS` sets of whole recordings (fsID), balanced by clip count. The L2 strength
+cross-fitted: each clip is scored by a head that never saw its recording. The groups are `GROUPS`
+sets of whole recordings (fsID), balanced by clip count, across all training folds: each head sees
+four fifths of the clips (whole folds as groups left each head of a two-fold split one fold, and
+its targets far worse: docs/results.md, "More training clips"). The L2 strength
 is the grid value whose out-of-fold scores have the lowest log-loss: chosen on the training folds alone.
 """
 from __future__ import annotations
@@ -56,13 +57,9 @@ def fit(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float) -> Head:
     return Head(mean=mean, std=std, weight=w.detach().double().numpy(), bias=b.detach().double().numpy(), l2=l2)
 
 
-def groups(fold: np.ndarray, fs_id: np.ndarray, n: int = GROUPS) -> np.ndarray:
-    """Cross-fitting group per clip: with several folds, sets of whole folds (one fold each up to `n`
-    folds); within one fold, one of `n` sets of whole recordings, filled largest recording first into
-    the smallest set (deterministic)."""
-    folds = np.unique(fold)
-    if len(folds) > 1:          # whole folds, dealt round-robin into at most n groups
-        return np.searchsorted(folds, fold) % n
+def groups(fs_id: np.ndarray, n: int = GROUPS) -> np.ndarray:
+    """Cross-fitting group per clip: one of `n` sets of whole recordings, filled largest recording
+    first into the smallest set (deterministic)."""
     ids, counts = np.unique(fs_id, return_counts=True)
     size = np.zeros(n, np.int64)
     of = {}

@@ -53,7 +53,7 @@ def fit_split(e: Embeddings, clip_x: np.ndarray, window_x: np.ndarray, split: Fo
     tr, va = e.rows(split.train), e.rows(split.val)
     c = len(e.classes)
     y = e.y[tr]
-    group = head.groups(e.fold[tr], e.fs_id[tr])
+    group = head.groups(e.fs_id[tr])
     oof, l2, heads = head.cross_fit(clip_x[tr], y, group, c)
     windows = np.zeros((len(tr), window_x.shape[1], c))
     for g, h in heads.items():
